@@ -1,0 +1,21 @@
+"""Batch keys: the one place the names of batch entries are spelled.
+
+Shapes in a training batch (B = batch, T = obs_horizon, V = cameras, H = action_horizon):
+
+- ``IMAGE``: (B, T, V, 3, Hpx, Wpx) uint8 — frames, channels first; the model normalizes.
+- ``STATE``: (B, T, S) float32 — proprioception.
+- ``ACTION``: (B, H, D) float32 — future actions in env units (the action tokenizer normalizes).
+- ``ACTION_MASK``: (B, H) bool — False where the window ran past the episode end (padding).
+- ``INSTRUCTION``: list[str] of length B — the natural-language instruction.
+- ``TASK``: list[str] of length B — the task id the sample came from.
+- ``QUESTION`` / ``ANSWER``: list[str] — optional text QA pairs for co-training.
+"""
+
+IMAGE = "image"
+STATE = "state"
+ACTION = "action"
+ACTION_MASK = "action_mask"
+INSTRUCTION = "instruction"
+TASK = "task"
+QUESTION = "question"
+ANSWER = "answer"
