@@ -1,0 +1,313 @@
+"""The tabletop env every task runs in: a mocap-driven two-finger gripper over a table.
+
+Why a mocap gripper rather than an arm with IK: the policy's action is an end-effector delta
+either way (as in RT-2 / OpenVLA's EE-delta action spaces); a welded mocap body gives exact,
+fast, singularity-free EE control at ~10 us per physics step, and real friction grasps still
+happen between the fingers and the objects (no attachment tricks). Meta-World and robosuite's
+"mocap" controllers use the same construction.
+
+Action ``Box(-1, 1, (4,))``: dx, dy, dz scaled by ``max_delta`` metres per control step, and
+the gripper command (-1 fully open ... +1 closed; a position target for both fingers).
+Control runs at 10 Hz with 50 physics substeps of 2 ms.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Sequence
+from pathlib import Path
+
+import mujoco
+import numpy as np
+from gymnasium import spaces
+from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
+
+from envs import keys
+from envs.palette import COLOURS, HALF_SIZE, SHAPES, SPLITS, check_choice
+from envs.tasks import TASKS, EpisodeSpec, SceneView, Task
+
+ASSET = Path(__file__).parent / "assets" / "tabletop.xml"
+CAMERAS = ("front", "top", "wrist")
+TASK_NAMES = tuple(TASKS)  # privileged["task"] indexes this
+N_SLOTS = 6
+FRAME_SKIP = 50  # 50 x 2 ms = 10 Hz control
+TCP_OFFSET = np.array([0.0, 0.0, -0.065])  # tcp site relative to the hand body
+FINGER_OPEN = 0.045  # finger joint travel (m), see tabletop.xml
+FINGER_CLOSED = -0.015  # position target of a closed gripper: past the limit, for preload
+TCP_LOW = np.array([-0.3, -0.24, 0.008])  # tcp workspace: fingertips stay above the table
+TCP_HIGH = np.array([0.3, 0.24, 0.3])
+LEASH = 0.05  # the mocap target never runs further than this ahead of the real hand
+INSTRUCTION_CHARSET = string.ascii_letters + string.digits + " ,.:;'-?!"
+GRIPPER_PARTS = ("palm", "wrist", "finger_left", "finger_right")
+VEL_LIMIT = 5.0  # m/s; reported tcp velocity is clipped to the observation space
+STATE_LIMIT = np.array([1, 1, 1, VEL_LIMIT, VEL_LIMIT, VEL_LIMIT, 0.2], np.float32)
+
+
+class TabletopEnv(MujocoEnv):
+    """One or more tabletop tasks (several -> one drawn per episode, for multi-task training).
+
+    Args:
+        tasks: task name(s) from ``envs.tasks.TASKS`` (touch, lift, push, pick_place, relation).
+        split: ``train`` or ``test``: held-out target colour x shape combos and templates.
+        image_size: square camera resolution in pixels (16..512).
+        cameras: cameras to observe; the first is ``image``, others ``image_<name>``.
+        privileged: add simulator truth under ``privileged`` (for scripted experts only).
+        max_delta: metres the tcp moves per control step at action 1.
+        render_size: resolution of ``render()`` frames (videos), front camera.
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+
+    def __init__(
+        self,
+        tasks: str | Sequence[str] = "touch",
+        split: str = "train",
+        image_size: int = 96,
+        cameras: Sequence[str] = ("front",),
+        privileged: bool = False,
+        max_delta: float = 0.03,
+        render_mode: str | None = None,
+        render_size: int = 256,
+    ):
+        names = (tasks,) if isinstance(tasks, str) else tuple(tasks)
+        if not names:
+            raise ValueError(f"tasks=() is empty; choose from {list(TASKS)}")
+        self.tasks: tuple[Task, ...] = tuple(TASKS[check_choice("task", t, TASKS)]() for t in names)
+        self.split = check_choice("split", split, SPLITS)
+        if not isinstance(image_size, int) or not 16 <= image_size <= 512:
+            raise ValueError(f"image_size={image_size!r} must be an int in [16, 512]")
+        if not 16 <= render_size <= 512:
+            raise ValueError(f"render_size={render_size!r} must be in [16, 512]")
+        self.cameras = tuple(cameras)
+        if not self.cameras or len(set(self.cameras)) != len(self.cameras):
+            raise ValueError(f"cameras={cameras!r} must be a non-empty list without repeats")
+        for cam in self.cameras:
+            check_choice("camera", cam, CAMERAS)
+        if render_mode not in (None, *self.metadata["render_modes"]):
+            raise ValueError(f"render_mode={render_mode!r}; choose None or 'rgb_array'")
+        self.image_size, self.render_size = image_size, render_size
+        self.privileged, self.max_delta = privileged, max_delta
+        size = max(image_size, render_size)
+        super().__init__(
+            str(ASSET), FRAME_SKIP, None, render_mode=render_mode, width=size, height=size
+        )
+        self.action_space = spaces.Box(-1.0, 1.0, (4,), np.float32)
+        self.observation_space = self._observation_space()
+        self._index_model()
+        self._renderer: mujoco.Renderer | None = None
+        self._video_renderer: mujoco.Renderer | None = None
+        self.task: Task = self.tasks[0]
+        self.spec_: EpisodeSpec | None = None
+        self._options: dict = {}
+
+    # ---- construction helpers ------------------------------------------------------------
+
+    def _observation_space(self) -> spaces.Dict:
+        img = spaces.Box(0, 255, (self.image_size, self.image_size, 3), np.uint8)
+        obs = {keys.image_key(c, self.cameras): img for c in self.cameras}
+        obs[keys.STATE] = spaces.Box(-STATE_LIMIT, STATE_LIMIT, dtype=np.float32)
+        obs[keys.INSTRUCTION] = spaces.Text(200, min_length=1, charset=INSTRUCTION_CHARSET)
+        if self.privileged:
+            vec = spaces.Box(-10.0, 10.0, (3,), np.float32)  # objects can fall off the table
+            obs[keys.PRIVILEGED] = spaces.Dict(
+                {
+                    keys.TASK_INDEX: spaces.Discrete(len(TASK_NAMES)),
+                    keys.TARGET_POS: vec,
+                    keys.PLACE_POS: vec,
+                    keys.PLACE_KIND: spaces.Discrete(3),
+                }
+            )
+        return spaces.Dict(obs)
+
+    def _index_model(self) -> None:
+        m = self.model
+        self._slot_body = [m.body(f"obj{i}").id for i in range(N_SLOTS)]
+        self._slot_geoms = [[m.geom(f"obj{i}_{s}").id for s in SHAPES] for i in range(N_SLOTS)]
+        self._slot_qpos = [m.jnt_qposadr[m.joint(f"obj{i}").id] for i in range(N_SLOTS)]
+        self._slot_qvel = [m.jnt_dofadr[m.joint(f"obj{i}").id] for i in range(N_SLOTS)]
+        self._park_qpos = self.init_qpos.copy()
+        self._geom_slot = np.full(m.ngeom, -1)
+        for i, geoms in enumerate(self._slot_geoms):
+            self._geom_slot[geoms] = i
+        self._geom_part = {m.geom(p).id: p for p in GRIPPER_PARTS}
+        self._place_body = [m.body(n).id for n in ("pad0", "pad1", "bowl")]
+        self._place_park = m.body_pos[self._place_body].copy()
+        self._pad_geom = [m.geom("pad0").id, m.geom("pad1").id]
+        self._hand_body = m.body("hand").id
+        self._hand_qpos = m.jnt_qposadr[m.joint("hand").id]
+        self._finger_qpos = [m.jnt_qposadr[m.joint(n).id] for n in ("finger_left", "finger_right")]
+        self._tcp = m.site("tcp").id
+
+    # ---- gymnasium API -------------------------------------------------------------------
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        """``options``: ``task`` (name, multi-task envs), ``target`` ((colour, shape))."""
+        self._options = dict(options or {})
+        if "task" in self._options:
+            names = [t.name for t in self.tasks]
+            check_choice("options['task']", self._options["task"], names)
+        if "target" in self._options:
+            colour, shape = self._options["target"]
+            check_choice("colour", colour, COLOURS)
+            check_choice("shape", shape, SHAPES)
+        return super().reset(seed=seed, options=options)
+
+    def reset_model(self):
+        rng = self.np_random
+        if "task" in self._options:
+            self.task = next(t for t in self.tasks if t.name == self._options["task"])
+        else:
+            self.task = self.tasks[int(rng.integers(len(self.tasks)))]
+        self.spec_ = spec = self.task.sample(rng, self.split, self._options.get("target"))
+        qpos = self._park_qpos.copy()
+        self._layout_objects(spec, qpos)
+        self._layout_places(spec)
+        tcp = np.array([rng.uniform(-0.1, 0.1), rng.uniform(-0.16, -0.1), rng.uniform(0.14, 0.2)])
+        qpos[self._hand_qpos : self._hand_qpos + 7] = [*(tcp - TCP_OFFSET), 1, 0, 0, 0]
+        qpos[self._finger_qpos] = FINGER_OPEN
+        self.data.mocap_pos[0] = tcp - TCP_OFFSET
+        self.data.ctrl[:] = FINGER_OPEN
+        self.set_state(qpos, np.zeros(self.model.nv))
+        self._memory: dict = {}
+        self._steps = 0
+        self._prev_tcp = self.data.site_xpos[self._tcp].copy()
+        return self._get_obs()
+
+    def _get_reset_info(self) -> dict:
+        spec = self.spec_
+        target = spec.objects[spec.target]
+        return {
+            "task": self.task.name,
+            "instruction": spec.instruction,
+            "split": self.split,
+            "target": target.name,
+            "n_objects": len(spec.objects),
+            "success": False,
+        }
+
+    def step(self, action):
+        act = self._check_action(action)
+        hand = self.data.xpos[self._hand_body]
+        goal = self.data.mocap_pos[0] + act[:3] * self.max_delta
+        goal = np.clip(goal, TCP_LOW - TCP_OFFSET, TCP_HIGH - TCP_OFFSET)
+        self.data.mocap_pos[0] = hand + np.clip(goal - hand, -LEASH, LEASH)
+        closed = (act[3] + 1.0) / 2.0  # 0 = open ... 1 = closed
+        finger = FINGER_OPEN + (FINGER_CLOSED - FINGER_OPEN) * closed
+        self.do_simulation(np.full(2, finger), self.frame_skip)
+        self._steps += 1
+        success, failure, terms = self.task.evaluate(self.spec_, self._scene_view(), self._memory)
+        obs = self._get_obs()
+        terminated = bool(success or failure)
+        truncated = not terminated and self._steps >= self.task.max_episode_steps
+        info = {"success": bool(success), "failure": bool(failure), "task": self.task.name}
+        info.update({f"reward_{k}": float(v) for k, v in terms.items()})
+        return obs, float(sum(terms.values())), terminated, truncated, info
+
+    def render(self):
+        if self.render_mode != "rgb_array":
+            return None
+        if self._video_renderer is None:
+            self._video_renderer = mujoco.Renderer(self.model, self.render_size, self.render_size)
+        self._video_renderer.update_scene(self.data, camera="front")
+        return self._video_renderer.render()
+
+    def close(self):
+        # own the EGL renderers and free them here, never at garbage collection (DESIGN.md)
+        for r in (self._renderer, self._video_renderer):
+            if r is not None:
+                r.close()
+        self._renderer = self._video_renderer = None
+        super().close()
+
+    # ---- internals -----------------------------------------------------------------------
+
+    def _check_action(self, action) -> np.ndarray:
+        act = np.asarray(action, dtype=np.float64)
+        if act.shape != (4,):
+            raise ValueError(
+                f"action has shape {act.shape}; expected (4,) = dx, dy, dz, gripper in [-1, 1]"
+            )
+        if not np.all(np.isfinite(act)):
+            raise ValueError(f"action {act.tolist()} contains NaN or inf; expected finite values")
+        return np.clip(act, -1.0, 1.0)
+
+    def _layout_objects(self, spec: EpisodeSpec, qpos: np.ndarray) -> None:
+        m = self.model
+        if len(spec.objects) > N_SLOTS:
+            raise ValueError(
+                f"task drew {len(spec.objects)} objects; the scene has {N_SLOTS} slots"
+            )
+        for i in range(N_SLOTS):
+            obj = spec.objects[i] if i < len(spec.objects) else None
+            for k, g in enumerate(self._slot_geoms[i]):
+                active = obj is not None and SHAPES[k] == obj.shape
+                m.geom_contype[g] = m.geom_conaffinity[g] = int(active)
+                m.geom_rgba[g] = [*COLOURS[obj.colour], 1.0] if active else [0, 0, 0, 0]
+            # parked slots float with gravity compensated: no contacts, no drift
+            m.body_gravcomp[self._slot_body[i]] = 0.0 if obj is not None else 1.0
+            if obj is not None:
+                a = self._slot_qpos[i]
+                half = obj.yaw / 2
+                qpos[a : a + 7] = [*obj.xy, HALF_SIZE, np.cos(half), 0, 0, np.sin(half)]
+
+    def _layout_places(self, spec: EpisodeSpec) -> None:
+        m = self.model
+        m.body_pos[self._place_body] = self._place_park
+        pads = iter(range(2))
+        for place in spec.places:
+            slot = 2 if place.kind == "bowl" else next(pads)
+            m.body_pos[self._place_body[slot]] = [*place.xy, 0.0]
+            if place.kind == "pad":
+                m.geom_rgba[self._pad_geom[slot]] = [*COLOURS[place.colour], 1.0]
+
+    def _contacts(self, n_objects: int) -> list[set[str]]:
+        touched: list[set[str]] = [set() for _ in range(n_objects)]
+        pairs = self.data.contact.geom[: self.data.ncon]  # (ncon, 2) geom ids
+        slots = self._geom_slot[pairs]  # (ncon, 2) object slot or -1
+        hit = (slots >= 0).any(1)  # (ncon,) contacts that involve an object
+        for (g1, g2), (s1, s2) in zip(pairs[hit], slots[hit], strict=True):
+            for part_geom, slot in ((g1, s2), (g2, s1)):
+                if 0 <= slot < n_objects and part_geom in self._geom_part:
+                    touched[slot].add(self._geom_part[part_geom])
+        return touched
+
+    def _scene_view(self) -> SceneView:
+        n = len(self.spec_.objects)
+        pos = np.stack([self.data.qpos[a : a + 3] for a in self._slot_qpos[:n]])  # (n, 3)
+        vel = np.stack([self.data.qvel[a : a + 3] for a in self._slot_qvel[:n]])  # (n, 3)
+        place_xy = np.array([p.xy for p in self.spec_.places]).reshape(-1, 2)  # (n_places, 2)
+        tcp = self.data.site_xpos[self._tcp].copy()
+        return SceneView(tcp, pos, vel, self._contacts(n), place_xy)
+
+    def _get_obs(self) -> dict:
+        if self._renderer is None:
+            self._renderer = mujoco.Renderer(self.model, self.image_size, self.image_size)
+        obs = {}
+        for cam in self.cameras:
+            self._renderer.update_scene(self.data, camera=cam)
+            obs[keys.image_key(cam, self.cameras)] = self._renderer.render()  # (H, W, 3) uint8
+        tcp = self.data.site_xpos[self._tcp].copy()
+        vel = np.clip((tcp - self._prev_tcp) / self.dt, -VEL_LIMIT, VEL_LIMIT)
+        self._prev_tcp = tcp
+        opening = self.data.qpos[self._finger_qpos].sum()
+        obs[keys.STATE] = np.array([*tcp, *vel, opening], dtype=np.float32)  # (7,)
+        obs[keys.INSTRUCTION] = self.spec_.instruction
+        if self.privileged:
+            obs[keys.PRIVILEGED] = self._privileged()
+        return obs
+
+    def _privileged(self) -> dict:
+        spec = self.spec_
+        a = self._slot_qpos[spec.target]
+        place_pos = np.zeros(3, np.float32)
+        kind = 0
+        if spec.place is not None:
+            place = spec.places[spec.place]
+            place_pos[:2] = place.xy
+            kind = 2 if place.kind == "bowl" else 1
+        return {
+            keys.TASK_INDEX: TASK_NAMES.index(self.task.name),
+            keys.TARGET_POS: self.data.qpos[a : a + 3].astype(np.float32),
+            keys.PLACE_POS: place_pos,
+            keys.PLACE_KIND: kind,
+        }

@@ -1,0 +1,207 @@
+"""What a task is: how it draws an episode (objects, places, instruction) and how it is judged.
+
+A task never touches MuJoCo directly: it returns an :class:`EpisodeSpec` that the env lays
+out, and judges each step from a :class:`SceneView` the env fills in. That keeps every task a
+small file and lets one env (and one multi-task env) run them all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+from envs.instructions import InstructionGenerator
+from envs.palette import COLOURS, HALF_SIZE, SHAPES, combos
+
+# where object centres may be drawn (m, table frame); the gripper reaches all of it
+REGION_X = (-0.2, 0.2)
+REGION_Y = (-0.12, 0.13)
+MIN_OBJECT_GAP = 0.085  # centre distance: an open gripper fits between any two objects
+PLACE_GAP = 0.13  # centre distance from a pad / the bowl to anything else
+REST_Z = HALF_SIZE  # centre height of an object resting on the table
+
+
+@dataclass
+class ObjectSpec:
+    colour: str
+    shape: str
+    xy: np.ndarray  # (2,)
+    yaw: float = 0.0
+
+    @property
+    def name(self) -> str:
+        return f"{self.colour} {self.shape}"
+
+
+@dataclass
+class PlaceSpec:
+    kind: str  # "pad" | "bowl"
+    colour: str | None
+    xy: np.ndarray  # (2,)
+
+
+@dataclass
+class EpisodeSpec:
+    """One drawn episode. ``objects[target]`` is what the instruction refers to."""
+
+    objects: list[ObjectSpec]
+    instruction: str
+    target: int = 0
+    places: list[PlaceSpec] = field(default_factory=list)
+    place: int | None = None  # index into places of the destination, if any
+
+
+@dataclass
+class SceneView:
+    """What a task may read of the simulator after a step (filled in by the env)."""
+
+    tcp: np.ndarray  # (3,)
+    object_pos: np.ndarray  # (n_objects, 3)
+    object_vel: np.ndarray  # (n_objects, 3) linear velocity
+    touched: list[set[str]]  # per object: which gripper parts ("finger_left", ...) touch it
+    place_xy: np.ndarray  # (n_places, 2)
+
+    def grasped(self, i: int) -> bool:
+        return {"finger_left", "finger_right"} <= self.touched[i]
+
+
+class Task:
+    """Base class: subclasses set ``name`` and ``max_episode_steps`` and implement two methods."""
+
+    name: ClassVar[str]
+    max_episode_steps: ClassVar[int]
+    n_distractors: ClassVar[tuple[int, int]] = (2, 5)  # inclusive range
+    pad_radius: ClassVar[float] = 0.045
+    bowl_inner_radius: ClassVar[float] = 0.06
+
+    def instructions(self, split: str) -> InstructionGenerator:
+        return InstructionGenerator(self.name, split)
+
+    def sample(
+        self, rng: np.random.Generator, split: str, target: tuple[str, str] | None = None
+    ) -> EpisodeSpec:
+        """Draw an episode; ``target`` = (colour, shape) forces the referent.
+
+        The default scatters the target and its distractors; tasks with places override it.
+        """
+        objects = self.scatter(rng, split, target, taken=[])
+        text = self.instructions(split)(rng, objects[0].colour, objects[0].shape)
+        return EpisodeSpec(objects=objects, instruction=text, target=0)
+
+    def scatter(
+        self,
+        rng: np.random.Generator,
+        split: str,
+        target: tuple[str, str] | None,
+        taken: list[np.ndarray],
+        target_ok=None,
+        distractor_ok=None,
+    ) -> list[ObjectSpec]:
+        """The target (first) and 2-5 distractors at free spots; appends their xy to ``taken``.
+
+        ``target_ok`` / ``distractor_ok`` are extra placement constraints (see :func:`draw_xy`).
+        """
+        colour, shape = draw_target(rng, split, target)
+        n = int(rng.integers(self.n_distractors[0], self.n_distractors[1] + 1))
+        objects = []
+        for k, (c, s) in enumerate([(colour, shape), *draw_distractors(rng, (colour, shape), n)]):
+            taken.append(draw_xy(rng, taken, ok=target_ok if k == 0 else distractor_ok))
+            objects.append(ObjectSpec(c, s, taken[-1], random_yaw(rng)))
+        return objects
+
+    def draw_pads(
+        self, rng: np.random.Generator, n: int, taken: list[np.ndarray]
+    ) -> list[PlaceSpec]:
+        """``n`` pads of distinct colours at free spots; appends their xy to ``taken``."""
+        colours = list(COLOURS)
+        picks = rng.choice(len(colours), size=n, replace=False)
+        pads = []
+        for k in picks:
+            taken.append(draw_xy(rng, taken, gap=PLACE_GAP))
+            pads.append(PlaceSpec("pad", colours[k], taken[-1]))
+        return pads
+
+    def evaluate(
+        self, spec: EpisodeSpec, view: SceneView, memory: dict
+    ) -> tuple[bool, bool, dict[str, float]]:
+        """Return (success, failure, reward terms). ``memory`` persists across an episode."""
+        raise NotImplementedError
+
+
+# ---- helpers shared by the tasks ------------------------------------------------------------
+
+
+def draw_target(
+    rng: np.random.Generator, split: str, target: tuple[str, str] | None
+) -> tuple[str, str]:
+    allowed = combos(split)
+    if target is None:
+        return allowed[rng.integers(len(allowed))]
+    if tuple(target) not in allowed:
+        raise ValueError(
+            f"target={tuple(target)} is not a {split!r}-split target; choose one of {allowed}"
+        )
+    return tuple(target)
+
+
+def draw_distractors(
+    rng: np.random.Generator, target: tuple[str, str], n: int
+) -> list[tuple[str, str]]:
+    """``n`` distractor (colour, shape) pairs, never equal to the target.
+
+    The first shares the target's colour and the second its shape, so neither word alone
+    names the target: the policy has to read both.
+    """
+    colour, shape = target
+    others_c = [c for c in COLOURS if c != colour]
+    others_s = [s for s in SHAPES if s != shape]
+    out = [
+        (colour, others_s[rng.integers(len(others_s))]),
+        (others_c[rng.integers(len(others_c))], shape),
+    ]
+    everything = [(c, s) for c in COLOURS for s in SHAPES if (c, s) != (colour, shape)]
+    while len(out) < n:
+        out.append(everything[rng.integers(len(everything))])
+    out = out[:n]
+    return [out[i] for i in rng.permutation(len(out))]
+
+
+def draw_xy(
+    rng: np.random.Generator,
+    taken: list[np.ndarray],
+    gap: float = MIN_OBJECT_GAP,
+    region_x: tuple[float, float] = REGION_X,
+    region_y: tuple[float, float] = REGION_Y,
+    ok=None,
+    tries: int = 500,
+) -> np.ndarray:
+    """A point in the region at least ``gap`` from every point in ``taken`` (rejection sampling).
+
+    ``ok(xy) -> bool`` adds a task-specific constraint (e.g. keep a push path clear).
+    """
+    for _ in range(tries):
+        xy = np.array([rng.uniform(*region_x), rng.uniform(*region_y)])  # (2,)
+        if all(np.linalg.norm(xy - t) >= gap for t in taken) and (ok is None or ok(xy)):
+            return xy
+    raise RuntimeError(f"could not place an object {gap} m from {len(taken)} others")
+
+
+def random_yaw(rng: np.random.Generator) -> float:
+    return float(rng.uniform(-np.pi / 4, np.pi / 4))
+
+
+def reach_term(view: SceneView, i: int) -> float:
+    return -float(np.linalg.norm(view.tcp - view.object_pos[i]))
+
+
+def segment_distance(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    """Distance from point ``p`` to the segment ``a``-``b`` (all (2,))."""
+    ab = b - a  # (2,)
+    t = np.clip(np.dot(p - a, ab) / max(np.dot(ab, ab), 1e-12), 0.0, 1.0)
+    return float(np.linalg.norm(p - (a + t * ab)))
+
+
+def wrong_touch(view: SceneView, target: int) -> bool:
+    return any(t for i, t in enumerate(view.touched) if i != target)

@@ -1,0 +1,27 @@
+"""Lift: "pick up the blue cylinder". Success: the target's centre is >= 5 cm above its resting
+height while both fingers hold it, for ``hold_steps`` consecutive control steps."""
+
+from __future__ import annotations
+
+from envs.tasks.base import REST_Z, EpisodeSpec, SceneView, Task, reach_term
+
+
+class LiftTask(Task):
+    name = "lift"
+    max_episode_steps = 80
+    lift_height = 0.05
+    hold_steps = 3
+
+    def evaluate(self, spec: EpisodeSpec, view: SceneView, memory: dict):
+        i = spec.target
+        height = float(view.object_pos[i, 2] - REST_Z)
+        held = view.grasped(i) and height >= self.lift_height
+        memory["held"] = memory.get("held", 0) + 1 if held else 0
+        success = memory["held"] >= self.hold_steps
+        terms = {
+            "reach": reach_term(view, i),
+            "grasp": float(view.grasped(i)),
+            "height": min(height, self.lift_height),
+            "success": float(success),
+        }
+        return success, False, terms

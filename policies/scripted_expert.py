@@ -1,0 +1,144 @@
+"""Scripted experts for every tabletop task, using privileged simulator state.
+
+Each task's expert is a closed-loop controller over the tcp position: it re-reads the target
+and destination every step, so after a perturbation (``noise``, a slipped grasp, a sphere that
+rolled past the pad) it simply heads for the right place again. That is what makes the
+noise-injected demonstrations show recoveries (as in DART, Laskey et al. 2017).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from envs import TASK_NAMES, keys
+from envs.palette import HALF_SIZE
+
+HOVER_Z = 0.1  # tcp height for travelling above objects (tops at 4.4 cm)
+GRASP_Z = 0.02  # tcp height that puts the finger pads around an object's upper half
+LIFT_Z = 0.15
+CARRY_Z = 0.12
+# fingers stopped between these openings = an object is between them (a cube held across its
+# diagonal is 6.2 cm wide; empty fingers close to 2 mm)
+OPENING_HELD = (0.015, 0.07)
+ALIGNED = 0.01  # xy distance that counts as "over" a point
+PUSH_Z = 0.01  # push low (fingertips 3 mm above the table) so objects slide rather than tip
+PUSH_OFFSET = HALF_SIZE + 0.038  # tcp stands this far behind an object's centre to push it
+
+
+class ScriptedExpert:
+    """The expert for whichever task the env is running (read from ``privileged``).
+
+    Args:
+        max_delta: the env's metres per unit action (to turn position errors into actions).
+        noise: std of Gaussian noise added to every action dimension (then clipped to [-1, 1]).
+        seed: seed of the noise stream.
+    """
+
+    def __init__(self, max_delta: float = 0.03, noise: float = 0.0, seed: int | None = None):
+        if max_delta <= 0:
+            raise ValueError(f"max_delta={max_delta} must be > 0 (the env's max_delta)")
+        if noise < 0:
+            raise ValueError(f"noise={noise} must be >= 0 (std of the action noise)")
+        self.max_delta, self.noise = max_delta, noise
+        self.rng = np.random.default_rng(seed)
+        self.reset()
+
+    def reset(self) -> None:
+        self._closing = 0  # control steps the gripper has been closing on the target
+
+    def act(self, obs: dict) -> np.ndarray:
+        if keys.PRIVILEGED not in obs:
+            raise ValueError(
+                "the scripted expert needs simulator state: make the env with privileged=True"
+            )
+        p = obs[keys.PRIVILEGED]
+        task = TASK_NAMES[int(p[keys.TASK_INDEX])]
+        state = np.asarray(obs[keys.STATE], dtype=np.float64)
+        tcp, opening = state[:3], float(state[6])
+        target = np.asarray(p[keys.TARGET_POS], dtype=np.float64)
+        place = np.asarray(p[keys.PLACE_POS], dtype=np.float64)
+        if task in ("touch", "relation"):
+            goal, grip = self._touch(tcp, target)
+        elif task == "lift":
+            goal, grip = self._lift(tcp, opening, target)
+        elif task == "push":
+            goal, grip = self._push(tcp, target, place)
+        else:
+            goal, grip = self._pick_place(tcp, opening, target, place, int(p[keys.PLACE_KIND]))
+        action = np.append(np.clip((goal - tcp) / self.max_delta, -1, 1), grip)
+        if self.noise > 0:
+            action = action + self.rng.normal(0.0, self.noise, size=4)
+        return np.clip(action, -1.0, 1.0).astype(np.float32)
+
+    def act_chunk(self, obs: dict) -> np.ndarray:
+        return self.act(obs)[None]  # (1, 4): a closed-loop expert plans one step at a time
+
+    # ---- per-task controllers: each returns (tcp goal (3,), gripper command) ------------
+
+    def _touch(self, tcp, target):
+        if _xy_dist(tcp, target) > ALIGNED:
+            return _at(target, max(HOVER_Z, tcp[2] if tcp[2] < LIFT_Z else HOVER_Z)), 1.0
+        return _at(target, 2 * HALF_SIZE - 0.015), 1.0  # press the closed fingertips on its top
+
+    def _grasp(self, tcp, opening, target):
+        """Approach open, descend, close; returns (goal, grip, held)."""
+        near = _xy_dist(tcp, target) < 0.02 and abs(tcp[2] - target[2]) < 0.03
+        if near and OPENING_HELD[0] < opening < OPENING_HELD[1] and self._closing >= 4:
+            return None, 1.0, True
+        if _xy_dist(tcp, target) > ALIGNED and not (near and self._closing):
+            self._closing = 0
+            return _at(target, HOVER_Z), -1.0, False
+        if tcp[2] > GRASP_Z + 0.008 and not self._closing:
+            return _at(target, GRASP_Z), -1.0, False
+        self._closing += 1
+        return _at(target, GRASP_Z), 1.0, False
+
+    def _lift(self, tcp, opening, target):
+        goal, grip, held = self._grasp(tcp, opening, target)
+        if not held:
+            return goal, grip
+        return _at(tcp, LIFT_Z), 1.0
+
+    def _push(self, tcp, target, place):
+        to_goal = place[:2] - target[:2]  # (2,)
+        dist = float(np.linalg.norm(to_goal))
+        u = to_goal / max(dist, 1e-6)  # push direction (2,)
+        rel = tcp[:2] - target[:2]  # (2,)
+        along, lateral = float(rel @ u), abs(float(rel @ np.array([-u[1], u[0]])))
+        behind = target[:2] - u * PUSH_OFFSET  # (2,)
+        if lateral < 0.02 and -PUSH_OFFSET - 0.02 < along < 0 and tcp[2] < 0.04:
+            # push by velocity, not by a point relative to the object: contact offsets vary.
+            # Slow down near the pad so spheres do not roll past; steer out lateral error.
+            side = np.array([-u[1], u[0]]) * float(rel @ np.array([-u[1], u[0]]))  # (2,)
+            step = u * min(dist, 0.6 * self.max_delta) - side
+            return np.array([*(tcp[:2] + step), PUSH_Z]), 1.0
+        if np.linalg.norm(tcp[:2] - behind) > ALIGNED / 2:
+            if tcp[2] < HOVER_Z - 0.03 and np.linalg.norm(rel) < 0.08:
+                return np.array([*tcp[:2], HOVER_Z]), 1.0  # rise before going around the object
+            return np.array([*behind, HOVER_Z]), 1.0
+        return np.array([*behind, PUSH_Z]), 1.0
+
+    def _pick_place(self, tcp, opening, target, place, kind):
+        released = opening > OPENING_HELD[1] or tcp[2] > target[2] + 0.03
+        if _xy_dist(target, place) < 0.02 and target[2] < 0.06 and released:
+            self._closing = 0
+            return _at(place, HOVER_Z), -1.0  # released: back off upwards, open
+        goal, grip, held = self._grasp(tcp, opening, target)
+        if not held:
+            return goal, grip
+        release_z = 0.055 if kind == 2 else 0.04
+        if _xy_dist(tcp, place) > ALIGNED:
+            if tcp[2] < CARRY_Z - 0.03 and _xy_dist(tcp, place) > 0.03:
+                return _at(tcp, CARRY_Z), 1.0  # straight up first: do not drag it through others
+            return _at(place, CARRY_Z), 1.0
+        if tcp[2] > release_z + 0.005:
+            return _at(place, release_z), 1.0
+        return _at(place, release_z), -1.0
+
+
+def _xy_dist(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.linalg.norm(a[:2] - b[:2]))
+
+
+def _at(xy: np.ndarray, z: float) -> np.ndarray:
+    return np.array([xy[0], xy[1], z])

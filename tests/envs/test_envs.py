@@ -1,0 +1,199 @@
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import envs
+from envs import keys
+from envs.palette import COLOURS, SHAPES
+
+
+def make(task_id="vla/Touch-v0", **kw):
+    kw.setdefault("image_size", 32)
+    return gym.make(task_id, **kw).unwrapped
+
+
+@pytest.mark.parametrize("task_id", envs.TASK_IDS)
+def test_check_env(task_id):
+    env = make(task_id, render_mode="rgb_array", render_size=32, privileged=True)
+    try:
+        check_env(env, skip_render_check=False)
+    finally:
+        env.close()
+
+
+def test_ids_are_registered_in_vla_namespace():
+    assert len(envs.TASK_IDS) == 6 and envs.MULTITASK_ID in envs.TASK_IDS
+    for task_id in envs.TASK_IDS:
+        assert task_id.startswith("vla/") and task_id in gym.registry
+
+
+@pytest.mark.parametrize("task_id", envs.TASK_IDS)
+def test_same_seed_same_observations(task_id):
+    a, b = make(task_id), make(task_id)
+    try:
+        oa, ia = a.reset(seed=7)
+        ob, ib = b.reset(seed=7)
+        assert ia == ib
+        actions = np.random.default_rng(0).uniform(-1, 1, (6, 4)).astype(np.float32)
+        for act in actions:
+            oa, ra, *_ = a.step(act)
+            ob, rb, *_ = b.step(act)
+            assert ra == rb
+            for k in oa:
+                np.testing.assert_array_equal(oa[k], ob[k])
+        other, _ = b.reset(seed=8)
+        assert not np.array_equal(other[keys.IMAGE], a.reset(seed=7)[0][keys.IMAGE])
+    finally:
+        a.close()
+        b.close()
+
+
+def test_observation_contents():
+    env = make(cameras=("front", "wrist", "top"), image_size=48)
+    try:
+        obs, info = env.reset(seed=0)
+        assert set(obs) == {"image", "image_wrist", "image_top", "state", "instruction"}
+        assert obs["image"].shape == (48, 48, 3) and obs["image"].dtype == np.uint8
+        assert obs["state"].shape == (7,) and obs["state"].dtype == np.float32
+        assert obs["instruction"] == info["instruction"]
+        assert keys.PRIVILEGED not in obs  # never the target's identity without privileged=True
+        # the front camera sees something besides the table: not a constant image
+        assert obs["image"].std() > 5
+    finally:
+        env.close()
+
+
+def test_multitask_draws_every_task():
+    env = make(envs.MULTITASK_ID)
+    try:
+        seen = {env.reset(seed=s)[1]["task"] for s in range(40)}
+        assert seen == set(envs.TASK_NAMES)
+        _, info = env.reset(seed=0, options={"task": "push"})
+        assert info["task"] == "push"
+    finally:
+        env.close()
+
+
+def test_distractors_make_the_target_ambiguous_without_language():
+    env = make("vla/Lift-v0")
+    try:
+        for seed in range(20):
+            env.reset(seed=seed)
+            spec = env.spec_
+            target = spec.objects[spec.target]
+            others = [o for i, o in enumerate(spec.objects) if i != spec.target]
+            assert 2 <= len(others) <= 5
+            assert all((o.colour, o.shape) != (target.colour, target.shape) for o in others)
+            assert any(o.colour == target.colour for o in others)
+            assert any(o.shape == target.shape for o in others)
+    finally:
+        env.close()
+
+
+def test_relation_referent_is_on_the_named_side():
+    env = make("vla/Relation-v0")
+    try:
+        sides = {"left": (0, -1), "right": (0, 1), "in front of": (1, -1), "behind": (1, 1)}
+        for seed in range(30):
+            _, info = env.reset(seed=seed)
+            spec = env.spec_
+            anchor, ref, mirror = spec.objects[0], spec.objects[spec.target], spec.objects[2]
+            axis, sign = next(v for k, v in sides.items() if k in info["instruction"])
+            assert sign * (ref.xy[axis] - anchor.xy[axis]) > 0.05
+            assert sign * (mirror.xy[axis] - anchor.xy[axis]) < -0.05
+            assert ref.shape == mirror.shape != anchor.shape
+            same_shape = [o for o in spec.objects if o.shape == ref.shape]
+            assert len(same_shape) == 2  # only the relation tells the two candidates apart
+    finally:
+        env.close()
+
+
+def test_touching_a_distractor_fails_the_episode():
+    env = make("vla/Touch-v0", privileged=True)
+    try:
+        env.reset(seed=3)
+        spec = env.spec_
+        wrong = spec.objects[1 if spec.target == 0 else 0]
+        for _ in range(40):
+            tcp = env.data.site_xpos[env._tcp]
+            goal = np.array([*wrong.xy, 0.03])
+            act = np.append(np.clip((goal - tcp) / 0.03, -1, 1), 1.0)
+            _, _, terminated, _, info = env.step(act)
+            if terminated:
+                break
+        assert terminated and info["failure"] and not info["success"]
+    finally:
+        env.close()
+
+
+def test_open_close_cycles_release_renderers():
+    for i in range(6):
+        env = make(cameras=("front", "wrist"), render_mode="rgb_array", render_size=64)
+        env.reset(seed=i)
+        env.step(env.action_space.sample())
+        assert env.render().shape == (64, 64, 3)
+        env.close()
+        env.close()  # closing twice is harmless
+
+
+@pytest.mark.parametrize(
+    "bad", [np.zeros(3), np.zeros((2, 4)), [0, 0, np.nan, 0], [np.inf, 0, 0, 0]]
+)
+def test_bad_action_raises(bad):
+    env = make()
+    try:
+        env.reset(seed=0)
+        with pytest.raises(ValueError, match=r"expected"):
+            env.step(bad)
+    finally:
+        env.close()
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"tasks": "fly"}, "task='fly' is not valid; choose one of"),
+        ({"tasks": ()}, "empty"),
+        ({"split": "val"}, "split='val' is not valid; choose one of"),
+        ({"image_size": 8}, "image_size=8"),
+        ({"image_size": 1024}, "image_size=1024"),
+        ({"cameras": ("side",)}, "camera='side' is not valid; choose one of"),
+        ({"cameras": ()}, "non-empty"),
+    ],
+)
+def test_bad_construction_raises(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        envs.TabletopEnv(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "options, match",
+    [
+        ({"target": ("mauve", "cube")}, "colour='mauve' is not valid"),
+        ({"target": ("red", "pyramid")}, "shape='pyramid' is not valid"),
+        ({"task": "lift"}, "options\\['task'\\]='lift' is not valid"),
+    ],
+)
+def test_bad_reset_options_raise(options, match):
+    env = make()
+    try:
+        with pytest.raises(ValueError, match=match):
+            env.reset(seed=0, options=options)
+    finally:
+        env.close()
+
+
+def test_forced_target_must_belong_to_the_split():
+    env = make(split="test")
+    try:
+        _, info = env.reset(seed=0, options={"target": ("red", "cube")})  # a test combo
+        assert info["target"] == "red cube"
+        with pytest.raises(ValueError, match="not a 'test'-split target"):
+            env.reset(seed=0, options={"target": ("green", "cube")})
+    finally:
+        env.close()
+
+
+def test_palette_size():
+    assert len(COLOURS) >= 6 and len(SHAPES) >= 3
