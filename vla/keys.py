@@ -19,3 +19,18 @@ INSTRUCTION = "instruction"
 TASK = "task"
 QUESTION = "question"
 ANSWER = "answer"
+
+# Episode store layout (vla.data.EpisodeStore), the diffusion_policy layout: ``data/<key>`` arrays
+# concatenated along time, ``meta/episode_ends`` (N,) int64 cumulative exclusive, and one
+# ``meta/<column>`` entry per episode for the columns below (plus ``INSTRUCTION`` and ``TASK``).
+# Observation keys in ``data/`` are the env's: ``IMAGE`` (and ``IMAGE + "_" + camera``), ``STATE``,
+# ``ACTION``.
+DATA = "data"
+META = "meta"
+EPISODE_ENDS = "episode_ends"
+SPLIT = "split"
+SEED = "seed"
+SUCCESS = "success"
+EXTRA = "extra"
+LENGTH = "length"  # derived from episode_ends, reported by EpisodeStore.episode_meta
+STATS = "stats"

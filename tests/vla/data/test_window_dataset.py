@@ -1,0 +1,118 @@
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from vla import keys
+from vla.data import EpisodeSplit, EpisodeStore, WindowDataset, collate_windows
+
+WRIST = keys.IMAGE + "_wrist"
+
+
+def first_sample_of(dataset, episode):
+    return int(np.flatnonzero(dataset._episode == episode)[0])
+
+
+@pytest.mark.parametrize("cache", [True, False])
+def test_window_padding_at_both_episode_edges(store_factory, cache):
+    path = store_factory(3, lengths=[4, 5, 6])
+    ds = WindowDataset(path, obs_horizon=3, action_horizon=4, split="all", cache=cache)
+    store = EpisodeStore(path)
+    assert len(ds) == 15
+    frames = store.read(keys.IMAGE)
+    i0 = first_sample_of(ds, 1)  # episode 1 = global steps 4..8; state/action[:, 0] = local step
+
+    start = ds[i0]  # t = 0: the first observation repeated twice before it
+    assert start[keys.STATE][:, 0].tolist() == [0, 0, 0]
+    np.testing.assert_array_equal(start[keys.IMAGE][:, 0].permute(0, 2, 3, 1), frames[[4, 4, 4]])
+    assert start[keys.ACTION][:, 0].tolist() == [0, 1, 2, 3]
+    assert start[keys.ACTION_MASK].tolist() == [True] * 4
+
+    middle = ds[i0 + 2]
+    assert middle[keys.STATE][:, 0].tolist() == [0, 1, 2]
+    np.testing.assert_array_equal(middle[keys.IMAGE][:, 0].permute(0, 2, 3, 1), frames[[4, 5, 6]])
+
+    end = ds[i0 + 4]  # t = 4, the last step: the last action repeated, masked out
+    assert end[keys.STATE][:, 0].tolist() == [2, 3, 4]
+    assert end[keys.ACTION][:, 0].tolist() == [4, 4, 4, 4]
+    assert end[keys.ACTION_MASK].tolist() == [True, False, False, False]
+    np.testing.assert_array_equal(end[keys.ACTION][1], store.read(keys.ACTION)[8])
+
+
+def test_sample_contract(store_factory):
+    ds = WindowDataset(
+        store_factory(2),
+        obs_horizon=2,
+        action_horizon=3,
+        image_keys=[keys.IMAGE, WRIST],
+        split="all",
+    )
+    sample = ds[0]
+    assert sample[keys.IMAGE].shape == (2, 2, 3, 8, 8) and sample[keys.IMAGE].dtype == torch.uint8
+    assert sample[keys.STATE].shape == (2, 7) and sample[keys.STATE].dtype == torch.float32
+    assert sample[keys.ACTION].shape == (3, 4) and sample[keys.ACTION].dtype == torch.float32
+    assert sample[keys.ACTION_MASK].dtype == torch.bool
+    assert sample[keys.INSTRUCTION] == "touch the block 0" and sample[keys.TASK] == "vla/Push-v0"
+    wrist = EpisodeStore(ds.path).read(WRIST)[0]
+    np.testing.assert_array_equal(sample[keys.IMAGE][1, 1].permute(1, 2, 0), wrist)
+
+    no_state = WindowDataset(ds.path, image_keys=[], state_key=None, split="all")[0]
+    assert keys.IMAGE not in no_state and keys.STATE not in no_state
+
+
+def test_cache_and_store_reads_agree(store_factory):
+    path = store_factory(4)
+    cached = WindowDataset(path, obs_horizon=2, split="val", val_fraction=0.5, cache=True)
+    lazy = WindowDataset(path, obs_horizon=2, split="val", val_fraction=0.5, cache=False)
+    for i in range(len(cached)):
+        torch.testing.assert_close(cached[i][keys.IMAGE], lazy[i][keys.IMAGE])
+
+
+def test_loader_with_workers_collates_strings_as_lists(store_factory):
+    ds = WindowDataset(store_factory(3), split="all")  # not cached: each worker opens the store
+    loader = DataLoader(ds, batch_size=4, num_workers=2, collate_fn=collate_windows)
+    batches = list(loader)
+    assert sum(len(b[keys.INSTRUCTION]) for b in batches) == len(ds)
+    batch = batches[0]
+    assert batch[keys.IMAGE].shape == (4, 1, 1, 3, 8, 8) and batch[keys.ACTION_MASK].shape == (4, 8)
+    assert isinstance(batch[keys.INSTRUCTION], list) and isinstance(batch[keys.TASK][0], str)
+
+
+def test_split_has_no_leakage_and_is_seeded():
+    labels = ["train"] * 20 + ["val", "test"]
+    a = EpisodeSplit.from_labels(labels, val_fraction=0.25, seed=0)
+    assert len(a.val) == 5 + 1 and len(a.train) == 15
+    assert not set(a.train) & set(a.val)
+    assert 20 in a.val and 21 not in np.concatenate([a.train, a.val])  # fixed labels respected
+    b = EpisodeSplit.from_labels(labels, val_fraction=0.25, seed=0)
+    c = EpisodeSplit.from_labels(labels, val_fraction=0.25, seed=1)
+    assert a.val.tolist() == b.val.tolist() and a.val.tolist() != c.val.tolist()
+    assert len(EpisodeSplit.from_labels(["train"] * 3, 0.01, 0).val) == 1  # never empty when asked
+    assert len(EpisodeSplit.from_labels(["train"] * 3, 0.0, 0).val) == 0
+    with pytest.raises(ValueError, match="val_fraction=1.0"):
+        EpisodeSplit.from_labels(labels, 1.0, 0)
+
+
+def test_dataset_split_windows_stay_in_their_episodes(store_factory):
+    path = store_factory(10)
+    train = WindowDataset(path, split="train", val_fraction=0.3, split_seed=3)
+    val = WindowDataset(path, split="val", val_fraction=0.3, split_seed=3)
+    assert not set(train._episode) & set(val._episode)
+    assert len(train) + len(val) == EpisodeStore(path).num_steps
+    val_instructions = {val[i][keys.INSTRUCTION] for i in range(len(val))}
+    assert val_instructions == {f"touch the block {e}" for e in val.episodes}
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"obs_horizon": 0}, "obs_horizon=0"),
+        ({"split": "dev"}, "split='dev'"),
+        ({"image_keys": ["image_top"]}, "key 'image_top' is not in"),
+        ({"image_keys": [keys.STATE]}, "not a camera key"),
+        ({"image_keys": keys.IMAGE}, "must be a list"),
+    ],
+)
+def test_bad_arguments(store_factory, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        WindowDataset(store_factory(1), **kwargs)

@@ -1,0 +1,94 @@
+"""``vla-data``: inspect episode stores.
+
+vla-data info PATH            summary table (episodes, steps, keys, tasks, disk size)
+vla-data info PATH --json     the same as one JSON object on stdout
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from vla.data.episode_store import EpisodeStore
+from vla.data.store_error import InvalidStoreError
+
+
+def _size(num_bytes: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if num_bytes < 1024 or unit == "GB":
+            return f"{num_bytes:.0f} {unit}" if unit == "B" else f"{num_bytes:.1f} {unit}"
+        num_bytes /= 1024
+    return f"{num_bytes:.1f} TB"  # unreachable, keeps type checkers calm
+
+
+def print_info(info: dict, console: Console) -> None:
+    """Render ``EpisodeStore.summary()`` as rich tables."""
+    overview = Table(title=f"episode store {info['path']}", show_header=False)
+    success = info["success_rate"]
+    rows = [
+        ("episodes", f"{info['episodes']:,}"),
+        ("steps", f"{info['steps']:,} (mean episode {info['mean_episode_length']:.1f})"),
+        ("success rate", "-" if success is None else f"{success:.1%}"),
+        ("splits", ", ".join(f"{k}: {v}" for k, v in info["splits"].items()) or "-"),
+        ("disk", f"{_size(info['disk_bytes'])} ({_size(info['bytes_per_frame'])} per step)"),
+        ("format", f"{info['schema']} v{info['format_version']}"),
+        ("env spec", json.dumps(info["env_spec"])),
+    ]
+    for name, value in rows:
+        overview.add_row(name, Text(value))  # Text: brackets in values are not markup
+    console.print(overview)
+
+    arrays = Table(title="data arrays (per step)")
+    for column in ("key", "shape", "dtype", "chunks", "disk", "per step"):
+        arrays.add_column(column, justify="left" if column in ("key", "dtype") else "right")
+    for key, spec in info["keys"].items():
+        arrays.add_row(
+            Text(key),
+            str(tuple(spec["shape"] or ())),
+            str(spec["dtype"]),
+            str(tuple(spec["chunks"] or ())),
+            _size(spec["disk_bytes"]),
+            _size(spec["bytes_per_frame"]),
+        )
+    console.print(arrays)
+
+    tasks = Table(title="tasks")
+    tasks.add_column("task")
+    tasks.add_column("episodes", justify="right")
+    for task, count in sorted(info["tasks"].items()):
+        tasks.add_row(Text(task), str(count))
+    console.print(tasks)
+    if info["instructions"]:
+        console.print("example instructions:")
+        for text in info["instructions"]:
+            console.print(f"  - {text}", markup=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="vla-data", description="Inspect vla episode stores.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    info = commands.add_parser("info", help="summarize a store")
+    info.add_argument("path", help="the store folder (holds zarr.json, data/, meta/)")
+    info.add_argument("--json", action="store_true", help="print one JSON object instead")
+    args = parser.parse_args(argv)
+
+    try:
+        summary = EpisodeStore(args.path).summary()
+    except InvalidStoreError as err:  # a clear message, not a traceback
+        Console(stderr=True).print(Text("error: ", style="red") + Text(str(err)))
+        return 2
+    if args.json:
+        json.dump(summary, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print_info(summary, Console())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""Lightning shell over WindowDataset: train/val loaders and the training-split statistics."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from lightning import LightningDataModule
+from torch.utils.data import DataLoader
+
+from vla import keys
+from vla.data.episode_split import TRAIN, VAL, EpisodeSplit
+from vla.data.episode_store import EpisodeStore
+from vla.data.normalization_stats import NormalizationStats
+from vla.data.window_dataset import WindowDataset, collate_windows
+
+
+class EpisodeDataModule(LightningDataModule):
+    """Loaders of training windows from one episode store (config: ``configs/dataset``).
+
+    Window and split arguments are :class:`WindowDataset`'s. Statistics are computed (and cached
+    in the store) in ``prepare_data``, which Lightning runs once per node, so ranks never race to
+    compute them; ``normalization_stats`` then reads them.
+
+    Args:
+        batch_size: samples per batch (per device).
+        num_workers: loader worker processes (0 loads in the main process).
+        pin_memory: page-locked batches for fast host-to-GPU copies; None means "if CUDA".
+        persistent_workers: keep workers (and their open store / cache) across epochs.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        batch_size: int = 64,
+        num_workers: int = 2,
+        obs_horizon: int = 1,
+        action_horizon: int = 8,
+        image_keys: Sequence[str] = (keys.IMAGE,),
+        state_key: str | None = keys.STATE,
+        val_fraction: float = 0.1,
+        split_seed: int = 0,
+        cache: bool = False,
+        pin_memory: bool | None = None,
+        persistent_workers: bool = True,
+    ) -> None:
+        super().__init__()
+        if batch_size < 1 or num_workers < 0:
+            raise ValueError(
+                f"batch_size={batch_size} must be >= 1 and num_workers={num_workers} >= 0"
+            )
+        self.path = Path(path)
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.window_args = dict(
+            obs_horizon=obs_horizon,
+            action_horizon=action_horizon,
+            image_keys=list(image_keys),  # a Hydra ListConfig becomes a plain list
+            state_key=state_key,
+            val_fraction=val_fraction,
+            split_seed=split_seed,
+            cache=cache,
+        )
+        self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
+        self.persistent_workers = persistent_workers and num_workers > 0
+        self.train_set: WindowDataset | None = None
+        self.val_set: WindowDataset | None = None
+        self._stats: dict[str, NormalizationStats] | None = None
+
+    def prepare_data(self) -> None:
+        self.normalization_stats  # noqa: B018 -- computes and caches in the store once
+
+    @property
+    def normalization_stats(self) -> dict[str, NormalizationStats]:
+        """``{"action": ..., "state": ...}`` over the training episodes (saved in checkpoints)."""
+        if self._stats is None:
+            store = EpisodeStore(self.path, check_values=False)
+            split = EpisodeSplit.from_labels(
+                store.splits, self.window_args["val_fraction"], self.window_args["split_seed"]
+            )
+            state_key = self.window_args["state_key"]
+            stat_keys = [keys.ACTION, *([state_key] if state_key else [])]
+            self._stats = NormalizationStats.from_store(store, split.train, stat_keys)
+        return self._stats
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is None and stage in (None, "fit"):
+            self.train_set = WindowDataset(self.path, split=TRAIN, **self.window_args)
+        if self.val_set is None and stage in (None, "fit", "validate"):
+            self.val_set = WindowDataset(self.path, split=VAL, **self.window_args)
+
+    def _loader(self, dataset: WindowDataset | None, train: bool) -> DataLoader:
+        if dataset is None:
+            raise RuntimeError("call setup() before asking for loaders (the Trainer does)")
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=train,
+            drop_last=train and len(dataset) >= self.batch_size,  # equal-size training batches
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.persistent_workers,
+            collate_fn=collate_windows,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, train=False)

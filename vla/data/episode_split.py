@@ -1,0 +1,56 @@
+"""Episode-level train/val split: whole episodes go to one side, never steps of one to both."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+TRAIN = "train"
+VAL = "val"
+ALL = "all"  # both sides: evaluation over everything
+SPLITS = (TRAIN, VAL, ALL)
+
+
+@dataclass(frozen=True)
+class EpisodeSplit:
+    """Sorted episode indices of each side.
+
+    Build with :meth:`from_labels`: episodes the store labels ``"val"`` are always validation
+    (held out at collection time); episodes labelled ``"train"`` are shuffled with ``seed`` and
+    ``round(val_fraction * n)`` of them (at least one when ``val_fraction > 0`` and there are two
+    or more, never all) join validation; other labels (``"test"``) are in neither.
+    """
+
+    train: np.ndarray  # (N_train,) int64
+    val: np.ndarray  # (N_val,) int64
+
+    @classmethod
+    def from_labels(cls, labels: Sequence[str], val_fraction: float, seed: int) -> EpisodeSplit:
+        if not 0.0 <= val_fraction < 1.0:
+            raise ValueError(
+                f"val_fraction={val_fraction} must be in [0, 1): the share of episodes held out"
+            )
+        labels = np.asarray(labels, dtype=object)  # (N,)
+        train = np.flatnonzero(labels == TRAIN)  # (N_train,)
+        fixed_val = np.flatnonzero(labels == VAL)  # (N_fixed,)
+        n_val = round(val_fraction * len(train))
+        if val_fraction > 0 and len(train) >= 2:
+            n_val = min(max(n_val, 1), len(train) - 1)
+        order = np.random.default_rng(seed).permutation(len(train))  # (N_train,)
+        drawn = train[order[:n_val]]  # (n_val,)
+        return cls(
+            train=np.sort(train[order[n_val:]]).astype(np.int64),
+            val=np.sort(np.concatenate([fixed_val, drawn])).astype(np.int64),
+        )
+
+    def episodes(self, split: str) -> np.ndarray:
+        """Indices of ``split``: "train", "val" or "all" (both sides)."""
+        if split == TRAIN:
+            return self.train
+        if split == VAL:
+            return self.val
+        if split == ALL:
+            return np.sort(np.concatenate([self.train, self.val]))
+        raise ValueError(f"split={split!r} must be one of {SPLITS}")

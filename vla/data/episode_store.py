@@ -1,0 +1,358 @@
+"""Read side of the episode store: open, validate and read a Zarr v3 store of demonstrations.
+
+Layout (diffusion_policy's, so stores interoperate)::
+
+    zarr.json                 attributes: schema, format_version, env_spec, keys
+    data/<key>                (T, ...) every episode concatenated along time (first axis)
+    meta/episode_ends         (N,) int64, cumulative and exclusive: episode i is
+                              data[ends[i-1]:ends[i]] — the commit record (see EpisodeWriter)
+    meta/<column>             (N,) one entry per episode: instruction, task, split, seed,
+                              success, extra (a JSON object of free-form fields)
+    stats/                    cached normalization statistics (NormalizationStats)
+
+``meta/episode_ends`` is the truth: arrays may hold steps or entries past it, left by a writer
+killed mid-episode; they are not part of the store and readers never see them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+from tqdm import tqdm
+from zarr.storage import LocalStore
+
+from vla import keys
+from vla.data.store_error import InvalidStoreError
+
+SCHEMA = "vla.episode_store"
+FORMAT_VERSION = 1
+SUPPORTED_FORMAT_VERSIONS = (1,)
+
+# the store's header: root group attribute names
+ATTR_SCHEMA = "schema"
+ATTR_FORMAT_VERSION = "format_version"
+ATTR_ENV_SPEC = "env_spec"
+ATTR_KEYS = "keys"
+
+# per-episode columns in meta/ and their dtypes (str columns are Zarr variable-length UTF-8)
+META_COLUMNS: dict[str, type] = {
+    keys.INSTRUCTION: str,
+    keys.TASK: str,
+    keys.SPLIT: str,
+    keys.SEED: np.int64,
+    keys.SUCCESS: np.bool_,
+    keys.EXTRA: str,
+}
+LOWDIM_KEYS = (keys.ACTION, keys.STATE)  # float32 (T, D), checked finite
+_REPAIR = "restore the store from a backup or re-collect it"
+
+
+def is_image_key(key: str) -> bool:
+    """Camera arrays are ``image`` (first camera) and ``image_<camera>`` (the env's naming)."""
+    return key == keys.IMAGE or key.startswith(keys.IMAGE + "_")
+
+
+def expected_dtype(key: str) -> np.dtype | None:
+    """The dtype a data key must have, or None when any numeric dtype is fine."""
+    if is_image_key(key):
+        return np.dtype(np.uint8)
+    if key in LOWDIM_KEYS:
+        return np.dtype(np.float32)
+    return None
+
+
+def meta_path(column: str) -> str:
+    return f"{keys.META}/{column}"
+
+
+def data_path(key: str) -> str:
+    return f"{keys.DATA}/{key}"
+
+
+def directory_bytes(path: Path) -> int:
+    """Bytes of every file under ``path`` (apparent sizes, so numbers agree across filesystems)."""
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            total += os.path.getsize(os.path.join(root, name))
+    return total
+
+
+def open_group(path: Path, read_only: bool = True) -> zarr.Group:
+    """Open the root group of a store, or raise InvalidStoreError saying what ``path`` is instead."""
+    if not path.exists():
+        raise InvalidStoreError(
+            f"{path}: no such episode store; create one with "
+            "EpisodeWriter.create_or_open(path, env_spec=...) or check the path"
+        )
+    if not (path / "zarr.json").is_file():
+        raise InvalidStoreError(
+            f"{path}: not a Zarr v3 store (no zarr.json); point at the store folder itself "
+            "(the one holding data/ and meta/)"
+        )
+    try:
+        node = zarr.open(
+            store=LocalStore(path, read_only=read_only), mode="r" if read_only else "r+"
+        )
+    except Exception as err:  # any zarr parse failure is one message to the user
+        raise InvalidStoreError(f"{path}: unreadable Zarr metadata ({err}); {_REPAIR}") from err
+    if not isinstance(node, zarr.Group):
+        raise InvalidStoreError(f"{path}: is a Zarr array, not an episode store (a group)")
+    return node
+
+
+def check_header(path: Path, attrs: dict[str, Any]) -> None:
+    """Schema and format version: refuse stores this code does not know how to read."""
+    if attrs.get(ATTR_SCHEMA) != SCHEMA:
+        raise InvalidStoreError(
+            f"{path}: attribute {ATTR_SCHEMA}={attrs.get(ATTR_SCHEMA)!r} is not {SCHEMA!r}, so "
+            "this Zarr group is not a vla episode store; write stores with vla.data.EpisodeWriter"
+        )
+    version = attrs.get(ATTR_FORMAT_VERSION)
+    if version not in SUPPORTED_FORMAT_VERSIONS:
+        raise InvalidStoreError(
+            f"{path}: {ATTR_FORMAT_VERSION}={version!r} is not supported by this vla "
+            f"(supported: {list(SUPPORTED_FORMAT_VERSIONS)}); upgrade vla if the store is newer, "
+            "or re-collect it"
+        )
+
+
+class EpisodeStore:
+    """A validated, read-only view of the committed episodes of a store.
+
+    Opening checks the header, that every array exists with the right dtype, that arrays are
+    at least as long as ``meta/episode_ends`` says, and (``check_values``) that actions and
+    states are finite. Any problem raises :class:`InvalidStoreError` naming the array or
+    episode and the fix.
+
+    Args:
+        path: the store folder.
+        check_values: scan ``action`` / ``state`` for NaN and inf (reads them once; cheap).
+    """
+
+    def __init__(self, path: str | Path, check_values: bool = True) -> None:
+        self.path = Path(path)
+        self._group = open_group(self.path)
+        attrs = self._group.attrs.asdict()
+        check_header(self.path, attrs)
+        self.format_version: int = attrs[ATTR_FORMAT_VERSION]
+        self.env_spec: dict[str, Any] = dict(attrs.get(ATTR_ENV_SPEC) or {})
+        self.keys: list[str] = list(attrs.get(ATTR_KEYS) or [])
+
+        ends_array = self._array(meta_path(keys.EPISODE_ENDS))
+        self._check_dtype(ends_array, meta_path(keys.EPISODE_ENDS), np.dtype(np.int64), ndim=1)
+        self.episode_ends: np.ndarray = np.asarray(ends_array[:], dtype=np.int64)  # (N,)
+        self._check_ends()
+        self.num_episodes = len(self.episode_ends)
+        self.num_steps = int(self.episode_ends[-1]) if self.num_episodes else 0
+        self.episode_starts = np.concatenate([[0], self.episode_ends[:-1]]).astype(np.int64)  # (N,)
+        self.episode_lengths = self.episode_ends - self.episode_starts  # (N,)
+
+        columns = {name: self._meta_column(name, kind) for name, kind in META_COLUMNS.items()}
+        self.instructions: list[str] = columns[keys.INSTRUCTION]
+        self.tasks: list[str] = columns[keys.TASK]
+        self.splits: list[str] = columns[keys.SPLIT]
+        self.seeds: np.ndarray = np.asarray(columns[keys.SEED], dtype=np.int64)  # (N,)
+        self.successes: np.ndarray = np.asarray(columns[keys.SUCCESS], dtype=bool)  # (N,)
+        self.extras: list[dict[str, Any]] = [json.loads(text) for text in columns[keys.EXTRA]]
+
+        # a store whose first episode never committed may lack data arrays: it is just empty
+        self.arrays: dict[str, zarr.Array] = {}
+        if self.num_episodes:
+            self.arrays = {key: self._data_array(key) for key in self.keys}
+            if check_values:
+                for key in LOWDIM_KEYS:
+                    if key in self.arrays:
+                        self._check_finite(key)
+
+    # ------------------------------------------------------------------ validation
+    def _array(self, name: str) -> zarr.Array:
+        try:
+            node = self._group[name]
+        except KeyError:
+            raise InvalidStoreError(f"{self.path}: array '{name}' is missing; {_REPAIR}") from None
+        if not isinstance(node, zarr.Array):
+            raise InvalidStoreError(
+                f"{self.path}: '{name}' is a group, expected an array; {_REPAIR}"
+            )
+        return node
+
+    def _check_dtype(self, array: zarr.Array, name: str, dtype: np.dtype, ndim: int | None) -> None:
+        if array.dtype != dtype:
+            raise InvalidStoreError(
+                f"{self.path}: array '{name}' has dtype {array.dtype}, expected {dtype}; "
+                f"rewrite it as {dtype} (EpisodeWriter stores the right dtypes)"
+            )
+        if ndim is not None and array.ndim != ndim:
+            raise InvalidStoreError(
+                f"{self.path}: array '{name}' has shape {array.shape}, expected {ndim} dims; {_REPAIR}"
+            )
+
+    def _check_ends(self) -> None:
+        ends = self.episode_ends
+        if len(ends) and ends[0] <= 0:
+            raise InvalidStoreError(
+                f"{self.path}: episode 0 ends at {ends[0]} in '{meta_path(keys.EPISODE_ENDS)}'; "
+                f"ends must be positive and increasing (every episode has >= 1 step); {_REPAIR}"
+            )
+        bad = np.flatnonzero(np.diff(ends) <= 0)
+        if len(bad):
+            i = int(bad[0]) + 1
+            raise InvalidStoreError(
+                f"{self.path}: episode {i} ends at {ends[i]} <= the end of episode {i - 1} "
+                f"({ends[i - 1]}) in '{meta_path(keys.EPISODE_ENDS)}'; ends must increase; {_REPAIR}"
+            )
+
+    def _meta_column(self, name: str, kind: type) -> list[Any]:
+        array = self._array(meta_path(name))
+        if kind is str:
+            if array.dtype.kind not in "TUO":  # numpy StringDType, fixed unicode, object
+                raise InvalidStoreError(
+                    f"{self.path}: array '{meta_path(name)}' has dtype {array.dtype}, expected "
+                    f"strings; {_REPAIR}"
+                )
+        else:
+            self._check_dtype(array, meta_path(name), np.dtype(kind), ndim=1)
+        if array.shape[0] < self.num_episodes:
+            raise InvalidStoreError(
+                f"{self.path}: array '{meta_path(name)}' has {array.shape[0]} entries but "
+                f"'{meta_path(keys.EPISODE_ENDS)}' lists {self.num_episodes} episodes "
+                f"(episode {array.shape[0]} has no {name}); {_REPAIR}"
+            )
+        if not self.num_episodes:
+            return []
+        return array[: self.num_episodes].tolist()
+
+    def _data_array(self, key: str) -> zarr.Array:
+        name = data_path(key)
+        array = self._array(name)
+        dtype = expected_dtype(key)
+        if dtype is not None:
+            self._check_dtype(array, name, dtype, ndim=4 if is_image_key(key) else 2)
+        if array.shape[0] < self.num_steps:
+            episode = int(np.searchsorted(self.episode_ends, array.shape[0], side="right"))
+            raise InvalidStoreError(
+                f"{self.path}: array '{name}' has {array.shape[0]} steps but "
+                f"'{meta_path(keys.EPISODE_ENDS)}' says {self.num_steps} (episode {episode} ends at "
+                f"{self.episode_ends[episode]}); the array was truncated: {_REPAIR}"
+            )
+        return array
+
+    def _check_finite(self, key: str) -> None:
+        values = self.read(key)  # (T, D)
+        bad = ~np.isfinite(values).all(axis=tuple(range(1, values.ndim)))  # (T,)
+        if bad.any():
+            step = int(np.argmax(bad))
+            episode = self.episode_of(step)
+            raise InvalidStoreError(
+                f"{self.path}: '{data_path(key)}' holds NaN/inf at step {step} (episode {episode}, "
+                f"task {self.tasks[episode]!r}, step {step - self.episode_starts[episode]} of the "
+                f"episode); re-collect that episode or copy the store without it"
+            )
+
+    # ------------------------------------------------------------------ reading
+    def episode_of(self, step: int) -> int:
+        """Index of the episode holding global ``step``."""
+        return int(np.searchsorted(self.episode_ends, step, side="right"))
+
+    def read(self, key: str, start: int = 0, stop: int | None = None, progress: bool = False):
+        """Committed steps ``[start, stop)`` of ``data/<key>`` as one numpy array.
+
+        ``progress`` reads chunk-aligned blocks under a progress bar (for loading big caches).
+        """
+        if key not in self.arrays:
+            raise KeyError(f"key {key!r} is not in the store {self.path} (keys: {self.keys})")
+        array = self.arrays[key]
+        stop = self.num_steps if stop is None else min(stop, self.num_steps)
+        if not progress:
+            return array[start:stop]  # (stop - start, ...)
+        out = np.empty((stop - start, *array.shape[1:]), dtype=array.dtype)  # (stop - start, ...)
+        block = max(array.chunks[0], (64 << 20) // max(1, out[:1].nbytes))  # ~64 MB per read
+        for lo in tqdm(range(start, stop, block), desc=f"loading {key}", unit="block"):
+            hi = min(lo + block, stop)
+            out[lo - start : hi - start] = array[lo:hi]  # (hi - lo, ...)
+        return out
+
+    def episode(self, index: int) -> dict[str, np.ndarray]:
+        """Every data array of one episode: ``{key: (L, ...)}``."""
+        start, end = self._bounds(index)
+        return {key: self.read(key, start, end) for key in self.keys}
+
+    def episode_meta(self, index: int) -> dict[str, Any]:
+        """The metadata the episode was appended with, plus its ``length``."""
+        self._bounds(index)
+        return {
+            keys.INSTRUCTION: self.instructions[index],
+            keys.TASK: self.tasks[index],
+            keys.SPLIT: self.splits[index],
+            keys.SEED: int(self.seeds[index]),
+            keys.SUCCESS: bool(self.successes[index]),
+            keys.LENGTH: int(self.episode_lengths[index]),
+            **self.extras[index],
+        }
+
+    def _bounds(self, index: int) -> tuple[int, int]:
+        if not 0 <= index < self.num_episodes:
+            raise IndexError(f"episode={index} out of range: the store has {self.num_episodes}")
+        return int(self.episode_starts[index]), int(self.episode_ends[index])
+
+    # ------------------------------------------------------------------ reporting
+    def disk_bytes(self, key: str | None = None) -> int:
+        """Bytes on disk of the whole store, or of ``data/<key>``."""
+        return directory_bytes(self.path if key is None else self.path / keys.DATA / key)
+
+    def bytes_per_frame(self, key: str | None = None) -> float:
+        """Bytes on disk per step of ``data/<key>``, or of all data arrays together."""
+        if not self.num_steps:
+            return 0.0
+        total = self.disk_bytes(key) if key else self.disk_bytes_of_data()
+        return total / self.num_steps
+
+    def disk_bytes_of_data(self) -> int:
+        return sum(self.disk_bytes(key) for key in self.keys)
+
+    def summary(self, num_instructions: int = 5) -> dict[str, Any]:
+        """Everything ``vla-data info`` prints, as one JSON-ready dict."""
+        key_info = {}
+        for key in self.keys:
+            array = self.arrays.get(key)
+            key_info[key] = {
+                "shape": list(array.shape[1:]) if array is not None else None,
+                "dtype": str(array.dtype) if array is not None else None,
+                "chunks": list(array.chunks) if array is not None else None,
+                "compressors": [str(c) for c in array.compressors] if array is not None else [],
+                "disk_bytes": self.disk_bytes(key),
+                "bytes_per_frame": self.bytes_per_frame(key),
+            }
+        examples = list(dict.fromkeys(self.instructions))[:num_instructions]
+        return {
+            "path": str(self.path),
+            "schema": SCHEMA,
+            "format_version": self.format_version,
+            "episodes": self.num_episodes,
+            "steps": self.num_steps,
+            "mean_episode_length": float(self.episode_lengths.mean()) if self.num_episodes else 0.0,
+            "success_rate": float(self.successes.mean()) if self.num_episodes else None,
+            "keys": key_info,
+            "tasks": dict(Counter(self.tasks)),
+            "splits": dict(Counter(self.splits)),
+            "instructions": examples,
+            "env_spec": self.env_spec,
+            "disk_bytes": self.disk_bytes(),
+            "bytes_per_frame": self.bytes_per_frame(),
+        }
+
+    def __len__(self) -> int:
+        return self.num_episodes
+
+    def __repr__(self) -> str:
+        return (
+            f"EpisodeStore({str(self.path)!r}, episodes={self.num_episodes}, "
+            f"steps={self.num_steps}, keys={self.keys})"
+        )

@@ -1,0 +1,211 @@
+"""Training windows over an episode store: past observations, future actions, the instruction.
+
+Sample ``i`` is one step ``t`` of one episode. It holds the ``obs_horizon`` observations ending
+at ``t`` (repeating the episode's first frame where the window starts before the episode, as
+diffusion_policy pads) and the ``action_horizon`` actions starting at ``t`` (repeating the last
+action past the episode end, with ``action_mask`` False there, so the loss can skip padding).
+Every step of an episode is a sample, the last one included.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import zarr
+from torch.utils.data import Dataset, default_collate
+from tqdm import tqdm
+from zarr.storage import LocalStore
+
+from vla import keys
+from vla.data.episode_split import SPLITS, EpisodeSplit
+from vla.data.episode_store import EpisodeStore, data_path, is_image_key
+from vla.data.normalization_stats import NormalizationStats
+
+
+class WindowDataset(Dataset):
+    """Windows of one split of a store, as dicts with the keys of :mod:`vla.keys`.
+
+    Per sample: ``IMAGE`` (T, V, 3, H, W) uint8, ``STATE`` (T, S) float32, ``ACTION`` (H, D)
+    float32, ``ACTION_MASK`` (H,) bool, ``INSTRUCTION`` str, ``TASK`` str, with T =
+    ``obs_horizon``, V = ``len(image_keys)``, H = ``action_horizon``.
+
+    Args:
+        path: the store folder.
+        obs_horizon: observations per sample, the current one last.
+        action_horizon: actions per sample, the current step's first.
+        image_keys: store keys of the cameras to stack on the V axis (same image size);
+            empty for a state-only policy (no ``IMAGE`` in samples).
+        state_key: store key of proprioception, or None (no ``STATE`` in samples).
+        split: "train", "val" or "all"; see :class:`EpisodeSplit` for how episodes are assigned.
+        val_fraction: share of "train"-labelled episodes held out for validation.
+        split_seed: seed of that draw; same seed, same split.
+        cache: decode every frame into RAM once (fast; needs ~T * H * W * 3 bytes per camera).
+            Without it each worker reads the frames of each sample from the store. Actions and
+            states are always in RAM (they are small).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        obs_horizon: int = 1,
+        action_horizon: int = 8,
+        image_keys: Sequence[str] = (keys.IMAGE,),
+        state_key: str | None = keys.STATE,
+        split: str = "train",
+        val_fraction: float = 0.1,
+        split_seed: int = 0,
+        cache: bool = False,
+    ) -> None:
+        if obs_horizon < 1 or action_horizon < 1:
+            raise ValueError(
+                f"obs_horizon={obs_horizon} and action_horizon={action_horizon} must be >= 1"
+            )
+        if split not in SPLITS:
+            raise ValueError(f"split={split!r} must be one of {SPLITS}")
+        if isinstance(image_keys, str):
+            raise ValueError(
+                f"image_keys={image_keys!r} must be a list of keys, e.g. ['{keys.IMAGE}']"
+            )
+        self.path = Path(path)
+        self.obs_horizon = obs_horizon
+        self.action_horizon = action_horizon
+        self.image_keys = list(image_keys)
+        self.state_key = state_key
+        self.split = split
+        self.cache = cache
+
+        store = EpisodeStore(self.path)
+        self._check_keys(store)
+        self.episode_split = EpisodeSplit.from_labels(store.splits, val_fraction, split_seed)
+        self.episodes = self.episode_split.episodes(split)  # (E,) episode indices
+        self.store_num_episodes = store.num_episodes
+        self.image_shape = (
+            tuple(store.arrays[self.image_keys[0]].shape[1:]) if self.image_keys else None
+        )
+
+        lengths = store.episode_lengths[self.episodes]  # (E,)
+        self._episode = np.repeat(self.episodes, lengths).astype(np.int64)  # (N,) per sample
+        self._step = np.concatenate(
+            [np.arange(store.episode_starts[e], store.episode_ends[e]) for e in self.episodes]
+            or [np.zeros(0, np.int64)]
+        ).astype(np.int64)  # (N,) global step of each sample
+        self._starts = store.episode_starts  # (N_ep,)
+        self._ends = store.episode_ends  # (N_ep,)
+        self._instructions = store.instructions
+        self._tasks = store.tasks
+        self._obs_offsets = np.arange(obs_horizon - 1, -1, -1)  # (T,) steps back from t
+        self._act_offsets = np.arange(action_horizon)  # (H,) steps ahead of t
+
+        self._action = store.read(keys.ACTION)  # (T_all, D)
+        self._state = store.read(state_key) if state_key else None  # (T_all, S)
+        # the cache holds only this split's episodes, back to back: row = global step + offset
+        cached_starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)  # (E,)
+        self._cache_offset = np.zeros(store.num_episodes, np.int64)  # (N_ep,)
+        self._cache_offset[self.episodes] = cached_starts - store.episode_starts[self.episodes]
+        # decoded before DataLoader workers fork, so they share these pages copy-on-write
+        self._frames = {k: self._load_frames(store, k) for k in self.image_keys} if cache else {}
+        self._arrays: dict[str, zarr.Array] | None = None  # opened lazily, once per process
+        self._pid = -1
+
+    def _check_keys(self, store: EpisodeStore) -> None:
+        if store.num_episodes == 0:
+            raise ValueError(f"{self.path} holds no episodes yet: collect some first")
+        wanted = [*self.image_keys, keys.ACTION, *([self.state_key] if self.state_key else [])]
+        for key in wanted:
+            if key not in store.arrays:
+                raise ValueError(
+                    f"key {key!r} is not in {self.path} (its keys: {store.keys}); fix image_keys / "
+                    "state_key in the dataset config"
+                )
+        for key in self.image_keys:
+            if not is_image_key(key):
+                raise ValueError(
+                    f"image_keys has {key!r}, which is not a camera key ({keys.IMAGE}*)"
+                )
+        shapes = {k: tuple(store.arrays[k].shape[1:]) for k in self.image_keys}
+        if len(set(shapes.values())) > 1:
+            raise ValueError(
+                f"cameras {shapes} differ in size: they stack on one axis; pick same-size ones"
+            )
+
+    def _load_frames(self, store: EpisodeStore, key: str) -> np.ndarray:
+        array = store.arrays[key]
+        frames = np.empty((len(self._step), *array.shape[1:]), array.dtype)  # (N, H, W, 3)
+        row = 0
+        for e in tqdm(self.episodes, desc=f"caching {key} ({self.split})", unit="episode"):
+            start, end = int(store.episode_starts[e]), int(store.episode_ends[e])
+            frames[row : row + end - start] = store.read(key, start, end)  # (L, H, W, 3)
+            row += end - start
+        return frames
+
+    def __len__(self) -> int:
+        return len(self._step)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        t = int(self._step[index])
+        episode = int(self._episode[index])
+        start, end = int(self._starts[episode]), int(self._ends[episode])
+        obs = np.maximum(t - self._obs_offsets, start)  # (T,) first frame repeated before start
+        act = t + self._act_offsets  # (H,)
+        mask = act < end  # (H,) False past the episode end
+        act = np.minimum(act, end - 1)  # (H,) last action repeated past the end
+        sample: dict[str, Any] = {}
+        if self.image_keys:
+            views = [self._read_frames(k, obs, episode) for k in self.image_keys]  # V (T, H, W, 3)
+            one = len(views) == 1  # one camera: a view, no copy
+            frames = views[0][:, None] if one else np.stack(views, axis=1)  # (T, V, H, W, 3)
+            sample[keys.IMAGE] = torch.from_numpy(frames).permute(0, 1, 4, 2, 3)  # (T, V, 3, H, W)
+        if self._state is not None:
+            sample[keys.STATE] = torch.from_numpy(self._state[obs])  # (T, S)
+        sample[keys.ACTION] = torch.from_numpy(self._action[act])  # (H, D)
+        sample[keys.ACTION_MASK] = torch.from_numpy(mask)  # (H,)
+        sample[keys.INSTRUCTION] = self._instructions[episode]
+        sample[keys.TASK] = self._tasks[episode]
+        return sample
+
+    def _read_frames(self, key: str, obs: np.ndarray, episode: int) -> np.ndarray:
+        if key in self._frames:
+            return self._frames[key][obs + self._cache_offset[episode]]  # (T, H, W, 3)
+        if self._arrays is None or self._pid != os.getpid():
+            # first read in this process (a DataLoader worker): open once, never per sample
+            store = LocalStore(self.path, read_only=True)
+            self._arrays = {
+                k: zarr.open_array(store, path=data_path(k), mode="r") for k in self.image_keys
+            }
+            self._pid = os.getpid()
+        lo = int(obs[0])
+        return self._arrays[key][lo : int(obs[-1]) + 1][obs - lo]  # (T, H, W, 3)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_arrays"] = None  # zarr handles are reopened in the worker
+        return state
+
+    def normalization_stats(self, use_cache: bool = True) -> dict[str, NormalizationStats]:
+        """Action (and state) statistics over the *training* episodes of this split, cached."""
+        stat_keys = [keys.ACTION, *([self.state_key] if self.state_key else [])]
+        return NormalizationStats.from_store(
+            EpisodeStore(self.path, check_values=False),
+            self.episode_split.train,
+            stat_keys,
+            use_cache,
+        )
+
+
+def collate_windows(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack tensors on a new batch axis and keep strings as lists (``INSTRUCTION``, ``TASK``).
+
+    Tensors go through ``default_collate``, which in a DataLoader worker stacks straight into
+    shared memory, so a batch crosses to the main process without another copy.
+    """
+    batch: dict[str, Any] = {}
+    for key, value in samples[0].items():
+        column = [sample[key] for sample in samples]
+        is_tensor = isinstance(value, torch.Tensor)
+        batch[key] = default_collate(column) if is_tensor else column  # (B, ...) or list
+    return batch
