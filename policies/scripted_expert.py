@@ -112,11 +112,15 @@ class ScriptedExpert:
             side = np.array([-u[1], u[0]]) * float(rel @ np.array([-u[1], u[0]]))  # (2,)
             step = u * min(dist, 0.6 * self.max_delta) - side
             return np.array([*(tcp[:2] + step), PUSH_Z]), 1.0
-        if np.linalg.norm(tcp[:2] - behind) > ALIGNED / 2:
-            if tcp[2] < HOVER_Z - 0.03 and np.linalg.norm(rel) < 0.08:
-                return np.array([*tcp[:2], HOVER_Z]), 1.0  # rise before going around the object
-            return np.array([*behind, HOVER_Z]), 1.0
-        return np.array([*behind, PUSH_Z]), 1.0
+        off = float(np.linalg.norm(tcp[:2] - behind))
+        low = tcp[2] < HOVER_Z - 0.03
+        # hysteresis: start descending only when well aligned, keep descending while roughly
+        # aligned, so an object rocking by a few mm does not cause a rise-descend loop
+        if off < (0.02 if low else ALIGNED / 2):
+            return np.array([*behind, PUSH_Z]), 1.0
+        if low and np.linalg.norm(rel) < 0.08:
+            return np.array([*tcp[:2], HOVER_Z]), 1.0  # rise before going around the object
+        return np.array([*behind, HOVER_Z]), 1.0
 
     def _pick_place(self, tcp, opening, target, place, kind):
         released = opening > OPENING_HELD[1] or tcp[2] > target[2] + 0.03
