@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export MUJOCO_GL ?= egl
 
-.PHONY: setup test test-all lint format bench-envs
+.PHONY: setup test test-all lint format bench-envs bench-data
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -35,3 +35,6 @@ format: setup
 
 bench-envs: setup
 	$(BIN)/python benchmarks/envs.py
+
+bench-data: setup
+	$(BIN)/python benchmarks/data.py

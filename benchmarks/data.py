@@ -78,10 +78,15 @@ def loader_samples_per_s(path: Path, obs_horizon: int, cache: bool, seconds: flo
     return rate
 
 
-def collect_episodes_per_s(path: Path, workers: int) -> float:
-    """Hook for the collector (``policies/``): episodes/s collecting into ``path`` with
-    ``workers`` processes. The lead wires it and adds the two rows marked in ``main``."""
-    raise NotImplementedError("collection is measured by the collector in policies/")
+COLLECT_ENV = {"_target_": "gymnasium.make", "id": "envs:vla/MultiTask-v0", "image_size": 96}
+
+
+def collect_episodes_per_s(path: Path, workers: int, episodes: int) -> float:
+    """Expert episodes/s of ``vla-collect`` (all five tasks, 96x96 front camera) into ``path``,
+    process start-up included: what a user waits for."""
+    from policies.collect import collect
+
+    return collect(COLLECT_ENV, path, episodes, workers=workers, progress=False).episodes_per_s
 
 
 def main() -> None:
@@ -89,6 +94,7 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--steps", type=int, default=100, help="steps per episode")
     parser.add_argument("--seconds", type=float, default=5.0, help="per loader measurement")
+    parser.add_argument("--collect", type=int, default=100, help="expert episodes to collect")
     parser.add_argument("--json", type=Path, help="also write the results here (flat object)")
     args = parser.parse_args()
 
@@ -100,13 +106,14 @@ def main() -> None:
         # (name, unit, how to measure): rows run in this order
         rows: list[tuple[str, str, Callable[[], float]]] = [
             ("write_episodes_per_s", "episodes/s", lambda: write_rate),
-            ("bytes_per_frame", "B/step", lambda: EpisodeStore(path).bytes_per_frame()),
+            ("bytes_per_frame_synthetic", "B/step", lambda: EpisodeStore(path).bytes_per_frame()),
             ("loader_samples_per_s", "samples/s", lambda: loader_samples_per_s(path, 1, True, args.seconds)),
             ("loader_samples_per_s_history2", "samples/s", lambda: loader_samples_per_s(path, 2, True, args.seconds)),
             ("loader_samples_per_s_nocache", "samples/s", lambda: loader_samples_per_s(path, 1, False, args.seconds)),
-            # collection rows (the lead): e.g.
-            # ("collect_episodes_per_s_1worker", "episodes/s", lambda: collect_episodes_per_s(Path(tmp) / "c1.zarr", 1)),
-            # ("collect_episodes_per_s_2workers", "episodes/s", lambda: collect_episodes_per_s(Path(tmp) / "c2.zarr", 2)),
+            ("collect_episodes_per_s_1worker", "episodes/s", lambda: collect_episodes_per_s(Path(tmp) / "c1.zarr", 1, args.collect)),
+            ("collect_episodes_per_s_2workers", "episodes/s", lambda: collect_episodes_per_s(Path(tmp) / "c2.zarr", 2, args.collect)),
+            # bytes per rendered 96x96 frame (+ state, action) in the store just collected
+            ("bytes_per_frame", "B/step", lambda: EpisodeStore(Path(tmp) / "c2.zarr").bytes_per_frame()),
         ]  # fmt: skip
         results: dict[str, float] = {}
         for name, _, measure in rows:

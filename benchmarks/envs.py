@@ -112,7 +112,7 @@ def main() -> None:
             f"{r['expert_success_noisy_train']:.1%}",
             f"{r['mean_episode_length']:.1f}",
         )
-    console = Console()
+    console = Console(width=120)
     console.print(table)
     console.print(f"took {time.perf_counter() - start:.0f} s")
     if args.json:

@@ -1,0 +1,1 @@
+"""Command-line entry points that need both envs and vla (collection, evaluation)."""

@@ -1,0 +1,242 @@
+"""Collect scripted-expert demonstrations into an episode store, in parallel worker processes.
+
+Each episode is seeded (``seed``, ``seed + 1``, ...) and workers return finished episodes to
+this process, which alone writes them (``vla.data.EpisodeWriter``: one atomic commit per
+episode). Results are consumed in seed order, so the store is the same whatever the number
+of workers, and an interrupted collection resumes after the last committed seed.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("MUJOCO_GL", "egl")  # before mujoco is imported, here and in workers
+
+import numpy as np  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from envs import keys as obs_keys  # noqa: E402
+from vla import keys  # noqa: E402
+from vla.data import EpisodeStore, EpisodeWriter  # noqa: E402
+
+_worker: dict[str, Any] = {}  # per worker process: its env and expert
+
+
+@dataclass
+class CollectSummary:
+    path: Path
+    episodes: int  # committed episodes in the store now
+    added: int  # committed by this call
+    attempted: int  # expert episodes run by this call
+    expert_successes: int
+    seconds: float
+
+    @property
+    def episodes_per_s(self) -> float:
+        return self.attempted / max(self.seconds, 1e-9)
+
+
+def env_spec_of(env, env_cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """What a store records about the env it came from (checked again when training/evaluating)."""
+    space = env.action_space
+    u = env.unwrapped
+    return {
+        "env_id": str(env_cfg.get("id", "")).split(":")[-1],
+        "action_space": {
+            "shape": list(space.shape),
+            "low": space.low.tolist(),
+            "high": space.high.tolist(),
+        },
+        "control_hz": float(env.metadata.get("render_fps", 1.0 / u.dt)),
+        "cameras": list(u.cameras),
+        "image_size": [u.image_size, u.image_size],
+        "state_names": list(obs_keys.STATE_NAMES),
+        "split": u.split,
+    }
+
+
+def _init_worker(env_cfg: dict[str, Any], noise: float, seed: int) -> None:
+    from hydra.utils import instantiate
+
+    from policies.scripted_expert import ScriptedExpert
+
+    _worker["env"] = instantiate(env_cfg, privileged=True)
+    _worker["expert"] = ScriptedExpert(max_delta=_worker["env"].unwrapped.max_delta, noise=noise)
+    _worker["noise_seed"] = seed
+
+
+def _rollout(seed: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """One expert episode: observations before each action, and the action."""
+    env, expert = _worker["env"], _worker["expert"]
+    # the noise stream depends on the episode seed only: same data with any number of workers
+    expert.rng = np.random.default_rng([_worker["noise_seed"], seed])
+    obs, info = env.reset(seed=seed)
+    expert.reset()
+    image_keys = [k for k in obs if k.startswith(obs_keys.IMAGE)]
+    steps: dict[str, list[np.ndarray]] = {k: [] for k in [*image_keys, keys.STATE, keys.ACTION]}
+    success = False
+    while True:
+        action = expert.act(obs)
+        for k in image_keys:
+            steps[k].append(obs[k])
+        steps[keys.STATE].append(obs[obs_keys.STATE])
+        steps[keys.ACTION].append(action)
+        obs, _, terminated, truncated, step_info = env.step(action)
+        success = success or step_info["success"]
+        if terminated or truncated:
+            break
+    episode = {k: np.stack(v) for k, v in steps.items()}  # each (L, ...)
+    meta = {
+        keys.INSTRUCTION: info["instruction"],
+        keys.TASK: info["task"],
+        keys.SPLIT: info["split"],
+        keys.SEED: seed,
+        keys.SUCCESS: bool(success),
+        "target": info["target"],
+        "n_objects": info["n_objects"],
+    }
+    return episode, meta
+
+
+def _rollouts(
+    env_cfg: dict, noise: float, seed: int, seeds: Iterator[int], workers: int
+) -> Iterator[tuple[dict, dict]]:
+    """Episodes for ``seeds`` in order, from ``workers`` processes (0 or 1: this process)."""
+    if workers <= 1:
+        _init_worker(env_cfg, noise, seed)
+        try:
+            yield from map(_rollout, seeds)
+        finally:
+            _worker.pop("env").close()
+        return
+    # the pool's feeder thread drains its task iterable eagerly: hand it seeds only while
+    # fewer than `ahead` episodes are in flight, so an endless seed stream stays bounded
+    ahead, stop = threading.Semaphore(4 * workers), threading.Event()
+
+    def throttled() -> Iterator[int]:
+        for s in seeds:
+            ahead.acquire()
+            if stop.is_set():
+                return
+            yield s
+
+    # spawn, not fork: a forked child must not inherit the parent's GL or torch threads
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(workers, _init_worker, (env_cfg, noise, seed)) as pool:
+        try:
+            for result in pool.imap(_rollout, throttled()):
+                ahead.release()
+                yield result
+        finally:  # unblock the feeder thread so the pool can shut down
+            stop.set()
+            ahead.release()
+
+
+def collect(
+    env: Mapping[str, Any],
+    out: str | Path,
+    episodes: int,
+    seed: int = 0,
+    workers: int = 2,
+    noise: float = 0.0,
+    keep_failures: bool = False,
+    progress: bool = True,
+) -> CollectSummary:
+    """Run the scripted expert until ``out`` holds ``episodes`` episodes (resuming if it exists).
+
+    Args:
+        env: an env config node: ``{_target_: gymnasium.make, id: envs:vla/Touch-v0, ...}``.
+        out: the store folder.
+        episodes: episodes the store should hold when done.
+        seed: seed of the first episode; a resumed run continues after the last stored seed.
+        workers: parallel env processes (1 = run here).
+        noise: std of the expert's action noise (recoveries in the data; DART).
+        keep_failures: also store episodes the expert failed (marked ``success=False``).
+    """
+    from hydra.utils import instantiate
+
+    if episodes < 1 or workers < 1 or noise < 0:
+        raise ValueError(
+            f"episodes={episodes} and workers={workers} must be >= 1, noise={noise} >= 0"
+        )
+    env_cfg = dict(env)
+    probe = instantiate(env_cfg)
+    try:
+        spec = env_spec_of(probe, env_cfg)
+        image_keys = [k for k in probe.observation_space.spaces if k.startswith(obs_keys.IMAGE)]
+    finally:
+        probe.close()
+    out = Path(out)
+    start = time.perf_counter()
+    with EpisodeWriter.create_or_open(
+        out, env_spec=spec, keys=[*image_keys, keys.STATE, keys.ACTION]
+    ) as writer:
+        done = writer.num_episodes
+        first = int(EpisodeStore(out, check_values=False).seeds.max()) + 1 if done else seed
+        need = episodes - done
+        attempted = successes = added = 0
+        if need > 0:
+            bar = tqdm(
+                total=need, unit="ep", desc=f"collect {spec['env_id']}", disable=not progress
+            )
+            seeds = iter(range(first, sys.maxsize))
+            with closing(_rollouts(env_cfg, noise, seed, seeds, workers)) as rollouts:
+                for episode, meta in rollouts:
+                    attempted += 1
+                    successes += meta[keys.SUCCESS]
+                    if meta[keys.SUCCESS] or keep_failures:
+                        writer.append(episode, meta)
+                        added += 1
+                        bar.update(1)
+                    bar.set_postfix(expert_success=f"{successes / attempted:.0%}", kept=added)
+                    if added >= need:
+                        break
+            bar.close()
+        total = writer.num_episodes
+    summary = CollectSummary(out, total, added, attempted, successes, time.perf_counter() - start)
+    write_card(out, summary, noise=noise, keep_failures=keep_failures)
+    return summary
+
+
+def write_card(path: Path, summary: CollectSummary, noise: float, keep_failures: bool) -> Path:
+    """A short dataset card beside the data: what is in it and the command that made it."""
+    store = EpisodeStore(path, check_values=False)
+    info = store.summary(num_instructions=8)
+    tasks = Counter(store.tasks)
+    lines = [
+        f"# Dataset card: {path.name}",
+        "",
+        f"Made by: `{' '.join([Path(sys.argv[0]).name, *sys.argv[1:]])}`",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| env | {info['env_spec'].get('env_id')} |",
+        f"| split | {', '.join(f'{k}: {v}' for k, v in info['splits'].items())} |",
+        f"| episodes | {info['episodes']} |",
+        f"| steps | {info['steps']} (mean length {info['mean_episode_length']:.1f}) |",
+        f"| tasks | {', '.join(f'{k}: {v}' for k, v in tasks.items())} |",
+        f"| expert noise | {noise} |",
+        f"| failures kept | {keep_failures} |",
+        f"| expert success (last run) | {summary.expert_successes}/{summary.attempted} |",
+        f"| disk | {info['disk_bytes'] / 1e6:.1f} MB ({info['bytes_per_frame']:.0f} B/frame) |",
+        "",
+        "Example instructions:",
+        "",
+        *[f"- {text}" for text in info["instructions"]],
+        "",
+    ]
+    card = path / "README.md"
+    tmp = path / ".README.md.tmp"
+    tmp.write_text("\n".join(lines))
+    tmp.replace(card)  # atomic: a card is never half written
+    return card

@@ -1,0 +1,87 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from policies.collect import collect
+from vla.data import EpisodeStore
+
+ENV = {"_target_": "gymnasium.make", "id": "envs:vla/MultiTask-v0", "image_size": 32}
+
+
+def arrays(path):
+    store = EpisodeStore(path)
+    return {k: store.read(k) for k in store.keys}, store
+
+
+def test_collect_writes_expert_episodes_and_a_card(tmp_path):
+    s = collect(ENV, tmp_path / "d.zarr", episodes=5, workers=1, progress=False)
+    assert (s.episodes, s.added) == (5, 5) and s.expert_successes == s.attempted >= 5
+    data, store = arrays(tmp_path / "d.zarr")
+    assert data["image"].shape[1:] == (32, 32, 3) and data["image"].dtype == np.uint8
+    assert data["state"].shape[1:] == (7,) and data["action"].shape[1:] == (4,)
+    assert np.all(np.abs(data["action"]) <= 1)
+    assert list(store.seeds) == [0, 1, 2, 3, 4] and all(store.successes)
+    assert store.env_spec["env_id"] == "vla/MultiTask-v0" and store.env_spec["control_hz"] == 10
+    assert all(store.instructions) and set(store.tasks) <= {
+        "touch", "lift", "push", "pick_place", "relation"
+    }  # fmt: skip
+    card = (tmp_path / "d.zarr" / "README.md").read_text()
+    assert "| episodes | 5 |" in card and "Example instructions" in card
+
+
+def test_same_store_with_one_or_two_workers_and_after_resume(tmp_path):
+    collect(ENV, tmp_path / "one.zarr", episodes=4, workers=1, noise=0.1, progress=False)
+    collect(ENV, tmp_path / "two.zarr", episodes=4, workers=2, noise=0.1, progress=False)
+    collect(ENV, tmp_path / "resumed.zarr", episodes=2, workers=1, noise=0.1, progress=False)
+    s = collect(ENV, tmp_path / "resumed.zarr", episodes=4, workers=2, noise=0.1, progress=False)
+    assert s.added == 2
+    one, _ = arrays(tmp_path / "one.zarr")
+    for other in ("two.zarr", "resumed.zarr"):
+        data, store = arrays(tmp_path / other)
+        assert list(store.seeds) == [0, 1, 2, 3]
+        for k in one:
+            np.testing.assert_array_equal(one[k], data[k])
+
+
+def test_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match="episodes=0"):
+        collect(ENV, tmp_path / "x.zarr", episodes=0)
+    with pytest.raises(ValueError, match="noise=-0.5"):
+        collect(ENV, tmp_path / "x.zarr", episodes=1, noise=-0.5)
+
+
+def test_cli_killed_mid_run_resumes_to_the_requested_count(tmp_path):
+    out = tmp_path / "touch.zarr"
+    cmd = [
+        sys.executable, "-m", "policies.cli.collect", "env=touch", "env.image_size=32",
+        f"out={out}", "workers=1",
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        [*cmd, "episodes=500"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            time.sleep(0.3)
+            if (out / "zarr.json").exists() and len(EpisodeStore(out, check_values=False)) >= 3:
+                break
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    killed_at = len(EpisodeStore(out))
+    assert 3 <= killed_at < 500
+    done = subprocess.run([*cmd, f"episodes={killed_at + 3}"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    info = subprocess.run(
+        [sys.executable, "-m", "vla.cli.data", "info", str(out), "--json"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    summary = json.loads(info.stdout)
+    assert summary["episodes"] == killed_at + 3
+    assert list(EpisodeStore(out).seeds) == list(range(killed_at + 3))
