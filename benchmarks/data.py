@@ -13,25 +13,32 @@ write: ``EpisodeWriter.append`` of one 100-step episode at a time (each commit a
 loader: ``EpisodeDataModule`` training loader (batch 64, 2 workers, persistent, shuffled,
 ``cache=True`` unless "no cache"), obs_horizon 1 (or 2 for "history2"), action_horizon 8;
 samples/s over ``--seconds`` after the first batch (worker start-up excluded).
+collect: ``vla-collect`` of the five tasks (multi-task env, 96x96), worker start-up included;
+bytes_per_frame is measured on that real store.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import platform
-import tempfile
-import time
-from collections.abc import Callable
-from pathlib import Path
+import sys
 
-import numpy as np
-from rich.console import Console
-from rich.table import Table
+# benchmarks/envs.py would shadow the envs package: drop this folder from the import path
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(__file__)]
 
-from vla import keys
-from vla.data import EpisodeDataModule, EpisodeStore, EpisodeWriter, synthetic_episode
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from vla import keys  # noqa: E402
+from vla.data import EpisodeStore, EpisodeWriter, synthetic_episode  # noqa: E402
 
 ENV_SPEC = {
     "action_space": {"low": [-1.0] * 4, "high": [1.0] * 4, "shape": [4]},
@@ -54,6 +61,8 @@ def make_store(path: Path, episodes: int, steps: int) -> float:
 
 
 def loader_samples_per_s(path: Path, obs_horizon: int, cache: bool, seconds: float) -> float:
+    from vla.data import EpisodeDataModule  # torch + Lightning: not in collector workers
+
     module = EpisodeDataModule(
         str(path),
         batch_size=64,
@@ -94,7 +103,7 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--steps", type=int, default=100, help="steps per episode")
     parser.add_argument("--seconds", type=float, default=5.0, help="per loader measurement")
-    parser.add_argument("--collect", type=int, default=100, help="expert episodes to collect")
+    parser.add_argument("--collect", type=int, default=300, help="expert episodes to collect")
     parser.add_argument("--json", type=Path, help="also write the results here (flat object)")
     args = parser.parse_args()
 

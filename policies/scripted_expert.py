@@ -34,6 +34,8 @@ class ScriptedExpert:
         seed: seed of the noise stream.
     """
 
+    needs_privileged = True  # evaluators make the env with privileged=True for it
+
     def __init__(self, max_delta: float = 0.03, noise: float = 0.0, seed: int | None = None):
         if max_delta <= 0:
             raise ValueError(f"max_delta={max_delta} must be > 0 (the env's max_delta)")

@@ -1,0 +1,222 @@
+"""Evaluate a policy by seeded rollouts in a vector env: success rate, its Wilson interval,
+per-task rates, videos of the first episodes and a bar chart.
+
+Episode ``k`` always runs with seed ``seed + k``, whichever env of the vector runs it, so two
+runs with the same seed give the same numbers whatever ``num_envs`` is (for a policy whose
+output does not depend on the batch it is in).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("MUJOCO_GL", "egl")  # before mujoco is imported, here and in env workers
+
+import gymnasium as gym  # noqa: E402
+import numpy as np  # noqa: E402
+from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from envs import keys  # noqa: E402
+from policies.batch import BatchPolicy  # noqa: E402
+from policies.video import annotate, write_video  # noqa: E402
+
+
+@dataclass
+class Episode:
+    seed: int
+    task: str
+    instruction: str
+    success: bool
+    length: int
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a success rate: honest at small n and at 0% / 100%."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def _make_env(env_cfg: dict[str, Any], **overrides: Any) -> gym.Env:
+    from hydra.utils import instantiate
+
+    return instantiate(env_cfg, **overrides)
+
+
+def evaluate(
+    env: dict[str, Any],
+    policy: BatchPolicy,
+    episodes: int = 50,
+    seed: int = 0,
+    num_envs: int = 4,
+    out: str | Path | None = None,
+    video_episodes: int = 4,
+    checkpoint: str | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run ``episodes`` seeded episodes and return the report (also written under ``out``).
+
+    Args:
+        env: env config node (``{_target_: gymnasium.make, id: ..., split: ...}``).
+        policy: acts on batches of ``num_envs`` observations.
+        num_envs: envs stepping together (> 1: each in its own process).
+        out: folder for ``report.json``, ``videos/`` and ``success_per_task.png``.
+        video_episodes: the first K episodes (by seed) are filmed.
+        checkpoint: recorded in the report.
+    """
+    if episodes < 1 or num_envs < 1:
+        raise ValueError(f"episodes={episodes} and num_envs={num_envs} must be >= 1")
+    num_envs = min(num_envs, episodes)
+    film = out is not None and video_episodes > 0
+    privileged = bool(getattr(policy, "needs_privileged", False))  # scripted experts do
+    make = partial(
+        _make_env, env, privileged=privileged, **({"render_mode": "rgb_array"} if film else {})
+    )
+    vector_cls = AsyncVectorEnv if num_envs > 1 else SyncVectorEnv
+    kwargs = {"context": "spawn", "shared_memory": False} if num_envs > 1 else {}
+    envs = vector_cls([make] * num_envs, autoreset_mode=AutoresetMode.DISABLED, **kwargs)
+    start = time.perf_counter()
+    results: list[Episode] = []
+    frames: dict[int, list[np.ndarray]] = defaultdict(list)
+    try:
+        queue = list(range(seed, seed + episodes))
+        running: list[int | None] = [queue.pop(0) for _ in range(num_envs)]  # seed per env
+        obs, info = envs.reset(seed=running)
+        policy.reset(np.ones(num_envs, bool))
+        task, text = list(info["task"]), [str(t) for t in obs[keys.INSTRUCTION]]
+        lengths = np.zeros(num_envs, int)
+        bar = tqdm(total=episodes, unit="ep", desc="evaluate", disable=not progress)
+        while any(s is not None for s in running):
+            if film:
+                _film(envs, running, seed + video_episodes, frames)
+            actions = policy.act_batch(obs)  # (N, D)
+            obs, _, terminated, truncated, info = envs.step(actions)
+            lengths += 1
+            done = (terminated | truncated) & np.array([s is not None for s in running])
+            if not done.any():
+                continue
+            for i in np.flatnonzero(done):
+                ep = Episode(
+                    running[i], task[i], text[i], bool(info["success"][i]), int(lengths[i])
+                )
+                results.append(ep)
+                if film and ep.seed in frames:
+                    frames[ep.seed].append(envs.call("render")[i])
+                    _write_episode_video(Path(out), ep, frames.pop(ep.seed))
+                running[i] = queue.pop(0) if queue else None
+                bar.update(1)
+            bar.set_postfix(success=f"{np.mean([r.success for r in results]):.0%}")
+            restart = done & np.array([s is not None for s in running])
+            if restart.any():
+                new_obs, new_info = envs.reset(
+                    seed=[s if r else None for s, r in zip(running, restart, strict=True)],
+                    options={"reset_mask": restart},
+                )
+                obs = new_obs
+                policy.reset(restart)
+                for i in np.flatnonzero(restart):
+                    task[i], text[i] = new_info["task"][i], str(new_obs[keys.INSTRUCTION][i])
+                    lengths[i] = 0
+        bar.close()
+    finally:
+        envs.close()
+    report = make_report(results, env, seed, checkpoint, time.perf_counter() - start, num_envs)
+    if out is not None:
+        write_report(Path(out), report)
+    return report
+
+
+def _film(envs, running: list[int | None], first_unfilmed: int, frames: dict) -> None:
+    if any(s is not None and s < first_unfilmed for s in running):
+        for s, frame in zip(running, envs.call("render"), strict=True):
+            if s is not None and s < first_unfilmed:
+                frames[s].append(frame)
+
+
+def _write_episode_video(out: Path, ep: Episode, frames: list[np.ndarray]) -> None:
+    text = f"[{ep.task}] {ep.instruction}"
+    annotated = [annotate(f, text) for f in frames[:-1]]
+    annotated += [annotate(frames[-1], text, ep.success)] * 5  # hold the verdict for 0.5 s
+    verdict = "success" if ep.success else "failure"
+    write_video(out / "videos" / f"seed{ep.seed:04d}_{ep.task}_{verdict}.mp4", annotated)
+
+
+def make_report(
+    results: list[Episode],
+    env: dict[str, Any],
+    seed: int,
+    checkpoint: str | None,
+    seconds: float,
+    num_envs: int,
+) -> dict[str, Any]:
+    results = sorted(results, key=lambda r: r.seed)
+    n, wins = len(results), sum(r.success for r in results)
+    per_task: dict[str, dict[str, Any]] = {}
+    for name in sorted({r.task for r in results}):
+        rs = [r for r in results if r.task == name]
+        k = sum(r.success for r in rs)
+        per_task[name] = {
+            "success_rate": k / len(rs),
+            "episodes": len(rs),
+            "ci95": list(wilson_interval(k, len(rs))),
+        }
+    return {
+        "success_rate": wins / n,
+        "episodes": n,
+        "ci95": list(wilson_interval(wins, n)),
+        "per_task": per_task,
+        "split": env.get("split", "train"),
+        "env": str(env.get("id", "")).split(":")[-1],
+        "mean_episode_length": float(np.mean([r.length for r in results])),
+        "checkpoint": checkpoint,
+        "seed": seed,
+        "num_envs": num_envs,
+        "seconds": round(seconds, 2),
+        "episodes_detail": [asdict(r) for r in results],
+    }
+
+
+def write_report(out: Path, report: dict[str, Any]) -> None:
+    """``report.json`` (atomically) and ``success_per_task.png``."""
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / ".report.json.tmp"
+    tmp.write_text(json.dumps(report, indent=2))
+    tmp.replace(out / "report.json")
+    plot_per_task(report, out / "success_per_task.png")
+
+
+def plot_per_task(report: dict[str, Any], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(report["per_task"])
+    rates = [report["per_task"][t]["success_rate"] for t in names]
+    cis = [report["per_task"][t]["ci95"] for t in names]
+    lo = [max(0.0, r - ci[0]) for r, ci in zip(rates, cis, strict=True)]  # float noise at 0/100%
+    hi = [max(0.0, ci[1] - r) for r, ci in zip(rates, cis, strict=True)]
+    fig, ax = plt.subplots(figsize=(1.4 * len(names) + 2, 3.2))
+    ax.bar(names, rates, yerr=[lo, hi], capsize=4, color="#4c72b0")
+    for i, (t, r) in enumerate(zip(names, rates, strict=True)):
+        label = f"{r:.0%}\nn={report['per_task'][t]['episodes']}"
+        ax.text(i, 0.03, label, ha="center", va="bottom", fontsize=8, color="white")
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("success rate (95% CI)")
+    ax.set_title(f"{report['env']} ({report['split']} split, seed {report['seed']})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,0 +1,66 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from policies.batch import PerEnvPolicies, obs_at
+from policies.evaluate import evaluate, wilson_interval
+from policies.scripted_expert import ScriptedExpert
+
+ENV = {"_target_": "gymnasium.make", "id": "envs:vla/MultiTask-v0", "image_size": 32}
+FIELDS = {
+    "success_rate", "episodes", "ci95", "per_task", "split", "mean_episode_length",
+    "checkpoint", "seed",
+}  # fmt: skip
+
+
+def test_wilson_interval():
+    lo, hi = wilson_interval(8, 10)
+    assert lo == pytest.approx(0.4902, abs=1e-3) and hi == pytest.approx(0.9433, abs=1e-3)
+    assert wilson_interval(0, 20)[0] == 0.0 and wilson_interval(20, 20)[1] == 1.0
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def test_report_is_the_same_with_one_or_two_envs_and_writes_artifacts(tmp_path):
+    reports = []
+    for n in (1, 2):
+        policy = PerEnvPolicies(ScriptedExpert, n)
+        reports.append(
+            evaluate(dict(ENV, split="test"), policy, episodes=5, seed=3, num_envs=n,
+                     out=tmp_path / f"n{n}", video_episodes=2, progress=False)
+        )  # fmt: skip
+    one, two = reports
+    assert one["episodes_detail"] == two["episodes_detail"]
+    assert set(one) >= FIELDS and one["episodes"] == 5 and one["split"] == "test"
+    assert [e["seed"] for e in one["episodes_detail"]] == [3, 4, 5, 6, 7]
+    assert one["success_rate"] == 1.0  # the expert is the ceiling
+    assert sum(t["episodes"] for t in one["per_task"].values()) == 5
+    saved = json.loads((tmp_path / "n2" / "report.json").read_text())
+    assert saved["success_rate"] == two["success_rate"]
+    assert (tmp_path / "n2" / "success_per_task.png").stat().st_size > 1000
+    videos = sorted((tmp_path / "n2" / "videos").glob("*.mp4"))
+    assert [v.name[:8] for v in videos] == ["seed0003", "seed0004"]
+
+
+def test_obs_at_slices_nested_batches():
+    obs = {"image": np.zeros((3, 2)), "privileged": {"task": np.array([0, 1, 2])}}
+    assert obs_at(obs, 2)["privileged"]["task"] == 2 and obs_at(obs, 0)["image"].shape == (2,)
+
+
+def test_cli_prints_and_writes_the_report(tmp_path):
+    cmd = [
+        sys.executable, "-m", "policies.cli.eval", "policy=expert", "env=lift",
+        "env.image_size=32", "episodes=2", "num_envs=1", "video_episodes=1", f"out={tmp_path}",
+    ]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "success" in done.stdout and "report.json" in done.stdout
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert set(report) >= FIELDS and report["per_task"]["lift"]["episodes"] == 2
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="episodes=0"):
+        evaluate(ENV, PerEnvPolicies(ScriptedExpert, 1), episodes=0)
