@@ -1,16 +1,22 @@
 """Speed of the default VLA (configs/model/default.yaml): size, inference latency, training rate.
 
     python benchmarks/model.py [--json out.json] [--device cpu|cuda] [--repeats 30]
+                               [--grounding-steps 1000]
 
 Measures, on random inputs shaped like the tabletop env's (64 px RGB, 7-d state, 4-d actions):
 batch-1 ``predict_actions`` latency (median) in parallel mode and in autoregressive mode with a KV
 cache (one 4-d action = 4 tokens, and a whole chunk), batch-32 inference throughput, and batch-32
 training throughput (forward + backward + AdamW step). Prints one table; ``--json`` writes the same
-numbers as one flat object.
+numbers as one flat object. ``--grounding-steps N`` also trains the default model for N steps on a
+synthetic grounding task (three coloured blocks, "touch the <colour> block", target = direction from
+the gripper to the named block) in both prompt orders and reports the cosine between predicted and
+true direction (a predictor that ignores the image gets the ``state_only`` value). Timings are medians; on a machine shared with other jobs they vary,
+so say what else was running.
 """
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -18,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from rich.console import Console
@@ -102,6 +109,82 @@ def train_ms(model: VLA, b: int, repeats: int, device: str) -> float:
     return median_ms(step, repeats, device)
 
 
+BLOCKS = {
+    "red": (220, 30, 30),
+    "green": (30, 200, 30),
+    "blue": (40, 40, 230),
+    "yellow": (230, 220, 30),
+    "purple": (150, 40, 200),
+    "cyan": (30, 210, 210),
+}
+
+
+def grounding_batch(b: int, g: torch.Generator, horizon: int) -> dict:
+    """Random 64 px scenes: 3 coloured 8 px blocks, a white gripper dot, gripper xy as state."""
+    names = list(BLOCKS)
+    img = torch.randint(90, 110, (b, 3, 64, 64), generator=g).to(torch.uint8)  # (B, 3, 64, 64)
+    grip = torch.rand(b, 2, generator=g) * 0.8 + 0.1  # (B, 2) in [0.1, 0.9]
+    target = torch.zeros(b, 2)  # (B, 2)
+    texts = []
+    for i in range(b):
+        colours, spots = torch.randperm(len(names), generator=g)[:3].tolist(), []
+        while len(spots) < 3:  # non-overlapping positions
+            p = torch.rand(2, generator=g) * 0.8 + 0.1  # (2,)
+            if all((p - q).abs().max() > 0.2 for q in spots):
+                spots.append(p)
+        for c, (x, y) in zip(colours, (s * 64 for s in spots), strict=True):
+            rgb = torch.tensor(BLOCKS[names[c]], dtype=torch.uint8)[:, None, None]  # (3, 1, 1)
+            img[i, :, max(int(y) - 4, 0) : int(y) + 4, max(int(x) - 4, 0) : int(x) + 4] = rgb
+        gx, gy = (grip[i] * 64).long().tolist()
+        img[i, :, max(gy - 2, 0) : gy + 2, max(gx - 2, 0) : gx + 2] = 255
+        k = int(torch.randint(0, 3, (1,), generator=g))
+        texts.append(f"touch the {names[colours[k]]} block")
+        target[i] = spots[k]
+    actions = torch.zeros(b, horizon, ACTION_DIM)  # (B, H, 4)
+    actions[:, :, :2] = ((target - grip) * 4).clamp(-1, 1)[:, None]  # same step for the chunk
+    state = torch.zeros(b, 1, STATE_DIM)  # (B, 1, 7)
+    state[:, 0, :2] = grip * 2 - 1
+    return {
+        keys.IMAGE: img[:, None, None],  # (B, 1, 1, 3, 64, 64)
+        keys.STATE: state,
+        keys.ACTION: actions,
+        keys.ACTION_MASK: torch.ones(b, horizon, dtype=torch.bool),
+        keys.INSTRUCTION: texts,
+    }
+
+
+def grounding(order: str, steps: int, device: str) -> tuple[float, float]:
+    """Direction cosine on 256 held-out scenes after ``steps`` AdamW steps at batch 32."""
+    torch.manual_seed(0)
+    model = build([f"model.prompt_order={order}"], device)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
+    g = torch.Generator().manual_seed(1)
+    for _ in range(steps):
+        b = {
+            k: v.to(device) if torch.is_tensor(v) else v
+            for k, v in grounding_batch(32, g, 4).items()
+        }
+        opt.zero_grad(set_to_none=True)
+        model.train()(b)["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+    val = grounding_batch(256, torch.Generator().manual_seed(99), 4)
+    pred = model.eval().predict_actions(val[keys.IMAGE], val[keys.INSTRUCTION], val[keys.STATE])
+    true = val[keys.ACTION][:, 0, :2]  # (N, 2)
+    cos = F.cosine_similarity(pred[:, 0, :2].cpu(), true).mean()
+    blind = F.cosine_similarity(0.5 - (val[keys.STATE][:, 0, :2] + 1) / 2, true).mean()
+    return float(cos), float(blind)
+
+
+def cpu_name() -> str:
+    info = Path("/proc/cpuinfo")
+    if info.is_file():
+        for line in info.read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
+    return f"{platform.processor() or platform.machine()} ({os.cpu_count()} cores)"
+
+
 def count(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
@@ -111,6 +194,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write the results as one flat JSON object")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--repeats", type=int, default=30, help="timed calls per measurement")
+    parser.add_argument(
+        "--grounding-steps", type=int, default=0, help="also run the grounding check (0: skip)"
+    )
     args = parser.parse_args()
     torch.manual_seed(0)
     dev, n = args.device, args.repeats
@@ -126,14 +212,12 @@ def main() -> None:
     infer32 = predict_ms(par, 32, max(n // 3, 5), dev)
     res = {
         "device": dev if dev == "cuda" else f"cpu ({torch.get_num_threads()} threads)",
-        "hardware": torch.cuda.get_device_name()
-        if dev == "cuda"
-        else platform.processor() or platform.machine(),
+        "hardware": torch.cuda.get_device_name() if dev == "cuda" else cpu_name(),
         "params_total": count(par),
         "params_vision": count(par.obs.vision),
         "params_adapter": count(par.obs.adapter),
         "params_llm": count(par.llm),
-        "image_tokens": par.obs.num_tokens,
+        "observation_tokens": par.obs.num_tokens,
         "prompt_tokens_b1": prefix.shape[1],
         "action_horizon": h,
         "action_tokens": par.num_action_tokens,
@@ -146,11 +230,19 @@ def main() -> None:
         "train_ms_per_step_b32": train,
         "train_samples_per_s_b32": 32 / (train / 1000),
     }
+    if args.grounding_steps:
+        res["grounding_steps"] = args.grounding_steps
+        for order in ("text_first", "vision_first"):
+            cos, blind = grounding(order, args.grounding_steps, dev)
+            res[f"grounding_cosine_{order}"] = cos
+        res["grounding_cosine_state_only"] = blind
     labels = {
-        "latency_ms_autoregressive_b1": "latency_ms_autoregressive_b1 (1 action = 4 tokens, KV cache)",
+        "latency_ms_autoregressive_b1": (
+            f"latency_ms_autoregressive_b1 (1 action = {ar1.num_action_tokens} tokens, KV cache)"
+        ),
         "latency_ms_autoregressive_nocache_b1": "  same without KV cache",
-        "latency_ms_autoregressive_chunk_b1": f"latency_ms_autoregressive_chunk_b1 ({h * 4} tokens)",
-        "latency_ms_parallel_b1": f"latency_ms_parallel_b1 ({h * 4} tokens, one forward)",
+        "latency_ms_autoregressive_chunk_b1": f"latency_ms_autoregressive_chunk_b1 ({ar.num_action_tokens} tokens)",
+        "latency_ms_parallel_b1": f"latency_ms_parallel_b1 ({par.num_action_tokens} tokens, one forward)",
         "actions_per_s_b32": "actions_per_s_b32 (parallel)",
     }
     table = Table(title="VLA model benchmark (configs/model/default.yaml)")
@@ -158,7 +250,9 @@ def main() -> None:
     table.add_column("value", justify="right")
     for key, value in res.items():
         text = (
-            f"{value:,.1f}"
+            f"{value:,.2f}"
+            if isinstance(value, float) and key.startswith("grounding")
+            else f"{value:,.1f}"
             if isinstance(value, float)
             else f"{value:,}"
             if isinstance(value, int)

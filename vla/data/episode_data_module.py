@@ -13,6 +13,7 @@ from vla import keys
 from vla.data.episode_split import TRAIN, VAL, EpisodeSplit
 from vla.data.episode_store import EpisodeStore
 from vla.data.normalization_stats import NormalizationStats
+from vla.data.resumable_sampler import ResumableRandomSampler
 from vla.data.window_dataset import WindowDataset, collate_windows
 
 
@@ -28,6 +29,8 @@ class EpisodeDataModule(LightningDataModule):
         num_workers: loader worker processes (0 loads in the main process).
         pin_memory: page-locked batches for fast host-to-GPU copies; None means "if CUDA".
         persistent_workers: keep workers (and their open store / cache) across epochs.
+        shuffle_seed: seed of the training order (a new permutation per epoch, resumable
+            mid-epoch: ``train_sampler.resume_at``).
     """
 
     def __init__(
@@ -44,6 +47,7 @@ class EpisodeDataModule(LightningDataModule):
         cache: bool = False,
         pin_memory: bool | None = None,
         persistent_workers: bool = True,
+        shuffle_seed: int = 0,
     ) -> None:
         super().__init__()
         if batch_size < 1 or num_workers < 0:
@@ -64,6 +68,8 @@ class EpisodeDataModule(LightningDataModule):
         )
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
         self.persistent_workers = persistent_workers and num_workers > 0
+        self.shuffle_seed = shuffle_seed
+        self.train_sampler: ResumableRandomSampler | None = None
         self.train_set: WindowDataset | None = None
         self.val_set: WindowDataset | None = None
         self._stats: dict[str, NormalizationStats] | None = None
@@ -87,6 +93,7 @@ class EpisodeDataModule(LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is None and stage in (None, "fit"):
             self.train_set = WindowDataset(self.path, split=TRAIN, **self.window_args)
+            self.train_sampler = ResumableRandomSampler(len(self.train_set), self.shuffle_seed)
         if self.val_set is None and stage in (None, "fit", "validate"):
             self.val_set = WindowDataset(self.path, split=VAL, **self.window_args)
 
@@ -96,7 +103,7 @@ class EpisodeDataModule(LightningDataModule):
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
-            shuffle=train,
+            sampler=self.train_sampler if train else None,
             drop_last=train and len(dataset) >= self.batch_size,  # equal-size training batches
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,

@@ -1,0 +1,179 @@
+"""The learned policy: a VLA checkpoint + frame history + action-chunk execution.
+
+The model predicts a chunk of H actions per call. Two ways to execute chunks (by config):
+
+- ``n_action_steps = k``: run the first k actions of a chunk, then predict again (diffusion
+  policy / ACT without ensembling). k = 1 re-plans every step.
+- ``temporal_ensemble = m``: predict every step and execute, for each time step, the
+  exponentially weighted mean of every chunk's prediction for it, w_i = exp(-m * i) with i = 0
+  the oldest prediction (ACT, Zhao et al. 2023): smooth, reactive, H times the compute.
+
+Observations keep the last ``obs_horizon`` frames per env, the first frame repeated at the
+start of an episode (as in training windows).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from envs import keys as obs_keys
+from policies.batch import obs_at
+
+
+class VLAPolicy:
+    """Acts in a batch of envs (``act_batch``) or one env (``act``) with a VLA.
+
+    Args:
+        model: the VLA (``from_checkpoint`` loads one from a ``save_pretrained`` folder).
+        image_keys: env observation keys of the model's cameras, in the model's camera order.
+        n_action_steps: actions executed per predicted chunk (default: the whole chunk).
+        temporal_ensemble: ACT's m; when set, predict every step and ensemble (n_action_steps
+            is then 1).
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        image_keys: tuple[str, ...] = (obs_keys.IMAGE,),
+        n_action_steps: int | None = None,
+        temporal_ensemble: float | None = None,
+    ):
+        self.model = model
+        self.horizon = self.model.action_horizon
+        self.obs_horizon = self.model.obs.obs_horizon
+        self.image_keys = tuple(image_keys)
+        if len(self.image_keys) != self.model.obs.num_cameras:
+            raise ValueError(
+                f"image_keys={list(self.image_keys)} but the model sees "
+                f"{self.model.obs.num_cameras} camera(s)"
+            )
+        self.use_state = bool(self.model.obs.state_dim)
+        if temporal_ensemble is not None and temporal_ensemble < 0:
+            raise ValueError(f"temporal_ensemble={temporal_ensemble} must be >= 0 (ACT's m)")
+        self.ensemble = temporal_ensemble
+        steps = 1 if temporal_ensemble is not None else (n_action_steps or self.horizon)
+        if not 1 <= steps <= self.horizon:
+            raise ValueError(
+                f"n_action_steps={n_action_steps} must be in [1, {self.horizon}] (the model's "
+                "action_horizon); use temporal_ensemble for per-step re-planning with smoothing"
+            )
+        self.n_action_steps = steps
+        self._envs: list[dict[str, Any]] = []
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        checkpoint: str | Path,
+        n_action_steps: int | None = None,
+        temporal_ensemble: float | None = None,
+        image_keys: tuple[str, ...] | None = None,
+        device: str = "auto",
+    ) -> VLAPolicy:
+        """Load a ``save_pretrained`` folder; cameras default to what it was trained on."""
+        from vla.checkpoint import read_training_info
+        from vla.model import VLA
+
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        model = VLA.from_pretrained(checkpoint, map_location=device).eval()
+        info = read_training_info(checkpoint)
+        keys = tuple(image_keys or info.get("image_keys") or (obs_keys.IMAGE,))
+        return cls(model, keys, n_action_steps, temporal_ensemble)
+
+    # ---- batch API (vla-eval) -----------------------------------------------------------
+
+    def reset(self, mask: np.ndarray | None = None) -> None:
+        if mask is None:  # single-env Policy protocol
+            self._envs = []
+            return
+        if len(self._envs) != len(mask):
+            self._envs = [self._fresh() for _ in mask]
+        for i, m in enumerate(mask):
+            if m:
+                self._envs[i] = self._fresh()
+
+    def act_batch(self, obs: dict[str, Any]) -> np.ndarray:
+        n = len(obs[obs_keys.INSTRUCTION])
+        if len(self._envs) != n:
+            self._envs = [self._fresh() for _ in range(n)]
+        for i, env in enumerate(self._envs):
+            self._remember(env, obs_at(obs, i))
+        need = [i for i, e in enumerate(self._envs) if self.ensemble is not None or not e["queue"]]
+        if need:
+            chunks = self._predict([self._envs[i] for i in need])  # (len(need), H, D)
+            for i, chunk in zip(need, chunks, strict=True):
+                self._plan(self._envs[i], chunk)
+        actions = [self._next_action(e) for e in self._envs]
+        return np.stack(actions).astype(np.float32)  # (N, D)
+
+    # ---- single-env Policy protocol ----------------------------------------------------
+
+    def act(self, obs: dict[str, Any]) -> np.ndarray:
+        return self.act_batch(_batch_of_one(obs))[0]
+
+    def act_chunk(self, obs: dict[str, Any]) -> np.ndarray:
+        if not self._envs:
+            self._envs = [self._fresh()]
+        self._remember(self._envs[0], obs)
+        return self._predict(self._envs[:1])[0]  # (H, D)
+
+    # ---- internals ---------------------------------------------------------------------
+
+    def _fresh(self) -> dict[str, Any]:
+        return {"frames": deque(maxlen=self.obs_horizon), "states": deque(maxlen=self.obs_horizon),
+                "queue": deque(), "t": 0, "plans": []}  # fmt: skip
+
+    def _remember(self, env: dict[str, Any], obs: dict[str, Any]) -> None:
+        missing = [k for k in self.image_keys if k not in obs]
+        if missing:
+            raise ValueError(
+                f"observation lacks {missing} (the checkpoint's cameras {list(self.image_keys)}); "
+                "make the env with the same cameras it was trained with"
+            )
+        frame = np.stack([obs[k] for k in self.image_keys])  # (V, H, W, 3)
+        env["instruction"] = str(obs[obs_keys.INSTRUCTION])
+        while len(env["frames"]) < self.obs_horizon - 1:  # episode start: repeat the first
+            env["frames"].append(frame)
+            env["states"].append(np.asarray(obs[obs_keys.STATE], np.float32))
+        env["frames"].append(frame)
+        env["states"].append(np.asarray(obs[obs_keys.STATE], np.float32))
+
+    def _predict(self, envs: list[dict[str, Any]]) -> np.ndarray:
+        frames = np.stack([np.stack(e["frames"]) for e in envs])  # (B, T, V, H, W, 3)
+        images = torch.from_numpy(frames).permute(0, 1, 2, 5, 3, 4)  # (B, T, V, 3, H, W)
+        state = torch.from_numpy(np.stack([np.stack(e["states"]) for e in envs]))  # (B, T, S)
+        texts = [e["instruction"] for e in envs]
+        actions = self.model.predict_actions(images, texts, state if self.use_state else None)
+        return actions.float().cpu().numpy()  # (B, H, D)
+
+    def _plan(self, env: dict[str, Any], chunk: np.ndarray) -> None:
+        if self.ensemble is None:
+            env["queue"].extend(chunk[: self.n_action_steps])
+        else:
+            env["plans"].append((env["t"], chunk))
+            env["plans"] = [(t0, c) for t0, c in env["plans"] if t0 + len(c) > env["t"]]
+
+    def _next_action(self, env: dict[str, Any]) -> np.ndarray:
+        t = env["t"]
+        env["t"] += 1
+        if self.ensemble is None:
+            return env["queue"].popleft()
+        preds = np.stack([c[t - t0] for t0, c in env["plans"]])  # (K, D), oldest first
+        w = np.exp(-self.ensemble * np.arange(len(preds)))  # (K,)
+        return (w[:, None] * preds).sum(0) / w.sum()  # (D,)
+
+
+def _batch_of_one(obs: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in obs.items():
+        out[k] = (
+            _batch_of_one(v)
+            if isinstance(v, dict)
+            else ([v] if isinstance(v, str) else np.asarray(v)[None])
+        )
+    return out

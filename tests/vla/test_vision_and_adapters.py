@@ -1,0 +1,93 @@
+from functools import partial
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+from safetensors.torch import save_file
+
+from vla.adapters import MLP, AttentionPool, Linear, PerceiverResampler, QFormer
+from vla.vision import TimmEncoder
+
+ADAPTERS = {
+    "linear": Linear,
+    "mlp": partial(MLP, hidden_dim=24),
+    "perceiver": partial(PerceiverResampler, num_latents=5, depth=2, num_heads=2),
+    "qformer": partial(QFormer, num_queries=3, depth=1, dim=16, num_heads=2),
+    "attention_pool": partial(AttentionPool, num_queries=2, num_heads=2),
+}
+
+
+def test_cnn_encoder_stage_and_token_grid() -> None:
+    enc = TimmEncoder(
+        "resnet10t", image_size=64, feature_stage=3, model_kwargs={"channels": [8, 8, 16, 16]}
+    )
+    assert (enc.num_patches, enc.embed_dim) == (16, 16)  # stride 16 at 64 px
+    out = enc(torch.rand(2, 3, 64, 64))
+    assert out.shape == (2, 16, 16)
+    pooled = TimmEncoder(
+        "resnet10t", image_size=64, token_grid=1, model_kwargs={"channels": [8, 8, 16, 16]}
+    )
+    assert pooled(torch.rand(2, 3, 64, 64)).shape == (2, 1, 16)
+
+
+def test_vit_encoder_drops_prefix_tokens() -> None:
+    enc = TimmEncoder("test_vit", image_size=32, model_kwargs={"img_size": 32})
+    assert enc.num_prefix_tokens >= 1
+    assert enc(torch.rand(2, 3, 32, 32)).shape == (2, 4, enc.embed_dim)  # 2 x 2 patches of 16
+    with pytest.raises(ValueError, match="token_grid=2 needs a CNN"):
+        TimmEncoder("test_vit", image_size=32, token_grid=2, model_kwargs={"img_size": 32})
+
+
+def test_encoder_loads_local_weights(tmp_path: Path) -> None:
+    kwargs = {"channels": [8, 8, 16, 16]}
+    torch.manual_seed(1)
+    source = timm.create_model("resnet10t", pretrained=False, num_classes=5, **kwargs)
+    save_file(source.state_dict(), str(tmp_path / "weights.safetensors"))
+    enc = TimmEncoder(
+        "resnet10t",
+        image_size=32,
+        model_kwargs=kwargs,
+        pretrained_path=str(tmp_path / "weights.safetensors"),
+    )
+    for name, value in enc.model.state_dict().items():
+        assert torch.equal(value, source.state_dict()[name]), name  # classifier head dropped
+    assert enc.config["pretrained_path"] is None  # weights travel in the VLA checkpoint instead
+    with pytest.raises(FileNotFoundError, match="is not a file"):
+        TimmEncoder("resnet10t", pretrained_path=str(tmp_path / "nope.safetensors"))
+
+
+def test_unknown_model_name_is_named() -> None:
+    with pytest.raises(ValueError, match="not_a_model"):
+        TimmEncoder("not_a_model")
+
+
+@pytest.mark.parametrize("name", list(ADAPTERS))
+def test_adapter_shapes_and_gradients(name: str) -> None:
+    adapter = ADAPTERS[name](in_dim=12, out_dim=20, num_patches=9)
+    x = torch.randn(3, 9, 12, requires_grad=True)
+    y = adapter(x)
+    assert y.shape == (3, adapter.num_tokens, 20)
+    y.square().mean().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert all(p.grad is not None for p in adapter.parameters())
+    assert adapter.config["_target_"].startswith("vla.adapters.")
+
+
+def test_resamplers_give_a_fixed_number_of_tokens() -> None:
+    assert ADAPTERS["perceiver"](in_dim=4, out_dim=8, num_patches=30).num_tokens == 5
+    assert ADAPTERS["linear"](in_dim=4, out_dim=8, num_patches=30).num_tokens == 30
+
+
+@pytest.mark.parametrize(
+    ("build", "match"),
+    [
+        (lambda: Linear(in_dim=0, out_dim=4, num_patches=2), "in_dim=0"),
+        (lambda: PerceiverResampler(4, 8, 2, num_latents=0), "num_latents=0"),
+        (lambda: QFormer(4, 10, 2, num_heads=3), "divisible by num_heads=3"),
+        (lambda: MLP(4, 8, 2, hidden_dim=-1), "hidden_dim=-1"),
+    ],
+)
+def test_adapter_validation(build, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        build()

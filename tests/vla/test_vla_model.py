@@ -1,0 +1,218 @@
+from functools import partial
+
+import pytest
+import torch
+
+from vla import keys
+from vla.adapters import MLP, AttentionPool, Linear, PerceiverResampler, QFormer
+from vla.decoding import positions
+from vla.model import FREEZABLE
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+ADAPTERS = {
+    "linear": Linear,
+    "mlp": MLP,
+    "perceiver": partial(PerceiverResampler, num_latents=3, depth=1, num_heads=2),
+    "qformer": partial(QFormer, num_queries=3, depth=1, num_heads=2),
+    "attention_pool": partial(AttentionPool, num_queries=2, num_heads=2),
+}
+
+
+@pytest.mark.parametrize("llm", ["llama", "gpt2"])
+@pytest.mark.parametrize("adapter", list(ADAPTERS))
+def test_every_adapter_with_two_lms(adapter, llm, vla_factory, batch_factory) -> None:
+    model = vla_factory(llm=llm, adapter=ADAPTERS[adapter])
+    batch = batch_factory(model)
+    out = model(batch)
+    assert out["loss"].ndim == 0 and torch.isfinite(out["loss"])
+    out["loss"].backward()
+    for part in ("vision", "adapter", "llm"):
+        grads = [p.grad for p in model.parameter_groups()[part]]
+        assert any(g is not None and g.abs().sum() > 0 for g in grads), part
+    model.eval()
+    actions = model.predict_actions(batch[keys.IMAGE], batch[keys.INSTRUCTION], batch[keys.STATE])
+    assert actions.shape == (3, model.action_horizon, 2)
+    at = model.action_tokenizer
+    assert ((actions >= at.low) & (actions <= at.high)).all()
+
+
+@pytest.mark.parametrize("decoding", ["parallel", "autoregressive"])
+def test_tiny_model_overfits_one_batch(decoding, vla_factory, batch_factory) -> None:
+    model = vla_factory(decoding=decoding, n_bins=16)
+    batch = batch_factory(model, b=4)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _ in range(150):
+        opt.zero_grad()
+        out = model(batch)
+        out["loss"].backward()
+        opt.step()
+        if out["action_accuracy"] == 1.0:
+            break
+    assert out["action_accuracy"] == 1.0, float(out["action_accuracy"])
+    model.eval()
+    pred = model.predict_action_bins(batch[keys.IMAGE], batch[keys.INSTRUCTION], batch[keys.STATE])
+    target = model.action_tokenizer.encode(batch[keys.ACTION]).flatten(1)
+    assert torch.equal(pred, target)  # greedy decoding reproduces the memorized chunk
+
+
+def test_kv_cache_decoding_equals_full_recompute(vla_factory, batch_factory) -> None:
+    model = vla_factory(decoding="autoregressive", action_horizon=3, n_bins=64).eval()
+    batch = batch_factory(model, b=4)
+    args = (batch[keys.IMAGE], batch[keys.INSTRUCTION], batch[keys.STATE])
+    cached = model.predict_action_bins(*args, use_cache=True)
+    full = model.predict_action_bins(*args, use_cache=False)
+    assert torch.equal(cached, full)
+    # and teacher-forced logits of the same tokens agree with the step-by-step choice
+    with torch.no_grad():
+        prefix, mask = model.embed_prompt(*args, extra=cached.shape[1])
+        logits = model.action_logits(prefix, mask, cached)
+    assert torch.equal(logits.argmax(-1), cached)
+
+
+@pytest.mark.parametrize("decoding", ["parallel", "autoregressive"])
+def test_constrained_decoding_never_emits_a_text_token(decoding, vla_factory, batch_factory):
+    model = vla_factory(decoding=decoding).eval()
+    head = model.llm.model.get_output_embeddings()
+    action_ids = model.action_tokenizer.token_ids
+    with torch.no_grad():  # make every text token far more likely than any action token
+        text = torch.ones(head.weight.shape[0], dtype=torch.bool)
+        text[action_ids] = False
+        head.weight[text] *= 50
+        head.weight[action_ids] *= 0.01
+    batch = batch_factory(model, b=4)
+    args = (batch[keys.IMAGE], batch[keys.INSTRUCTION], batch[keys.STATE])
+    with torch.no_grad():
+        prefix, mask = model.embed_prompt(*args, extra=0)
+        hidden, _ = model.llm(prefix, mask, positions(mask))
+        free_choice = model.llm.logits(hidden[:, -1]).argmax(-1)
+    assert not torch.isin(free_choice, action_ids).any()  # unconstrained would pick text
+    tokens = model.predict_action_tokens(*args)
+    assert torch.isin(tokens, action_ids).all()
+
+
+@pytest.mark.parametrize("order", ["text_first", "vision_first"])
+@pytest.mark.parametrize("llm", ["llama", "gpt2"])
+def test_padding_does_not_change_a_sample(llm, order, vla_factory, batch_factory) -> None:
+    model = vla_factory(llm=llm, decoding="autoregressive", prompt_order=order).eval()
+    batch = batch_factory(model, b=3)
+    batch[keys.INSTRUCTION] = ["a much longer instruction than the others", "go", ""]
+    args = (batch[keys.IMAGE], batch[keys.INSTRUCTION], batch[keys.STATE])
+    with torch.no_grad():
+        bins = model.action_tokenizer.encode(batch[keys.ACTION]).flatten(1)
+        together = model.action_logits(*model.embed_prompt(*args, extra=0), bins)
+        for i in range(3):
+            alone_args = (args[0][i : i + 1], args[1][i : i + 1], args[2][i : i + 1])
+            alone = model.action_logits(*model.embed_prompt(*alone_args, extra=0), bins[i : i + 1])
+            torch.testing.assert_close(together[i : i + 1], alone, atol=1e-4, rtol=1e-4)
+    assert torch.isfinite(together).all()
+
+
+def test_cameras_frames_and_state_all_reach_the_output(vla_factory, batch_factory) -> None:
+    model = vla_factory(num_cameras=2, obs_horizon=2).eval()
+    assert model.obs.num_tokens == 2 * (2 * 4 + 1)  # T * (V * 4 patches + 1 state token)
+    batch = batch_factory(model, b=2)
+    args = (batch[keys.IMAGE], batch[keys.INSTRUCTION], batch[keys.STATE])
+
+    def logits(images, state):
+        with torch.no_grad():
+            return model.action_logits(*model.embed_prompt(images, args[1], state, extra=0), None)
+
+    base = logits(args[0], args[2])
+    swapped = args[0].flip(2)  # exchange the two cameras: camera embeddings tell them apart
+    assert not torch.allclose(base, logits(swapped, args[2]))
+    assert not torch.allclose(base, logits(args[0].flip(1), args[2]))  # frame order matters
+    assert not torch.allclose(base, logits(args[0], args[2] + 0.5))  # state is an input
+    actions = model.predict_actions(*args)
+    assert actions.shape == (2, model.action_horizon, 2)
+
+
+def test_action_mask_removes_padded_steps_from_the_loss(vla_factory, batch_factory) -> None:
+    model = vla_factory(action_horizon=3)
+    batch = batch_factory(model, b=2)
+    batch[keys.ACTION_MASK] = torch.tensor([[True, True, False], [True, False, False]])
+    loss = model(batch)["action_loss"]
+    changed = dict(batch, **{keys.ACTION: batch[keys.ACTION].clone()})
+    changed[keys.ACTION][0, 2] += 0.9  # only padded steps change
+    changed[keys.ACTION][1, 1:] -= 0.9
+    torch.testing.assert_close(model(changed)["action_loss"], loss)
+
+
+def test_bin_smoothing_gives_lower_loss_to_near_misses(vla_factory, batch_factory) -> None:
+    model = vla_factory(bin_smoothing=1.5, n_bins=32)
+    out = model(batch_factory(model))
+    assert torch.isfinite(out["loss"]) and out["loss"] > 0
+    out["loss"].backward()
+
+
+def test_text_answers_for_co_training(vla_factory, batch_factory) -> None:
+    model = vla_factory()
+    batch = batch_factory(model, b=3)
+    batch[keys.QUESTION] = ["what colour is the cube?", "", "how many?"]
+    batch[keys.ANSWER] = ["red", None, "two"]  # row 1 is an action-only sample
+    out = model(batch)
+    assert set(out) >= {"loss", "action_loss", "text_loss"}
+    torch.testing.assert_close(out["loss"], out["action_loss"] + out["text_loss"])
+    out["text_loss"].backward()
+    emb = model.llm.model.get_input_embeddings().weight.grad
+    assert emb is not None and emb.abs().sum() > 0
+    qa_only = {k: v for k, v in batch.items() if k not in (keys.ACTION, keys.ACTION_MASK)}
+    assert set(model(qa_only)) == {"loss", "text_loss"}
+    model.eval()
+    answers = model.generate_text(batch[keys.IMAGE], batch[keys.QUESTION], batch[keys.STATE], 5)
+    assert len(answers) == 3 and all("<act_" not in a for a in answers)
+
+
+def test_freezing_for_staged_training(vla_factory, batch_factory) -> None:
+    model = vla_factory(freeze=["vision", "llm", "token_embeddings"])
+    groups = model.parameter_groups()
+    ids = [id(p) for ps in groups.values() for p in ps]
+    assert len(ids) == len(set(ids)) == len(list(model.parameters()))  # exactly one group each
+    model.train()
+    assert not model.obs.vision.training  # frozen BatchNorm keeps its statistics
+    model(batch_factory(model))["loss"].backward()
+    for name, params in groups.items():
+        trained = any(p.grad is not None for p in params)
+        assert trained == (name == "adapter"), name
+    model.set_frozen([])  # stage 2: everything
+    assert all(p.requires_grad for p in model.parameters()) and model.obs.vision.training
+    with pytest.raises(ValueError, match="unknown parts"):
+        model.set_frozen(["vison"])
+    assert set(FREEZABLE) == set(groups)
+
+
+def test_bad_inputs_get_clear_errors(vla_factory, batch_factory) -> None:
+    model = vla_factory(llm="gpt2").eval()
+    b = batch_factory(model, b=2)
+    img, ins, st = b[keys.IMAGE], b[keys.INSTRUCTION], b[keys.STATE]
+    cases = [
+        ((img.float() / 255, ins, st), "dtype torch.float32"),
+        ((img[..., :16, :16], ins, st), r"expected \(B, T=1, V=1, 3, 32, 32\)"),
+        ((img[:, :, :, :1], ins, st), "expected"),
+        ((img, "touch", st), "list of 2 strings"),
+        ((img, ins[:1], st), "list of 2 strings"),
+        ((img, ins, None), "takes proprioception"),
+        ((img, ins, st[:, :, :2]), r"expected \(B=2, T=1, S=3\)"),
+        ((img, ["x" * 500, "go"], st), "context of 128"),
+    ]
+    for args, match in cases:
+        with pytest.raises((ValueError, TypeError), match=match):
+            model.predict_actions(*args)
+    bad = dict(b, **{keys.ACTION: torch.zeros(2, model.action_horizon, 5)})
+    with pytest.raises(ValueError, match="expected \\(B, H=2, D=2\\)"):
+        model(bad)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"decoding": "beam"}, "decoding='beam'"),
+        ({"prompt_order": "audio_first"}, "prompt_order='audio_first'"),
+        ({"action_horizon": 0}, "action_horizon=0"),
+        ({"bin_smoothing": -1.0}, "bin_smoothing=-1.0"),
+        ({"freeze": ["everything"]}, "unknown parts"),
+    ],
+)
+def test_bad_construction_is_named(kwargs, match, vla_factory) -> None:
+    with pytest.raises(ValueError, match=match):
+        vla_factory(**kwargs)

@@ -1,0 +1,102 @@
+"""``vla-train``: train a VLA from a config (configs/train.yaml).
+
+    vla-train dataset.path=data/touch.zarr                      # the default small VLA
+    vla-train experiment=quickstart trainer.max_steps=3000      # an experiment + overrides
+    vla-train ... resume=true                                   # continue out/checkpoints/last.ckpt
+
+Everything is checked before the first step: the dataset exists and is valid, the model's
+cameras and horizons agree with the dataset, and the env (for rollouts) with both.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from vla import keys
+from vla.training import PretrainedCheckpoints, VLATrainingModule
+from vla.training.checkpoints import RESUME_FILE, write_json_atomic
+
+CONFIG_PATH = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
+
+
+def build(cfg: DictConfig) -> tuple[L.LightningDataModule, VLATrainingModule, dict[str, Any]]:
+    """Data module (stats computed), model (bounds filled in) and the training module."""
+    if cfg.dataset.path in (None, "???") or not Path(cfg.dataset.path).exists():
+        raise FileNotFoundError(
+            f"dataset.path={cfg.dataset.get('path')!r} does not exist: collect one first, e.g. "
+            "`vla-collect env=touch episodes=500 out=data/touch.zarr`, then pass "
+            "dataset.path=data/touch.zarr"
+        )
+    data = instantiate(cfg.dataset)
+    data.prepare_data()  # validates the store; computes and caches the statistics
+    stats = {k: v.to_dict() for k, v in data.normalization_stats.items()}
+    from vla.data import EpisodeStore
+
+    store = EpisodeStore(cfg.dataset.path, check_values=False)
+    n_cams = len(cfg.dataset.image_keys)
+    if cfg.model.num_cameras != n_cams:
+        raise ValueError(
+            f"model.num_cameras={cfg.model.num_cameras} but dataset.image_keys="
+            f"{list(cfg.dataset.image_keys)} has {n_cams} cameras: make them agree"
+        )
+    with open_dict(cfg):
+        cfg.model.action_tokenizer.low = stats[keys.ACTION]["q01"]
+        cfg.model.action_tokenizer.high = stats[keys.ACTION]["q99"]
+        state = cfg.dataset.state_key
+        cfg.model.state_low = stats[state]["q01"] if state else None
+        cfg.model.state_high = stats[state]["q99"] if state else None
+    tokenizer = instantiate(cfg.model.text_tokenizer)
+    train_episodes = [i for i, s in enumerate(store.splits) if s == "train"]
+    tokenizer.fit([store.instructions[i] for i in train_episodes])  # byte fallback for the rest
+    model = instantiate(cfg.model, text_tokenizer=tokenizer)
+    module = instantiate(cfg.optim, model=model, max_steps=cfg.trainer.max_steps)
+    info = {
+        "image_keys": list(cfg.dataset.image_keys),
+        "state_key": cfg.dataset.state_key,
+        "dataset": str(cfg.dataset.path),
+        "env_spec": store.env_spec,
+        "obs_horizon": cfg.model.obs_horizon,
+        "action_horizon": cfg.model.action_horizon,
+    }
+    return data, module, {"stats": stats, "info": info}
+
+
+@hydra.main(config_path=CONFIG_PATH, config_name="train", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    L.seed_everything(cfg.seed, workers=True)
+    out = Path(cfg.out)
+    resume = out / "checkpoints" / RESUME_FILE
+    if cfg.resume and not resume.exists():
+        raise FileNotFoundError(f"resume=true but {resume} does not exist (nothing to resume)")
+    data, module, extra = build(cfg)
+    saver = PretrainedCheckpoints(
+        out / "checkpoints", cfg.checkpoint_every_n_steps, extra["stats"], extra["info"]
+    )
+    callbacks = [instantiate(c) for c in (cfg.callbacks or {}).values() if c is not None]
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=[*callbacks, saver])
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / "config.json", OmegaConf.to_container(cfg, resolve=True))
+    ckpt = str(resume) if cfg.resume else None
+    if ckpt:  # continue at the same data position: skip what the run already consumed
+        import torch
+
+        step = torch.load(ckpt, map_location="cpu", weights_only=True)["global_step"]
+        data.setup("fit")
+        data.train_sampler.resume_at(step * data.batch_size * trainer.world_size)
+    start = time.perf_counter()
+    trainer.fit(module, datamodule=data, ckpt_path=ckpt, weights_only=True)
+    if trainer.is_global_zero:
+        minutes = (time.perf_counter() - start) / 60
+        print(f"trained {trainer.global_step} steps in {minutes:.1f} min -> {out / 'checkpoints'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""Observations -> LM tokens: camera frames through encoder + adapter, proprioception projected.
+
+Frames ``(B, T, V, 3, H, W)`` (T = obs_horizon, V = cameras) are encoded image by image, each
+image becomes Q adapter tokens, and every group gets a learned camera embedding and a learned time
+embedding (Octo / video VLMs tell views and frames apart this way), giving ``T * V * Q`` tokens
+ordered frame-major. Each of the Q tokens of an image also gets a learned embedding of its own
+(ViT-style absolute position): the LM's positions are 1-D and, with RoPE, relative, so without it
+"where in the image" is hard to read off. Proprioception ``(B, T, S)`` is normalized with the dataset's q01 / q99 to
+about [-1, 1] and projected to one token per frame (pi0, OpenVLA-OFT): a single fixed camera cannot
+tell the gripper's height from its depth, the state can (DESIGN.md).
+"""
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from vla.adapters.adapter import Adapter
+from vla.hydra_config import to_plain
+from vla.vision.timm_encoder import TimmEncoder
+
+# a state reading far outside the training range is clamped so it cannot saturate the LM
+_STATE_CLAMP = 5.0
+
+
+class ObservationEncoder(nn.Module):
+    """``images`` (uint8) and optional ``state`` -> ``(B, num_tokens, D)`` LM-space tokens."""
+
+    def __init__(
+        self,
+        vision: TimmEncoder,
+        adapter: Callable[..., Adapter],
+        out_dim: int,
+        num_cameras: int,
+        obs_horizon: int,
+        state_low: Sequence[float] | None,
+        state_high: Sequence[float] | None,
+    ) -> None:
+        super().__init__()
+        self.vision = vision
+        self.adapter = adapter(
+            in_dim=vision.embed_dim, out_dim=out_dim, num_patches=vision.num_patches
+        )
+        self.num_cameras, self.obs_horizon = num_cameras, obs_horizon
+        # where a token sits in the image: the LM's own positions are 1-D and (RoPE) relative, so
+        # a learned absolute embedding per image token (ViT) makes "where is it" a lookup
+        q = self.adapter.num_tokens
+        self.token_embed = nn.Parameter(torch.randn(q, out_dim) * 0.02)  # (Q, D)
+        self.camera_embed = nn.Parameter(torch.randn(num_cameras, out_dim) * 0.02)  # (V, D)
+        self.time_embed = nn.Parameter(torch.randn(obs_horizon, out_dim) * 0.02)  # (T, D)
+        self.state_proj: nn.Linear | None = None
+        if (state_low is None) != (state_high is None):
+            raise ValueError("pass both state_low and state_high (state q01 / q99), or neither")
+        if state_low is not None:
+            low = torch.as_tensor(to_plain(state_low), dtype=torch.float32).flatten()  # (S,)
+            high = torch.as_tensor(to_plain(state_high), dtype=torch.float32).flatten()  # (S,)
+            if low.shape != high.shape or low.numel() == 0 or (high < low).any():
+                raise ValueError(
+                    f"state_low={low.tolist()} / state_high={high.tolist()} must be non-empty, "
+                    "equally long, with high >= low: pass the state's q01 and q99"
+                )
+            self.register_buffer("state_low", low)
+            self.register_buffer("state_high", high)
+            self.state_proj = nn.Linear(low.numel(), out_dim)
+
+    @property
+    def state_dim(self) -> int:
+        return 0 if self.state_proj is None else self.state_proj.in_features
+
+    @property
+    def num_tokens(self) -> int:
+        per_frame = self.num_cameras * self.adapter.num_tokens + (1 if self.state_dim else 0)
+        return self.obs_horizon * per_frame
+
+    def check_images(self, images: Tensor) -> None:
+        size = self.vision.image_size
+        expected = f"(B, T={self.obs_horizon}, V={self.num_cameras}, 3, {size}, {size}) uint8"
+        if not isinstance(images, Tensor):
+            raise TypeError(f"images must be a torch.Tensor {expected}, got {type(images)}")
+        if images.dtype != torch.uint8:
+            raise ValueError(
+                f"images have dtype {images.dtype}; expected {expected} raw frames in [0, 255] "
+                "(the model normalizes them itself)"
+            )
+        if images.ndim != 6 or tuple(images.shape[1:]) != (
+            self.obs_horizon,
+            self.num_cameras,
+            3,
+            size,
+            size,
+        ):
+            raise ValueError(f"images have shape {tuple(images.shape)}; expected {expected}")
+
+    def check_state(self, state: Tensor | None, batch: int) -> None:
+        if self.state_dim == 0:
+            return
+        expected = f"(B={batch}, T={self.obs_horizon}, S={self.state_dim}) float"
+        if state is None:
+            raise ValueError(f"this model takes proprioception: pass state {expected}")
+        if state.shape != (batch, self.obs_horizon, self.state_dim):
+            raise ValueError(f"state has shape {tuple(state.shape)}; expected {expected}")
+        if not torch.isfinite(state).all():
+            raise ValueError("state contains NaN or inf")
+
+    def forward(self, images: Tensor, state: Tensor | None = None) -> Tensor:
+        """``(B, T, V, 3, H, W)`` uint8 and ``(B, T, S)`` -> tokens ``(B, num_tokens, D)``."""
+        self.check_images(images)
+        b, t, v = images.shape[:3]
+        self.check_state(state, b)
+        flat = images.flatten(0, 2).float() / 255.0  # (B*T*V, 3, H, W)
+        patches = self.vision(flat)  # (B*T*V, P, C)
+        tokens = self.adapter(patches)  # (B*T*V, Q, D)
+        tokens = tokens.unflatten(0, (b, t, v))  # (B, T, V, Q, D)
+        tokens = tokens + self.token_embed  # (B, T, V, Q, D)
+        tokens = tokens + self.camera_embed[None, None, :, None]  # (B, T, V, Q, D)
+        tokens = tokens + self.time_embed[None, :, None, None]  # (B, T, V, Q, D)
+        tokens = tokens.flatten(2, 3)  # (B, T, V*Q, D)
+        if self.state_proj is not None:
+            span = self.state_high - self.state_low  # (S,)
+            x = 2 * (state.float() - self.state_low) / span.clamp_min(1e-8) - 1  # (B, T, S)
+            x = torch.where(span > 1e-8, x, torch.zeros_like(x))  # (B, T, S) constant dims -> 0
+            x = x.clamp(-_STATE_CLAMP, _STATE_CLAMP)  # (B, T, S)
+            s = self.state_proj(x) + self.time_embed  # (B, T, D)
+            tokens = torch.cat([tokens, s.unsqueeze(2)], dim=2)  # (B, T, V*Q + 1, D)
+        return tokens.flatten(1, 2)  # (B, T * (V*Q [+1]), D)

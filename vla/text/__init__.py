@@ -1,0 +1,8 @@
+"""Text tokenizers: instruction strings -> LM ids (see ``TextTokenizer``)."""
+
+from vla.text.bpe_tokenizer import BPETokenizer
+from vla.text.byte_tokenizer import ByteTokenizer
+from vla.text.hf_tokenizer import HFTokenizer
+from vla.text.text_tokenizer import TextTokenizer
+
+__all__ = ["BPETokenizer", "ByteTokenizer", "HFTokenizer", "TextTokenizer"]

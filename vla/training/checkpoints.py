@@ -1,0 +1,105 @@
+"""Checkpoints during training, in the ``save_pretrained`` format (DESIGN.md).
+
+``<dir>/last``          every ``every_n_steps`` and at the end of training
+``<dir>/best_val``      lowest validation loss so far
+``<dir>/best_success``  highest rollout success so far (when a rollout callback logs it)
+``<dir>/last.ckpt``     the trainer state (optimizer, LR schedule, step) that ``resume`` reads;
+                        tensors and plain types only, loaded with ``weights_only=True``
+
+Every folder is written under a temporary name and renamed, so a kill loses at most the steps
+since the last save and never leaves a torn checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+
+from vla.checkpoint import save_checkpoint
+
+VAL_METRIC = "val/loss"
+SUCCESS_METRIC = "rollout/success_rate"
+RESUME_FILE = "last.ckpt"
+
+
+class PretrainedCheckpoints(L.Callback):
+    """Save ``last`` / ``best_val`` / ``best_success`` policy folders and the resume state.
+
+    Args:
+        dirpath: the checkpoints folder.
+        every_n_steps: save ``last`` (and the resume state) this often.
+        norm_stats: the dataset statistics, saved with every checkpoint.
+        info: training facts the policy needs at inference (cameras, state key, env spec),
+            written to ``training.json``.
+    """
+
+    def __init__(
+        self,
+        dirpath: str | Path,
+        every_n_steps: int = 200,
+        norm_stats: dict[str, Any] | None = None,
+        info: dict[str, Any] | None = None,
+    ):
+        if every_n_steps < 1:
+            raise ValueError(f"every_n_steps={every_n_steps} must be >= 1")
+        self.dirpath = Path(dirpath)
+        self.every_n_steps = every_n_steps
+        self.norm_stats = norm_stats or {}
+        self.info = info or {}
+        self.best: dict[str, float] = {}
+
+    def _save(self, trainer: L.Trainer, module: L.LightningModule, name: str, **extra: Any) -> None:
+        if trainer.is_global_zero:
+            info = {
+                **self.info,
+                "step": trainer.global_step,
+                "epoch": trainer.current_epoch,
+                **extra,
+            }
+            save_checkpoint(module.policy_model, self.dirpath / name, self.norm_stats, extra=info)
+
+    def save_resume_state(self, trainer: L.Trainer) -> None:
+        path = self.dirpath / RESUME_FILE
+        tmp = self.dirpath / f".{RESUME_FILE}.tmp"
+        trainer.save_checkpoint(tmp)  # every rank must call it (sharded strategies)
+        if trainer.is_global_zero:
+            os.replace(tmp, path)
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step % self.every_n_steps == 0:
+            self._save(trainer, module, "last")
+            self.save_resume_state(trainer)
+
+    def on_validation_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        metrics = trainer.callback_metrics
+        for metric, name, better in (
+            (VAL_METRIC, "best_val", lambda new, old: new < old),
+            (SUCCESS_METRIC, "best_success", lambda new, old: new > old),
+        ):
+            if metric in metrics:
+                value = float(metrics[metric])
+                if metric not in self.best or better(value, self.best[metric]):
+                    self.best[metric] = value
+                    self._save(trainer, module, name, **{metric: value})
+
+    def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._save(trainer, module, "last")
+        self.save_resume_state(trainer)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": dict(self.best)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.best = dict(state_dict.get("best", {}))
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2))
+    os.replace(tmp, path)

@@ -1,0 +1,109 @@
+"""The LightningModule: losses from ``VLA.forward``, AdamW, warmup + cosine, optional EMA."""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+
+from vla import keys
+from vla.model import VLA
+
+
+class VLATrainingModule(L.LightningModule):
+    """Optimizes a built :class:`VLA`.
+
+    Args:
+        model: the VLA (built with the dataset's normalization bounds).
+        lr: peak learning rate of AdamW.
+        weight_decay: AdamW decoupled weight decay (not applied to biases, norms, embeddings).
+        betas: AdamW betas.
+        warmup_steps: linear warmup from 0 to ``lr``.
+        max_steps: the cosine decays to ``min_lr_ratio * lr`` at this step (the trainer's).
+        min_lr_ratio: floor of the cosine, as a fraction of ``lr``.
+        ema_decay: keep an exponential moving average of the weights (validated and saved in
+            place of the raw weights); None disables it.
+    """
+
+    def __init__(
+        self,
+        model: VLA,
+        lr: float = 1e-3,
+        weight_decay: float = 0.01,
+        betas: tuple[float, float] = (0.9, 0.95),
+        warmup_steps: int = 100,
+        max_steps: int = 2000,
+        min_lr_ratio: float = 0.1,
+        ema_decay: float | None = None,
+    ):
+        super().__init__()
+        if lr <= 0 or max_steps < 1 or warmup_steps < 0:
+            raise ValueError(
+                f"lr={lr} must be > 0, max_steps={max_steps} >= 1, warmup_steps={warmup_steps} >= 0"
+            )
+        if ema_decay is not None and not 0 < ema_decay < 1:
+            raise ValueError(f"ema_decay={ema_decay} must be in (0, 1) or None")
+        self.model = model
+        self.lr, self.weight_decay, self.betas = lr, weight_decay, tuple(betas)
+        self.warmup_steps, self.max_steps, self.min_lr_ratio = warmup_steps, max_steps, min_lr_ratio
+        self.ema_decay = ema_decay
+        self.ema: VLA | None = None
+        if ema_decay is not None:
+            self.ema = copy.deepcopy(model).eval()
+            self.ema.requires_grad_(False)
+
+    @property
+    def policy_model(self) -> VLA:
+        """The weights to evaluate and save: the EMA copy when there is one."""
+        return self.ema if self.ema is not None else self.model
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        out = self.model(batch)
+        b = len(batch[keys.INSTRUCTION])
+        self.log_dict({f"train/{k}": v for k, v in out.items()}, prog_bar=True, batch_size=b)
+        self.log("lr", self.optimizers().param_groups[0]["lr"], prog_bar=False, batch_size=b)
+        return out["loss"]
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.ema is not None:
+            with torch.no_grad():
+                for e, p in zip(self.ema.parameters(), self.model.parameters(), strict=True):
+                    e.lerp_(p.detach(), 1.0 - self.ema_decay)
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        out = self.policy_model(batch)
+        b = len(batch[keys.INSTRUCTION])
+        self.log_dict({f"val/{k}": v for k, v in out.items()}, sync_dist=True, batch_size=b)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        decay, no_decay = [], []
+        for name, p in self.model.named_parameters():
+            if not p.requires_grad:
+                continue
+            # biases, norms and embeddings are not shrunk (GPT-2 / nanoGPT convention)
+            (no_decay if p.ndim < 2 or "embed" in name else decay).append(p)
+        groups = [
+            {"params": decay, "weight_decay": self.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
+        optimizer = torch.optim.AdamW(groups, lr=self.lr, betas=self.betas)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self._lr_factor)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
+
+    def _lr_factor(self, step: int) -> float:
+        if step < self.warmup_steps:
+            return (step + 1) / self.warmup_steps
+        progress = min(1.0, (step - self.warmup_steps) / max(1, self.max_steps - self.warmup_steps))
+        cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
+        return self.min_lr_ratio + (1.0 - self.min_lr_ratio) * cosine
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

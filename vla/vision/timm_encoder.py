@@ -1,0 +1,109 @@
+"""Any timm model as a patch-token encoder: images ``(N, 3, H, W)`` in [0, 1] -> ``(N, P, C)``.
+
+CNNs give a feature map ``(N, C, h, w)`` whose cells become ``P = h * w`` tokens (optionally
+average-pooled to ``token_grid x token_grid`` to bound the LM's sequence length, which dominates
+compute); ViTs give tokens directly, minus their class / register prefix tokens. ``feature_stage``
+picks an intermediate stage of a CNN (timm ``features_only``), e.g. stride 16 instead of 32 to keep
+a 4x4 grid at 64 px. Sizes (``embed_dim``, ``num_patches``) are measured with one dummy forward at
+construction, so they are right for every architecture and input size.
+
+Weights: built with ``pretrained=False`` (nothing is downloaded); ``pretrained_path`` loads a local
+``.safetensors`` / ``.pth`` file through timm's ``pretrained_cfg_overlay=dict(file=...)``, which
+drops a classifier head the encoder does not use and unpickles nothing (``weights_only=True``).
+"""
+
+from pathlib import Path
+from typing import Any
+
+import timm
+import timm.data
+import torch
+from torch import Tensor, nn
+
+from vla.hydra_config import target_config, to_plain
+
+
+class TimmEncoder(nn.Module):
+    """A timm backbone returning patch tokens.
+
+    Args:
+        model_name: any ``timm.list_models()`` name, e.g. ``resnet10t``, ``test_vit``.
+        image_size: square input size in pixels that the model will be fed.
+        feature_stage: CNN stage index for ``features_only`` (None: the final feature map).
+        token_grid: average-pool a CNN map to ``token_grid x token_grid`` tokens (None: keep).
+        model_kwargs: extra ``timm.create_model`` arguments (widths, depths, ``img_size`` ...).
+        pretrained_path: local weights file to load, or None for random init.
+    """
+
+    def __init__(
+        self,
+        model_name: str,
+        image_size: int = 64,
+        feature_stage: int | None = None,
+        token_grid: int | None = None,
+        model_kwargs: dict[str, Any] | None = None,
+        pretrained_path: str | None = None,
+    ) -> None:
+        super().__init__()
+        if not timm.is_model(model_name.split(".")[0]):
+            raise ValueError(
+                f"model_name={model_name!r} is not a timm model: pick one of timm.list_models()"
+            )
+        if image_size < 8:
+            raise ValueError(f"image_size={image_size} must be >= 8 pixels")
+        kwargs = dict(to_plain(model_kwargs or {}))
+        self.config = target_config(
+            self,
+            model_name=model_name,
+            image_size=image_size,
+            feature_stage=feature_stage,
+            token_grid=token_grid,
+            model_kwargs=kwargs,
+            pretrained_path=None,  # weights travel in the checkpoint, not through this path
+        )
+        if pretrained_path is not None:
+            if not Path(pretrained_path).is_file():
+                raise FileNotFoundError(f"pretrained_path={pretrained_path!r} is not a file")
+            kwargs["pretrained_cfg_overlay"] = {"file": str(pretrained_path)}
+        if feature_stage is not None:
+            kwargs.update(features_only=True, out_indices=(feature_stage,))
+        else:
+            kwargs["num_classes"] = 0
+        self.model = timm.create_model(model_name, pretrained=pretrained_path is not None, **kwargs)
+        self.image_size = image_size
+        self.features_only = feature_stage is not None
+        self.num_prefix_tokens = int(getattr(self.model, "num_prefix_tokens", 0))
+        self.pool = nn.AdaptiveAvgPool2d(token_grid) if token_grid is not None else nn.Identity()
+        # ImageNet statistics unless the model's pretrained config says otherwise
+        cfg = timm.data.resolve_data_config({}, model=self.model)
+        self.register_buffer("mean", torch.tensor(cfg["mean"]).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(cfg["std"]).view(1, 3, 1, 1), persistent=False)
+        with torch.no_grad():
+            was_training = self.model.training
+            probe = self.model.eval()
+            dummy = torch.zeros(1, 3, image_size, image_size)  # (1, 3, H, W)
+            raw = self._features(probe, dummy)
+            if raw.ndim == 3 and token_grid is not None:
+                raise ValueError(
+                    f"token_grid={token_grid} needs a CNN feature map, but {model_name} returns "
+                    "tokens: set token_grid=null or use an adapter that resamples (perceiver)"
+                )
+            tokens = self._tokens(raw)  # (1, P, C)
+            self.model.train(was_training)
+        self.num_patches, self.embed_dim = int(tokens.shape[1]), int(tokens.shape[2])
+
+    def _features(self, model: nn.Module, x: Tensor) -> Tensor:
+        if self.features_only:
+            return model(x)[-1]  # (N, C, h, w)
+        return model.forward_features(x)  # (N, C, h, w) or (N, prefix + P, C)
+
+    def _tokens(self, feats: Tensor) -> Tensor:
+        if feats.ndim == 4:
+            feats = self.pool(feats)  # (N, C, h', w')
+            return feats.flatten(2).transpose(1, 2)  # (N, h' * w', C)
+        return feats[:, self.num_prefix_tokens :]  # (N, P, C)
+
+    def forward(self, images: Tensor) -> Tensor:
+        """``(N, 3, H, W)`` floats in [0, 1] -> patch tokens ``(N, P, C)``."""
+        x = (images - self.mean) / self.std  # (N, 3, H, W)
+        return self._tokens(self._features(self.model, x))  # (N, P, C)
