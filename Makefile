@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export MUJOCO_GL ?= egl
 
-.PHONY: setup test test-all lint format bench-envs bench-data
+.PHONY: setup test test-all lint format bench-envs bench-data bench-model quickstart
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -38,3 +38,14 @@ bench-envs: setup
 
 bench-data: setup
 	$(BIN)/python benchmarks/data.py
+
+bench-model: setup
+	$(BIN)/python benchmarks/model.py
+
+# The main job: collect -> train -> evaluate on the touch task, all under runs/quickstart/.
+QS := runs/quickstart
+quickstart: setup
+	$(BIN)/vla-collect env=touch env.image_size=64 episodes=1000 noise=0.1 workers=2 out=$(QS)/data/touch.zarr
+	$(BIN)/vla-train experiment=quickstart
+	$(BIN)/vla-eval checkpoint=$(QS)/train/checkpoints/last env=touch env.image_size=64 split=train episodes=50 out=$(QS)/eval
+	$(BIN)/vla-eval checkpoint=$(QS)/train/checkpoints/last env=touch env.image_size=64 split=test episodes=50 out=$(QS)/eval_test

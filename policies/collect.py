@@ -76,7 +76,11 @@ def _init_worker(env_cfg: dict[str, Any], noise: float, seed: int) -> None:
 
 
 def _rollout(seed: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """One expert episode: observations before each action, and the action."""
+    """One expert episode: observations before each action, and the expert's action there.
+
+    With noise the env executes perturbed actions (so the data shows recoveries from states
+    the clean expert never visits) while the stored action is the clean one (DART).
+    """
     env, expert = _worker["env"], _worker["expert"]
     # the noise stream depends on the episode seed only: same data with any number of workers
     expert.rng = np.random.default_rng([_worker["noise_seed"], seed])
@@ -86,11 +90,11 @@ def _rollout(seed: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     steps: dict[str, list[np.ndarray]] = {k: [] for k in [*image_keys, keys.STATE, keys.ACTION]}
     success = False
     while True:
-        action = expert.act(obs)
+        action = expert.act(obs)  # executed (noisy with noise > 0)
         for k in image_keys:
             steps[k].append(obs[k])
         steps[keys.STATE].append(obs[obs_keys.STATE])
-        steps[keys.ACTION].append(action)
+        steps[keys.ACTION].append(expert.clean_action)  # the label: the expert's intent
         obs, _, terminated, truncated, step_info = env.step(action)
         success = success or step_info["success"]
         if terminated or truncated:

@@ -6,6 +6,7 @@ never imports envs or policies.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import lightning as L
@@ -47,6 +48,9 @@ class RolloutEvaluation(L.Callback):
         self.n_action_steps, self.num_envs = n_action_steps, num_envs
         self.history: list[tuple[int, float]] = []
 
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._start = time.perf_counter()
+
     def on_validation_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         step = trainer.global_step
         last = bool(trainer.max_steps) and step >= trainer.max_steps
@@ -64,3 +68,5 @@ class RolloutEvaluation(L.Callback):
             model.train(was_training)
             self.history.append((step, report["success_rate"]))
             module.log(METRIC, report["success_rate"], rank_zero_only=True)
+            minutes = (time.perf_counter() - self._start) / 60  # for success-vs-time curves
+            module.log("rollout/train_minutes", minutes, rank_zero_only=True)

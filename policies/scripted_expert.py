@@ -68,6 +68,9 @@ class ScriptedExpert:
         else:
             goal, grip = self._pick_place(tcp, opening, target, place, int(p[keys.PLACE_KIND]))
         action = np.append(np.clip((goal - tcp) / self.max_delta, -1, 1), grip)
+        # DART: the env runs the perturbed action, but the label a learner should copy is the
+        # expert's own (``clean_action``), otherwise the noise is baked into the targets
+        self.clean_action = action.astype(np.float32)
         if self.noise > 0:
             action = action + self.rng.normal(0.0, self.noise, size=4)
         return np.clip(action, -1.0, 1.0).astype(np.float32)

@@ -85,3 +85,11 @@ def test_cli_killed_mid_run_resumes_to_the_requested_count(tmp_path):
     summary = json.loads(info.stdout)
     assert summary["episodes"] == killed_at + 3
     assert list(EpisodeStore(out).seeds) == list(range(killed_at + 3))
+
+
+def test_noisy_collection_stores_the_experts_clean_actions(tmp_path):
+    env = {"_target_": "gymnasium.make", "id": "envs:vla/Touch-v0", "image_size": 32}
+    collect(env, tmp_path / "n.zarr", episodes=3, workers=1, noise=0.3, progress=False)
+    actions = EpisodeStore(tmp_path / "n.zarr").read("action")
+    # the touch expert always commands "closed"; executed actions had N(0, 0.3) added
+    assert np.all(actions[:, 3] == 1.0)
