@@ -87,6 +87,13 @@ def evaluate(
     vector_cls = AsyncVectorEnv if num_envs > 1 else SyncVectorEnv
     kwargs = {"context": "spawn", "shared_memory": False} if num_envs > 1 else {}
     envs = vector_cls([make] * num_envs, autoreset_mode=AutoresetMode.DISABLED, **kwargs)
+    check = getattr(policy, "check_observation_space", None)
+    if check is not None:  # a learned policy: same cameras and image size as in training
+        try:
+            check(envs.single_observation_space)
+        except ValueError:
+            envs.close()
+            raise
     start = time.perf_counter()
     results: list[Episode] = []
     frames: dict[int, list[np.ndarray]] = defaultdict(list)

@@ -85,6 +85,21 @@ class VLAPolicy:
         keys = tuple(image_keys or info.get("image_keys") or (obs_keys.IMAGE,))
         return cls(model, keys, n_action_steps, temporal_ensemble)
 
+    def check_observation_space(self, space: Any) -> None:
+        """Fail before any rollout if the env's cameras or image size differ from training."""
+        size = self.model.obs.vision.image_size
+        for k in self.image_keys:
+            if k not in space.spaces:
+                raise ValueError(
+                    f"the env observes {sorted(space.spaces)} but the checkpoint needs {k!r}: "
+                    f"make the env with the cameras it was trained on ({list(self.image_keys)})"
+                )
+            if tuple(space[k].shape[:2]) != (size, size):
+                raise ValueError(
+                    f"env images {k!r} are {tuple(space[k].shape)} but the model was trained on "
+                    f"{size}x{size}: set env.image_size={size}"
+                )
+
     # ---- batch API (vla-eval) -----------------------------------------------------------
 
     def reset(self, mask: np.ndarray | None = None) -> None:

@@ -55,6 +55,10 @@ def test_train_resume_and_evaluate(store, tmp_path):
         assert field in report
     assert report["episodes"] == 2 and report["checkpoint"] == str(ckpts / "last")
 
+    wrong = run("policies.cli.eval", "policy=vla", f"checkpoint={ckpts / 'last'}", "env=touch",
+                "env.image_size=48", "episodes=1", "num_envs=1", "out=null", check=False)  # fmt: skip
+    assert wrong.returncode != 0 and "env.image_size=32" in wrong.stderr
+
 
 def test_ddp_two_processes_keep_identical_weights(store, tmp_path):
     out = tmp_path / "ddp"
