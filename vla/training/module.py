@@ -8,7 +8,6 @@ from typing import Any
 
 import lightning as L
 import torch
-from torch import nn
 
 from vla import keys
 from vla.model import VLA
@@ -27,6 +26,9 @@ class VLATrainingModule(L.LightningModule):
         min_lr_ratio: floor of the cosine, as a fraction of ``lr``.
         ema_decay: keep an exponential moving average of the weights (validated and saved in
             place of the raw weights); None disables it.
+        random_shift: pad training images by this many pixels (edge replicate) and crop back at
+            a random offset per sample (DrQ, Kostrikov et al. 2020; diffusion policy's crop);
+            0 disables. Against memorizing scenes with a fixed camera.
     """
 
     def __init__(
@@ -39,6 +41,7 @@ class VLATrainingModule(L.LightningModule):
         max_steps: int = 2000,
         min_lr_ratio: float = 0.1,
         ema_decay: float | None = None,
+        random_shift: int = 0,
     ):
         super().__init__()
         if lr <= 0 or max_steps < 1 or warmup_steps < 0:
@@ -51,6 +54,9 @@ class VLATrainingModule(L.LightningModule):
         self.lr, self.weight_decay, self.betas = lr, weight_decay, tuple(betas)
         self.warmup_steps, self.max_steps, self.min_lr_ratio = warmup_steps, max_steps, min_lr_ratio
         self.ema_decay = ema_decay
+        if random_shift < 0:
+            raise ValueError(f"random_shift={random_shift} must be >= 0 pixels")
+        self.random_shift = random_shift
         self.ema: VLA | None = None
         if ema_decay is not None:
             self.ema = copy.deepcopy(model).eval()
@@ -62,6 +68,8 @@ class VLATrainingModule(L.LightningModule):
         return self.ema if self.ema is not None else self.model
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        if self.random_shift:
+            batch = {**batch, keys.IMAGE: shift_images(batch[keys.IMAGE], self.random_shift)}
         out = self.model(batch)
         b = len(batch[keys.INSTRUCTION])
         self.log_dict({f"train/{k}": v for k, v in out.items()}, prog_bar=True, batch_size=b)
@@ -105,5 +113,20 @@ class VLATrainingModule(L.LightningModule):
         return self.min_lr_ratio + (1.0 - self.min_lr_ratio) * cosine
 
 
-def count_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
+def shift_images(images: torch.Tensor, pad: int) -> torch.Tensor:
+    """Random translation by up to ``pad`` pixels, one offset per sample (all its frames and
+    cameras move together, so the geometry between them is kept)."""
+    b, t, v, c, h, w = images.shape
+    flat = images.reshape(b, t * v * c, h, w).float()  # (B, TVC, H, W)
+    padded = torch.nn.functional.pad(
+        flat, (pad, pad, pad, pad), mode="replicate"
+    )  # (B, TVC, H+2p, W+2p)
+    dy = torch.randint(0, 2 * pad + 1, (b,), device=images.device)  # (B,)
+    dx = torch.randint(0, 2 * pad + 1, (b,), device=images.device)  # (B,)
+    rows = (dy[:, None] + torch.arange(h, device=images.device))[:, None, :, None]  # (B, 1, H, 1)
+    cols = (dx[:, None] + torch.arange(w, device=images.device))[:, None, None, :]  # (B, 1, 1, W)
+    idx = torch.arange(b, device=images.device)[:, None, None, None]  # (B, 1, 1, 1)
+    crop = padded[
+        idx, torch.arange(t * v * c, device=images.device)[None, :, None, None], rows, cols
+    ]
+    return crop.to(images.dtype).reshape(b, t, v, c, h, w)  # (B, T, V, 3, H, W)

@@ -1,0 +1,30 @@
+import torch
+
+from vla.training.module import VLATrainingModule, shift_images
+
+
+def test_shift_moves_every_frame_of_a_sample_together_by_at_most_pad():
+    torch.manual_seed(0)
+    images = torch.zeros(16, 2, 2, 3, 17, 17, dtype=torch.uint8)
+    images[..., 8, 8] = 255  # one bright pixel in the middle of every frame and camera
+    out = shift_images(images, 3)
+    assert out.shape == images.shape and out.dtype == torch.uint8
+    offsets = set()
+    for b in range(16):
+        where = [
+            tuple((out[b, t, v, 0] == 255).nonzero()[0].tolist())
+            for t in range(2)
+            for v in range(2)
+        ]
+        assert len(set(where)) == 1  # frames and cameras moved together
+        r, c = where[0]
+        assert abs(r - 8) <= 3 and abs(c - 8) <= 3
+        offsets.add((r, c))
+    assert len(offsets) > 4  # different samples got different shifts
+
+
+def test_lr_schedule_warms_up_then_decays_to_the_floor():
+    m = VLATrainingModule.__new__(VLATrainingModule)
+    m.warmup_steps, m.max_steps, m.min_lr_ratio = 10, 110, 0.1
+    assert m._lr_factor(0) == 0.1 and m._lr_factor(9) == 1.0
+    assert m._lr_factor(60) < 1.0 and abs(m._lr_factor(110) - 0.1) < 1e-9
