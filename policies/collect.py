@@ -27,6 +27,7 @@ from tqdm import tqdm  # noqa: E402
 
 from envs import keys as obs_keys  # noqa: E402
 from vla import keys  # noqa: E402
+from vla.atomic_file import write_text_atomic  # noqa: E402
 from vla.data import EpisodeStore, EpisodeWriter  # noqa: E402
 
 _worker: dict[str, Any] = {}  # per worker process: its env and expert
@@ -239,8 +240,4 @@ def write_card(path: Path, summary: CollectSummary, noise: float, keep_failures:
         *[f"- {text}" for text in info["instructions"]],
         "",
     ]
-    card = path / "README.md"
-    tmp = path / ".README.md.tmp"
-    tmp.write_text("\n".join(lines))
-    tmp.replace(card)  # atomic: a card is never half written
-    return card
+    return write_text_atomic(path / "README.md", "\n".join(lines))  # never half written

@@ -8,7 +8,6 @@ output does not depend on the batch it is in).
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -28,6 +27,7 @@ from tqdm import tqdm  # noqa: E402
 from envs import keys  # noqa: E402
 from policies.batch import BatchPolicy  # noqa: E402
 from policies.video import annotate, write_video  # noqa: E402
+from vla.atomic_file import write_json_atomic  # noqa: E402
 
 
 @dataclass
@@ -198,9 +198,7 @@ def make_report(
 def write_report(out: Path, report: dict[str, Any]) -> None:
     """``report.json`` (atomically) and ``success_per_task.png``."""
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / ".report.json.tmp"
-    tmp.write_text(json.dumps(report, indent=2))
-    tmp.replace(out / "report.json")
+    write_json_atomic(out / "report.json", report)
     plot_per_task(report, out / "success_per_task.png")
 
 

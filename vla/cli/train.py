@@ -21,8 +21,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from vla import keys
+from vla.atomic_file import write_json_atomic
 from vla.training import PretrainedCheckpoints, VLATrainingModule
-from vla.training.checkpoints import RESUME_FILE, write_json_atomic
+from vla.training.checkpoints import RESUME_FILE
 
 CONFIG_PATH = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
 
