@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from vla import keys
 from vla.atomic_file import write_json_atomic
 from vla.training import PretrainedCheckpoints, VLATrainingModule
-from vla.training.checkpoints import RESUME_FILE
+from vla.training.checkpoints import RESUME_FILE, SUCCESS_METRIC, VAL_METRIC
 
 CONFIG_PATH = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
 
@@ -95,8 +95,23 @@ def main(cfg: DictConfig) -> None:
     start = time.perf_counter()
     trainer.fit(module, datamodule=data, ckpt_path=ckpt, weights_only=True)
     if trainer.is_global_zero:
-        minutes = (time.perf_counter() - start) / 60
-        print(f"trained {trainer.global_step} steps in {minutes:.1f} min -> {out / 'checkpoints'}")
+        print_summary(trainer, saver, out, (time.perf_counter() - start) / 60)
+
+
+def print_summary(trainer: L.Trainer, saver: PretrainedCheckpoints, out: Path, minutes: float):
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"trained {trainer.global_step} steps in {minutes:.1f} min")
+    table.add_column("checkpoint")
+    table.add_column("metric", justify="right")
+    table.add_column("path")
+    table.add_row("last", f"step {trainer.global_step}", str(out / "checkpoints" / "last"))
+    for metric, name in ((VAL_METRIC, "best_val"), (SUCCESS_METRIC, "best_success")):
+        if metric in saver.best:
+            value = f"{metric} {saver.best[metric]:.3f}"
+            table.add_row(name, value, str(out / "checkpoints" / name))
+    Console(width=120).print(table)
 
 
 if __name__ == "__main__":

@@ -64,7 +64,8 @@ class PretrainedCheckpoints(L.Callback):
     def save_resume_state(self, trainer: L.Trainer) -> None:
         path = self.dirpath / RESUME_FILE
         tmp = self.dirpath / f".{RESUME_FILE}.tmp"
-        trainer.save_checkpoint(tmp)  # every rank must call it (sharded strategies)
+        # full state (optimizer, schedule, loops) for resume; every rank calls it (sharded strategies)
+        trainer.save_checkpoint(tmp, weights_only=False)
         if trainer.is_global_zero:
             os.replace(tmp, path)
 
