@@ -213,12 +213,13 @@ def plot_per_task(report: dict[str, Any], path: Path) -> Path:
     cis = [report["per_task"][t]["ci95"] for t in names]
     lo = [max(0.0, r - ci[0]) for r, ci in zip(rates, cis, strict=True)]  # float noise at 0/100%
     hi = [max(0.0, ci[1] - r) for r, ci in zip(rates, cis, strict=True)]
-    fig, ax = plt.subplots(figsize=(1.4 * len(names) + 2, 3.2))
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.4 * len(names) + 2), 3.2))
     ax.bar(names, rates, yerr=[lo, hi], capsize=4, color="#4c72b0")
     for i, (t, r) in enumerate(zip(names, rates, strict=True)):
         label = f"{r:.0%}\nn={report['per_task'][t]['episodes']}"
-        ax.text(i, 0.03, label, ha="center", va="bottom", fontsize=8, color="white")
-    ax.set_ylim(0, 1.05)
+        ax.text(i, cis[i][1] + 0.02, label, ha="center", va="bottom", fontsize=8)
+    ax.set_ylim(0, 1.22)  # room for the labels above a 100% bar
+    ax.set_yticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
     ax.set_ylabel("success rate (95% CI)")
     ax.set_title(f"{report['env']} ({report['split']} split, seed {report['seed']})")
     fig.tight_layout()
