@@ -81,3 +81,9 @@ def test_resume_without_a_run_fails_clearly(store, tmp_path):
     done = run("vla.cli.train", f"dataset.path={store}", f"out={tmp_path}", "resume=true",
                check=False)  # fmt: skip
     assert done.returncode != 0 and "nothing to resume" in done.stderr
+
+
+def test_image_size_disagreement_fails_before_training(store, tmp_path):
+    done = run("vla.cli.train", f"dataset.path={store}", f"out={tmp_path}", "env.image_size=32",
+               "model.vision.image_size=64", check=False)  # fmt: skip
+    assert done.returncode != 0 and "model.vision.image_size=32" in done.stderr

@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from vla import keys
 from vla.atomic_file import write_json_atomic
+from vla.data import EpisodeStore
 from vla.training import PretrainedCheckpoints, VLATrainingModule
 from vla.training.checkpoints import RESUME_FILE, SUCCESS_METRIC, VAL_METRIC
 
@@ -39,15 +40,8 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, VLATrainingModule, di
     data = instantiate(cfg.dataset)
     data.prepare_data()  # validates the store; computes and caches the statistics
     stats = {k: v.to_dict() for k, v in data.normalization_stats.items()}
-    from vla.data import EpisodeStore
-
     store = EpisodeStore(cfg.dataset.path, check_values=False)
-    n_cams = len(cfg.dataset.image_keys)
-    if cfg.model.num_cameras != n_cams:
-        raise ValueError(
-            f"model.num_cameras={cfg.model.num_cameras} but dataset.image_keys="
-            f"{list(cfg.dataset.image_keys)} has {n_cams} cameras: make them agree"
-        )
+    check_specs(cfg, store.env_spec)
     with open_dict(cfg):
         cfg.model.action_tokenizer.low = stats[keys.ACTION]["q01"]
         cfg.model.action_tokenizer.high = stats[keys.ACTION]["q99"]
@@ -68,6 +62,28 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, VLATrainingModule, di
         "action_horizon": cfg.model.action_horizon,
     }
     return data, module, {"stats": stats, "info": info}
+
+
+def check_specs(cfg: DictConfig, env_spec: dict[str, Any]) -> None:
+    """Dataset, model and rollout env must agree on cameras and image size (fail before work)."""
+    n_cams = len(cfg.dataset.image_keys)
+    if cfg.model.num_cameras != n_cams:
+        raise ValueError(
+            f"model.num_cameras={cfg.model.num_cameras} but dataset.image_keys="
+            f"{list(cfg.dataset.image_keys)} has {n_cams} cameras: make them agree"
+        )
+    size = (env_spec.get("image_size") or [None])[0]
+    if size is not None and cfg.model.vision.image_size != size:
+        raise ValueError(
+            f"the dataset's images are {size} px but model.vision.image_size="
+            f"{cfg.model.vision.image_size}: set model.vision.image_size={size}"
+        )
+    env = cfg.get("env") or {}
+    if size is not None and env.get("image_size") not in (None, size):
+        raise ValueError(
+            f"the dataset's images are {size} px but the rollout env renders "
+            f"env.image_size={env.image_size}: set env.image_size={size}"
+        )
 
 
 @hydra.main(config_path=CONFIG_PATH, config_name="train", version_base="1.3")
