@@ -114,13 +114,19 @@ def evaluate(
             done = (terminated | truncated) & np.array([s is not None for s in running])
             if not done.any():
                 continue
+            # the last frame of every filmed episode that just ended: one render call for all envs
+            last_frames = (
+                envs.call("render")
+                if film and any(running[i] in frames for i in np.flatnonzero(done))
+                else None
+            )
             for i in np.flatnonzero(done):
                 ep = Episode(
                     running[i], task[i], text[i], bool(info["success"][i]), int(lengths[i])
                 )
                 results.append(ep)
                 if film and ep.seed in frames:
-                    frames[ep.seed].append(envs.call("render")[i])
+                    frames[ep.seed].append(last_frames[i])
                     _write_episode_video(Path(out), ep, frames.pop(ep.seed))
                 running[i] = queue.pop(0) if queue else None
                 bar.update(1)

@@ -4,16 +4,12 @@ import pytest
 
 import envs
 from policies.policy import Policy
+from policies.rollout import run_episode as rollout
 from policies.scripted_expert import ScriptedExpert
 
 
 def run_episode(env, expert, seed):
-    obs, _ = env.reset(seed=seed)
-    expert.reset()
-    while True:
-        obs, _, terminated, truncated, info = env.step(expert.act(obs))
-        if terminated or truncated:
-            return info["success"]
+    return rollout(env, expert, seed=seed).success
 
 
 @pytest.mark.parametrize("task_id", envs.SINGLE_TASK_IDS)
