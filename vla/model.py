@@ -70,6 +70,10 @@ class VLA(nn.Module):
         obs_horizon: T, frames (and states) per observation.
         num_cameras: V, camera views per frame.
         state_low / state_high: proprioception q01 / q99 (None for no state input).
+        state_dims: which state dimensions the model reads (None: all). Leaving out velocities
+            avoids the copycat failure: velocity predicts the next action in expert data, so a
+            policy that reads it learns "keep going" and never stops (causal confusion, de Haan
+            et al. 2019; Wen et al. 2020).
         decoding: ``parallel`` (one forward per chunk) or ``autoregressive`` (token by token).
         prompt_order: ``text_first`` (instruction, then observation) or ``vision_first``.
         bin_smoothing: Gaussian target smoothing over neighbouring bins, std in bins (0: off).
@@ -88,6 +92,7 @@ class VLA(nn.Module):
         num_cameras: int = 1,
         state_low: Sequence[float] | None = None,
         state_high: Sequence[float] | None = None,
+        state_dims: Sequence[int] | None = None,
         decoding: Decoding = "parallel",
         prompt_order: PromptOrder = "text_first",
         bin_smoothing: float = 0.0,
@@ -119,6 +124,7 @@ class VLA(nn.Module):
             num_cameras=num_cameras,
             state_low=state_low,
             state_high=state_high,
+            state_dims=state_dims,
             decoding=decoding,
             prompt_order=prompt_order,
             bin_smoothing=bin_smoothing,
@@ -131,7 +137,14 @@ class VLA(nn.Module):
         action_tokenizer.bind(ids)
         llm.resize(max(text_tokenizer.vocab_size, max(ids) + 1))
         self.obs = ObservationEncoder(
-            vision, adapter, llm.hidden_size, num_cameras, obs_horizon, state_low, state_high
+            vision,
+            adapter,
+            llm.hidden_size,
+            num_cameras,
+            obs_horizon,
+            state_low,
+            state_high,
+            state_dims,
         )
         self.num_action_tokens = action_horizon * action_tokenizer.action_dim
         self.action_queries: nn.Parameter | None = None
@@ -208,16 +221,15 @@ class VLA(nn.Module):
                 f"instructions must be a list of {images.shape[0]} strings (one per image row), "
                 f"got {type(texts).__name__} of length {len(texts)}"
             )
-        obs = self.obs(images, state)  # (B, N, D)
         ids = self.text_tokenizer.encode_batch(texts)
         longest = max((len(i) for i in ids), default=0)
         limit = self.llm.max_positions
-        total = obs.shape[1] + longest + 1 + extra
+        total = self.obs.num_tokens + longest + 1 + extra
         if limit is not None and total > limit:
             i = max(range(len(ids)), key=lambda k: len(ids[k]))
             raise ValueError(
                 f"instruction {i} ({texts[i][:40]!r}...) has {longest} tokens: with "
-                f"{obs.shape[1]} observation and {extra} output tokens the sequence is {total} "
+                f"{self.obs.num_tokens} observation and {extra} output tokens the sequence is {total} "
                 f"> the LM's context of {limit} (max_position_embeddings); shorten it or use an "
                 "LM with a longer context"
             )
@@ -229,10 +241,15 @@ class VLA(nn.Module):
                 text_ids[row, longest - len(seq) :] = torch.tensor(seq)
                 text_mask[row, longest - len(seq) :] = 1
         text = self.llm.embed(text_ids.to(self.device))  # (B, L, D)
+        text_mask = text_mask.to(self.device)  # (B, L)
+        condition = None
+        if self.obs.film is not None:  # FiLM encoder: the mean instruction embedding conditions it
+            w = text_mask.unsqueeze(-1).to(text.dtype)  # (B, L, 1)
+            condition = (text * w).sum(1) / w.sum(1).clamp_min(1)  # (B, D)
+        obs = self.obs(images, state, condition)  # (B, N, D)
         end = self.prompt_end.expand(b, 1, -1)  # (B, 1, D)
         obs_mask = torch.ones(b, obs.shape[1], dtype=torch.long, device=self.device)  # (B, N)
         end_mask = torch.ones(b, 1, dtype=torch.long, device=self.device)  # (B, 1)
-        text_mask = text_mask.to(self.device)  # (B, L)
         if self.prompt_order == "text_first":
             embeds = torch.cat([text, obs, end], dim=1)  # (B, L + N + 1, D)
             mask = torch.cat([text_mask, obs_mask, end_mask], dim=1)  # (B, L + N + 1)

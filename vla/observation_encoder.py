@@ -8,6 +8,10 @@ ordered frame-major. Each of the Q tokens of an image also gets a learned embedd
 "where in the image" is hard to read off. Proprioception ``(B, T, S)`` is normalized with the dataset's q01 / q99 to
 about [-1, 1] and projected to one token per frame (pi0, OpenVLA-OFT): a single fixed camera cannot
 tell the gripper's height from its depth, the state can (DESIGN.md).
+
+With an encoder built with ``film=true`` the caller passes one conditioning vector per sample (the
+VLA passes its pooled instruction embedding); a small MLP turns it into the encoder's per-stage
+FiLM gamma / beta, zero-initialized so training starts from the unconditioned encoder.
 """
 
 from collections.abc import Callable, Sequence
@@ -35,6 +39,7 @@ class ObservationEncoder(nn.Module):
         obs_horizon: int,
         state_low: Sequence[float] | None,
         state_high: Sequence[float] | None,
+        state_dims: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         self.vision = vision
@@ -48,6 +53,17 @@ class ObservationEncoder(nn.Module):
         self.token_embed = nn.Parameter(torch.randn(q, out_dim) * 0.02)  # (Q, D)
         self.camera_embed = nn.Parameter(torch.randn(num_cameras, out_dim) * 0.02)  # (V, D)
         self.time_embed = nn.Parameter(torch.randn(obs_horizon, out_dim) * 0.02)  # (T, D)
+        self.film: nn.Sequential | None = None
+        if vision.film_channels:
+            sites = 2 * sum(vision.film_channels)
+            self.film = nn.Sequential(
+                nn.LayerNorm(out_dim),
+                nn.Linear(out_dim, out_dim),
+                nn.GELU(),
+                nn.Linear(out_dim, sites),
+            )
+            nn.init.zeros_(self.film[-1].weight)
+            nn.init.zeros_(self.film[-1].bias)
         self.state_proj: nn.Linear | None = None
         if (state_low is None) != (state_high is None):
             raise ValueError("pass both state_low and state_high (state q01 / q99), or neither")
@@ -61,11 +77,23 @@ class ObservationEncoder(nn.Module):
                 )
             self.register_buffer("state_low", low)
             self.register_buffer("state_high", high)
-            self.state_proj = nn.Linear(low.numel(), out_dim)
+            dims = list(range(low.numel())) if state_dims is None else list(to_plain(state_dims))
+            if (
+                not dims
+                or any(not 0 <= d < low.numel() for d in dims)
+                or len(set(dims)) != len(dims)
+            ):
+                raise ValueError(
+                    f"state_dims={dims} must be distinct indices into the {low.numel()} state "
+                    "dimensions (null: all of them)"
+                )
+            self.register_buffer("state_dims", torch.tensor(dims, dtype=torch.long))
+            self.state_proj = nn.Linear(len(dims), out_dim)
 
     @property
     def state_dim(self) -> int:
-        return 0 if self.state_proj is None else self.state_proj.in_features
+        """Length of the state vector the encoder is given (it reads ``state_dims`` of it)."""
+        return 0 if self.state_proj is None else self.state_low.numel()
 
     @property
     def num_tokens(self) -> int:
@@ -102,13 +130,25 @@ class ObservationEncoder(nn.Module):
         if not torch.isfinite(state).all():
             raise ValueError("state contains NaN or inf")
 
-    def forward(self, images: Tensor, state: Tensor | None = None) -> Tensor:
-        """``(B, T, V, 3, H, W)`` uint8 and ``(B, T, S)`` -> tokens ``(B, num_tokens, D)``."""
+    def forward(
+        self, images: Tensor, state: Tensor | None = None, condition: Tensor | None = None
+    ) -> Tensor:
+        """``(B, T, V, 3, H, W)`` uint8, ``(B, T, S)`` and, for a FiLM encoder, ``condition``
+        ``(B, D)`` -> tokens ``(B, num_tokens, D)``."""
         self.check_images(images)
         b, t, v = images.shape[:3]
         self.check_state(state, b)
         flat = images.flatten(0, 2).float() / 255.0  # (B*T*V, 3, H, W)
-        patches = self.vision(flat)  # (B*T*V, P, C)
+        film = None
+        if self.film is not None:
+            if condition is None or tuple(condition.shape) != (b, self.film[0].normalized_shape[0]):
+                got = None if condition is None else tuple(condition.shape)
+                raise ValueError(
+                    f"this encoder is instruction-conditioned (film): pass condition (B={b}, D), "
+                    f"got {got}"
+                )
+            film = self.film(condition).repeat_interleave(t * v, dim=0)  # (B*T*V, 2*sum(C))
+        patches = self.vision(flat, film)  # (B*T*V, P, C)
         tokens = self.adapter(patches)  # (B*T*V, Q, D)
         tokens = tokens.unflatten(0, (b, t, v))  # (B, T, V, Q, D)
         tokens = tokens + self.token_embed  # (B, T, V, Q, D)
@@ -119,7 +159,7 @@ class ObservationEncoder(nn.Module):
             span = self.state_high - self.state_low  # (S,)
             x = 2 * (state.float() - self.state_low) / span.clamp_min(1e-8) - 1  # (B, T, S)
             x = torch.where(span > 1e-8, x, torch.zeros_like(x))  # (B, T, S) constant dims -> 0
-            x = x.clamp(-_STATE_CLAMP, _STATE_CLAMP)  # (B, T, S)
+            x = x.clamp(-_STATE_CLAMP, _STATE_CLAMP)[..., self.state_dims]  # (B, T, S')
             s = self.state_proj(x) + self.time_embed  # (B, T, D)
             tokens = torch.cat([tokens, s.unsqueeze(2)], dim=2)  # (B, T, V*Q + 1, D)
         return tokens.flatten(1, 2)  # (B, T * (V*Q [+1]), D)

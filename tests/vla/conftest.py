@@ -46,13 +46,14 @@ LLM_CONFIGS: dict[str, dict[str, Any]] = {
 }
 
 
-def tiny_vision() -> TimmEncoder:
+def tiny_vision(film: bool = False) -> TimmEncoder:
     """A 2-stage narrow ResNet: 32 px -> 2 x 2 = 4 patch tokens of width 16."""
     return TimmEncoder(
         "resnet10t",
         image_size=IMAGE_SIZE,
         feature_stage=3,
         model_kwargs={"channels": [8, 16, 16, 16], "stem_width": 8},
+        film=film,
     )
 
 
@@ -67,11 +68,12 @@ def tiny_vla(
     n_bins: int = 16,
     text_tokenizer: Any = None,
     seed: int = 0,
+    film: bool = False,
     **kwargs: Any,
 ) -> VLA:
     torch.manual_seed(seed)
     return VLA(
-        vision=tiny_vision(),
+        vision=tiny_vision(film),
         adapter=adapter,
         llm=CausalLM(config=LLM_CONFIGS[llm]),
         text_tokenizer=text_tokenizer or ByteTokenizer(),

@@ -6,7 +6,7 @@ import timm
 import torch
 from safetensors.torch import save_file
 
-from vla.adapters import MLP, AttentionPool, Linear, PerceiverResampler, QFormer
+from vla.adapters import MLP, AttentionPool, Linear, PerceiverResampler, QFormer, SpatialSoftmax
 from vla.vision import TimmEncoder
 
 ADAPTERS = {
@@ -15,6 +15,7 @@ ADAPTERS = {
     "perceiver": partial(PerceiverResampler, num_latents=5, depth=2, num_heads=2),
     "qformer": partial(QFormer, num_queries=3, depth=1, dim=16, num_heads=2),
     "attention_pool": partial(AttentionPool, num_queries=2, num_heads=2),
+    "spatial_softmax": partial(SpatialSoftmax, num_keypoints=3, num_tokens=2),
 }
 
 
@@ -91,3 +92,49 @@ def test_resamplers_give_a_fixed_number_of_tokens() -> None:
 def test_adapter_validation(build, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         build()
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs"),
+    [
+        ("resnet10t", {"feature_stage": 3, "model_kwargs": {"channels": [8, 8, 16, 16]}}),
+        ("test_vit", {"model_kwargs": {"img_size": 32}}),
+    ],
+)
+def test_film_conditioning_changes_features_and_starts_neutral(name: str, kwargs: dict) -> None:
+    torch.manual_seed(0)
+    enc = TimmEncoder(name, image_size=32, film=True, **kwargs).eval()
+    plain = TimmEncoder(name, image_size=32, **kwargs).eval()
+    plain.load_state_dict(enc.state_dict())
+    assert enc.film_channels and all(c > 0 for c in enc.film_channels)
+    x = torch.rand(2, 3, 32, 32)
+    zero = torch.zeros(2, 2 * sum(enc.film_channels))
+    assert torch.allclose(enc(x, zero), plain(x), atol=1e-6)  # gamma = beta = 0: identity
+    other = torch.randn_like(zero)
+    out = enc(x, other)
+    assert not torch.allclose(out, plain(x), atol=1e-3)
+    assert torch.allclose(enc(x[:1], other[:1]), out[:1], atol=1e-5)  # per image, not per batch
+    with pytest.raises(ValueError, match="film=true"):
+        enc(x)
+    with pytest.raises(ValueError, match="expected"):
+        enc(x, zero[:, :-1])
+    with pytest.raises(ValueError, match="film=false"):
+        plain(x, zero)
+
+
+def test_spatial_softmax_reads_keypoint_positions() -> None:
+    adapter = SpatialSoftmax(in_dim=4, out_dim=8, num_patches=16, num_keypoints=1, num_tokens=2)
+    with torch.no_grad():
+        adapter.maps.weight.zero_()
+        adapter.maps.weight[0, 0] = 50.0  # keypoint 0 follows channel 0
+        adapter.maps.bias.zero_()
+    patches = torch.zeros(2, 16, 4)
+    patches[0, 0, 0] = 1.0  # top-left cell
+    patches[1, 15, 0] = 1.0  # bottom-right cell
+    logits = adapter.maps(patches)
+    points = logits.softmax(1).transpose(1, 2) @ adapter.grid  # (2, 1, 2)
+    assert torch.allclose(points[0, 0], torch.tensor([-1.0, -1.0]), atol=1e-3)
+    assert torch.allclose(points[1, 0], torch.tensor([1.0, 1.0]), atol=1e-3)
+    assert adapter(patches).shape == (2, 2, 8)
+    with pytest.raises(ValueError, match="square patch grid"):
+        SpatialSoftmax(in_dim=4, out_dim=8, num_patches=12)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from vla import keys
-from vla.adapters import MLP, AttentionPool, Linear, PerceiverResampler, QFormer
+from vla.adapters import MLP, AttentionPool, Linear, PerceiverResampler, QFormer, SpatialSoftmax
 from vla.decoding import positions
 from vla.model import FREEZABLE
 
@@ -16,6 +16,7 @@ ADAPTERS = {
     "perceiver": partial(PerceiverResampler, num_latents=3, depth=1, num_heads=2),
     "qformer": partial(QFormer, num_queries=3, depth=1, num_heads=2),
     "attention_pool": partial(AttentionPool, num_queries=2, num_heads=2),
+    "spatial_softmax": partial(SpatialSoftmax, num_keypoints=4, num_tokens=2),
 }
 
 
@@ -127,6 +128,31 @@ def test_cameras_frames_and_state_all_reach_the_output(vla_factory, batch_factor
     assert actions.shape == (2, model.action_horizon, 2)
 
 
+def test_film_conditions_the_image_tokens_on_the_instruction(vla_factory, batch_factory) -> None:
+    model = vla_factory(film=True)
+    batch = batch_factory(model, b=3)
+    batch[keys.INSTRUCTION] = ["touch the red cube", "go", ""]
+    model(batch)["loss"].backward()
+    film_grads = [p.grad for p in model.obs.film.parameters()]
+    assert all(g is not None for g in film_grads) and film_grads[-1].abs().sum() > 0
+    with torch.no_grad():
+        torch.nn.init.normal_(model.obs.film[-1].weight)  # as after training: non-identity
+    model.eval()
+    images, state = batch[keys.IMAGE][:1], batch[keys.STATE][:1]
+    with torch.no_grad():
+        red = model.embed_prompt(images, ["touch the red cube"], state, 0)[0][:, -6:]
+        blue = model.embed_prompt(images, ["touch the blue cube"], state, 0)[0][:, -6:]
+    assert not torch.allclose(red, blue)  # the observation tokens differ, not only the text
+    # left-padding a shorter instruction leaves its conditioning (masked mean) unchanged
+    args = (batch[keys.IMAGE], batch[keys.INSTRUCTION], batch[keys.STATE])
+    with torch.no_grad():
+        together = model.action_logits(*model.embed_prompt(*args, extra=0), None)
+        alone = model.action_logits(
+            *model.embed_prompt(args[0][1:2], ["go"], args[2][1:2], 0), None
+        )
+    torch.testing.assert_close(together[1:2], alone, atol=1e-4, rtol=1e-4)
+
+
 def test_action_mask_removes_padded_steps_from_the_loss(vla_factory, batch_factory) -> None:
     model = vla_factory(action_horizon=3)
     batch = batch_factory(model, b=2)
@@ -216,3 +242,23 @@ def test_bad_inputs_get_clear_errors(vla_factory, batch_factory) -> None:
 def test_bad_construction_is_named(kwargs, match, vla_factory) -> None:
     with pytest.raises(ValueError, match=match):
         vla_factory(**kwargs)
+
+
+def test_state_dims_select_what_the_model_reads(vla_factory, batch_factory) -> None:
+    model = vla_factory(state_dims=[0, 2]).eval()
+    assert model.obs.state_dim == 3  # it is given the whole state, reads two dimensions
+    batch = batch_factory(model, b=2)
+    args = (batch[keys.IMAGE], batch[keys.INSTRUCTION])
+    state = batch[keys.STATE]
+    with torch.no_grad():
+        base = model.action_logits(*model.embed_prompt(*args, state, extra=0), None)
+        ignored = state.clone()
+        ignored[..., 1] += 0.7  # a dimension outside state_dims changes nothing
+        same = model.action_logits(*model.embed_prompt(*args, ignored, extra=0), None)
+        read = state.clone()
+        read[..., 2] += 0.7
+        moved = model.action_logits(*model.embed_prompt(*args, read, extra=0), None)
+    torch.testing.assert_close(base, same)
+    assert not torch.allclose(base, moved)
+    with pytest.raises(ValueError, match="state_dims"):
+        vla_factory(state_dims=[0, 3])

@@ -6,5 +6,14 @@ from vla.adapters.linear import Linear
 from vla.adapters.mlp import MLP
 from vla.adapters.perceiver_resampler import PerceiverResampler
 from vla.adapters.qformer import QFormer
+from vla.adapters.spatial_softmax import SpatialSoftmax
 
-__all__ = ["MLP", "Adapter", "AttentionPool", "Linear", "PerceiverResampler", "QFormer"]
+__all__ = [
+    "MLP",
+    "Adapter",
+    "AttentionPool",
+    "Linear",
+    "PerceiverResampler",
+    "QFormer",
+    "SpatialSoftmax",
+]

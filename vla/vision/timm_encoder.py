@@ -10,6 +10,13 @@ construction, so they are right for every architecture and input size.
 Weights: built with ``pretrained=False`` (nothing is downloaded); ``pretrained_path`` loads a local
 ``.safetensors`` / ``.pth`` file through timm's ``pretrained_cfg_overlay=dict(file=...)``, which
 drops a classifier head the encoder does not use and unpickles nothing (``weights_only=True``).
+
+Instruction conditioning (``film=true``): FiLM (Perez et al. 2018) as in RT-1's FiLM-EfficientNet
+and CLIPort: after every stage timm lists in ``feature_info`` (up to the one read), the features
+are scaled and shifted per channel, ``x * (1 + gamma) + beta``, with ``gamma, beta`` computed from
+the instruction by the caller (``film_channels`` says how many per stage). The image features are
+then about *the named object* from the first stage on, instead of having to describe every object
+for a later layer to pick from.
 """
 
 from pathlib import Path
@@ -33,6 +40,7 @@ class TimmEncoder(nn.Module):
         token_grid: average-pool a CNN map to ``token_grid x token_grid`` tokens (None: keep).
         model_kwargs: extra ``timm.create_model`` arguments (widths, depths, ``img_size`` ...).
         pretrained_path: local weights file to load, or None for random init.
+        film: condition the stages on a vector per image (``forward(images, film=...)``).
     """
 
     def __init__(
@@ -43,6 +51,7 @@ class TimmEncoder(nn.Module):
         token_grid: int | None = None,
         model_kwargs: dict[str, Any] | None = None,
         pretrained_path: str | None = None,
+        film: bool = False,
     ) -> None:
         super().__init__()
         if not timm.is_model(model_name.split(".")[0]):
@@ -60,6 +69,7 @@ class TimmEncoder(nn.Module):
             token_grid=token_grid,
             model_kwargs=kwargs,
             pretrained_path=None,  # weights travel in the checkpoint, not through this path
+            film=film,
         )
         if pretrained_path is not None:
             if not Path(pretrained_path).is_file():
@@ -91,6 +101,58 @@ class TimmEncoder(nn.Module):
             tokens = self._tokens(raw)  # (1, P, C)
             self.model.train(was_training)
         self.num_patches, self.embed_dim = int(tokens.shape[1]), int(tokens.shape[2])
+        # FiLM sites: the stages timm names in feature_info, up to the one the tokens come from
+        self.film_channels: tuple[int, ...] = ()
+        self._film: list[Tensor] | None = None  # per-site (N, 2, C) while a forward runs
+        if film:
+            self._add_film_hooks(model_name, feature_stage)
+
+    def _add_film_hooks(self, model_name: str, feature_stage: int | None) -> None:
+        info = getattr(self.model, "feature_info", None)
+        if info is None:
+            raise ValueError(f"film=true needs timm feature_info stages; {model_name} has none")
+        entries = info.info if hasattr(info, "info") else list(info)  # every stage, in order
+        if feature_stage is not None:  # the model keeps only the stages up to this one
+            entries = entries[: feature_stage + 1]
+        names = [e["module"] for e in entries]
+        modules = dict(self.model.named_modules())
+        # features_only wrappers flatten dotted names (blocks.0 -> blocks_0)
+        sites = [n if n in modules else n.replace(".", "_") for n in names]
+        sites = [key for key in sites if key in modules]
+        if not sites:
+            raise ValueError(f"film=true found no stage modules in {model_name}")
+        self.film_channels = tuple(self._probe_channels(sites, modules))
+        for k, key in enumerate(sites):
+            modules[key].register_forward_hook(self._film_hook(k))
+
+    def _probe_channels(self, sites: list[str], modules: dict[str, nn.Module]) -> list[int]:
+        """Channel count at each site, read from one dummy forward (widths are config-dependent)."""
+        seen: dict[str, int] = {}
+        handles = [
+            modules[key].register_forward_hook(
+                lambda m, i, o, key=key: seen.__setitem__(key, o.shape[1 if o.ndim == 4 else -1])
+            )
+            for key in sites
+        ]
+        with torch.no_grad():
+            was_training = self.model.training
+            self.model.eval()
+            self._features(self.model, torch.zeros(1, 3, self.image_size, self.image_size))
+            self.model.train(was_training)
+        for h in handles:
+            h.remove()
+        return [int(seen[key]) for key in sites]
+
+    def _film_hook(self, k: int):
+        def hook(module: nn.Module, inputs: Any, out: Tensor) -> Tensor | None:
+            if self._film is None:
+                return None  # probing, or a caller without conditioning: identity
+            gamma, beta = self._film[k].unbind(1)  # (N, C), (N, C)
+            if out.ndim == 4:  # CNN map (N, C, h, w)
+                return out * (1 + gamma[:, :, None, None]) + beta[:, :, None, None]
+            return out * (1 + gamma[:, None]) + beta[:, None]  # tokens (N, L, C)
+
+        return hook
 
     def _features(self, model: nn.Module, x: Tensor) -> Tensor:
         if self.features_only:
@@ -103,7 +165,25 @@ class TimmEncoder(nn.Module):
             return feats.flatten(2).transpose(1, 2)  # (N, h' * w', C)
         return feats[:, self.num_prefix_tokens :]  # (N, P, C)
 
-    def forward(self, images: Tensor) -> Tensor:
-        """``(N, 3, H, W)`` floats in [0, 1] -> patch tokens ``(N, P, C)``."""
+    def forward(self, images: Tensor, film: Tensor | None = None) -> Tensor:
+        """``(N, 3, H, W)`` floats in [0, 1] -> patch tokens ``(N, P, C)``.
+
+        ``film``: ``(N, 2 * sum(film_channels))`` per-image gamma / beta, site after site (only
+        for an encoder built with ``film=true``, and then required)."""
+        if bool(self.film_channels) != (film is not None):
+            raise ValueError(
+                "this encoder was built with film=true: pass film=(N, 2 * sum(film_channels))"
+                if self.film_channels
+                else "film conditioning given, but the encoder was built with film=false"
+            )
         x = (images - self.mean) / self.std  # (N, 3, H, W)
-        return self._tokens(self._features(self.model, x))  # (N, P, C)
+        if film is not None:
+            expected = (images.shape[0], 2 * sum(self.film_channels))
+            if tuple(film.shape) != expected:
+                raise ValueError(f"film has shape {tuple(film.shape)}; expected {expected}")
+            parts = film.split([2 * c for c in self.film_channels], dim=1)
+            self._film = [p.unflatten(1, (2, -1)) for p in parts]  # per site (N, 2, C)
+        try:
+            return self._tokens(self._features(self.model, x))  # (N, P, C)
+        finally:
+            self._film = None
