@@ -45,7 +45,7 @@ bench-model: setup
 # The main job: collect -> train -> evaluate on the touch task, all under runs/quickstart/.
 QS := runs/quickstart
 quickstart: setup
-	$(BIN)/vla-collect env=touch env.image_size=64 episodes=3000 noise=0.1 workers=2 out=$(QS)/data/touch.zarr
+	$(BIN)/vla-collect env=touch env.image_size=64 'env.cameras=[front,top]' episodes=3000 noise=0.1 workers=2 out=$(QS)/data/touch_front_top.zarr
 	$(BIN)/vla-train experiment=quickstart
-	$(BIN)/vla-eval checkpoint=$(QS)/train/checkpoints/last env=touch env.image_size=64 split=train episodes=50 out=$(QS)/eval
-	$(BIN)/vla-eval checkpoint=$(QS)/train/checkpoints/last env=touch env.image_size=64 split=test episodes=50 out=$(QS)/eval_test
+	$(BIN)/vla-eval checkpoint=$(QS)/train/checkpoints/last env=touch env.image_size=64 'env.cameras=[front,top]' split=train episodes=50 out=$(QS)/eval
+	$(BIN)/vla-eval checkpoint=$(QS)/train/checkpoints/last env=touch env.image_size=64 'env.cameras=[front,top]' split=test episodes=50 out=$(QS)/eval_test

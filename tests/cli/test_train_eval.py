@@ -87,3 +87,15 @@ def test_image_size_disagreement_fails_before_training(store, tmp_path):
     done = run("vla.cli.train", f"dataset.path={store}", f"out={tmp_path}", "env.image_size=32",
                "model.vision.image_size=64", check=False)  # fmt: skip
     assert done.returncode != 0 and "model.vision.image_size=32" in done.stderr
+
+
+def test_camera_disagreement_fails_before_training(store, tmp_path):
+    done = run("vla.cli.train", f"dataset.path={store}", f"out={tmp_path}", "env.image_size=32",
+               "model.vision.image_size=32", "env.cameras=[top]", check=False)  # fmt: skip
+    assert done.returncode != 0 and "env.cameras=['front']" in done.stderr
+
+
+def test_unknown_action_bounds_fail_before_training(store, tmp_path):
+    done = run("vla.cli.train", f"dataset.path={store}", f"out={tmp_path}", "env.image_size=32",
+               "model.vision.image_size=32", "action_bounds=q05", check=False)  # fmt: skip
+    assert done.returncode != 0 and "action_bounds='q05'" in done.stderr

@@ -29,6 +29,10 @@ from vla.training.checkpoints import RESUME_FILE, SUCCESS_METRIC, VAL_METRIC
 CONFIG_PATH = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
 
 
+# action_bounds -> the statistics that bound the action tokenizer's bins
+ACTION_BOUNDS = {"min_max": ("min", "max"), "quantile": ("q01", "q99")}
+
+
 def build(cfg: DictConfig) -> tuple[L.LightningDataModule, VLATrainingModule, dict[str, Any]]:
     """Data module (stats computed), model (bounds filled in) and the training module."""
     if cfg.dataset.path in (None, "???") or not Path(cfg.dataset.path).exists():
@@ -37,14 +41,19 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, VLATrainingModule, di
             "`vla-collect env=touch episodes=500 out=data/touch.zarr`, then pass "
             "dataset.path=data/touch.zarr"
         )
+    if cfg.get("action_bounds") not in ACTION_BOUNDS:
+        raise ValueError(
+            f"action_bounds={cfg.get('action_bounds')!r} must be one of {list(ACTION_BOUNDS)}"
+        )
     data = instantiate(cfg.dataset)
     data.prepare_data()  # validates the store; computes and caches the statistics
     stats = {k: v.to_dict() for k, v in data.normalization_stats.items()}
     store = EpisodeStore(cfg.dataset.path, check_values=False)
     check_specs(cfg, store.env_spec)
     with open_dict(cfg):
-        cfg.model.action_tokenizer.low = stats[keys.ACTION]["q01"]
-        cfg.model.action_tokenizer.high = stats[keys.ACTION]["q99"]
+        low, high = ACTION_BOUNDS[cfg.action_bounds]
+        cfg.model.action_tokenizer.low = stats[keys.ACTION][low]
+        cfg.model.action_tokenizer.high = stats[keys.ACTION][high]
         state = cfg.dataset.state_key
         cfg.model.state_low = stats[state]["q01"] if state else None
         cfg.model.state_high = stats[state]["q99"] if state else None
@@ -79,6 +88,12 @@ def check_specs(cfg: DictConfig, env_spec: dict[str, Any]) -> None:
             f"{cfg.model.vision.image_size}: set model.vision.image_size={size}"
         )
     env = cfg.get("env") or {}
+    cams = env_spec.get("cameras")
+    if cams is not None and env.get("cameras") is not None and list(env.cameras) != list(cams):
+        raise ValueError(
+            f"the dataset was recorded with cameras {list(cams)} but the rollout env observes "
+            f"env.cameras={list(env.cameras)}: set env.cameras={list(cams)}"
+        )
     if size is not None and env.get("image_size") not in (None, size):
         raise ValueError(
             f"the dataset's images are {size} px but the rollout env renders "
