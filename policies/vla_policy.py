@@ -63,6 +63,7 @@ class VLAPolicy:
                 "action_horizon); use temporal_ensemble for per-step re-planning with smoothing"
             )
         self.n_action_steps = steps
+        self.trained_cameras: list[str] | None = None  # the training data's cameras, if known
         self._envs: list[dict[str, Any]] = []
 
     @classmethod
@@ -83,16 +84,22 @@ class VLAPolicy:
         model = VLA.from_pretrained(checkpoint, map_location=device).eval()
         info = read_training_info(checkpoint)
         keys = tuple(image_keys or info.get("image_keys") or (obs_keys.IMAGE,))
-        return cls(model, keys, n_action_steps, temporal_ensemble)
+        policy = cls(model, keys, n_action_steps, temporal_ensemble)
+        policy.trained_cameras = (info.get("env_spec") or {}).get("cameras")
+        return policy
 
     def check_observation_space(self, space: Any) -> None:
         """Fail before any rollout if the env's cameras or image size differ from training."""
         size = self.model.obs.vision.image_size
+        cams = self.trained_cameras
+        fix = (
+            f"env.cameras=[{','.join(cams)}]" if cams else f"cameras giving {list(self.image_keys)}"
+        )
         for k in self.image_keys:
             if k not in space.spaces:
                 raise ValueError(
                     f"the env observes {sorted(space.spaces)} but the checkpoint needs {k!r}: "
-                    f"make the env with the cameras it was trained on ({list(self.image_keys)})"
+                    f"make the env with the cameras it was trained on ({fix})"
                 )
             if tuple(space[k].shape[:2]) != (size, size):
                 raise ValueError(
