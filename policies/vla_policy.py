@@ -34,6 +34,7 @@ class VLAPolicy:
         n_action_steps: actions executed per predicted chunk (default: the whole chunk).
         temporal_ensemble: ACT's m; when set, predict every step and ensemble (n_action_steps
             is then 1).
+        trained_cameras: the training data's camera names, if known (for error messages).
     """
 
     def __init__(
@@ -42,6 +43,7 @@ class VLAPolicy:
         image_keys: tuple[str, ...] = (obs_keys.IMAGE,),
         n_action_steps: int | None = None,
         temporal_ensemble: float | None = None,
+        trained_cameras: list[str] | None = None,
     ):
         self.model = model
         self.horizon = self.model.action_horizon
@@ -63,7 +65,7 @@ class VLAPolicy:
                 "action_horizon); use temporal_ensemble for per-step re-planning with smoothing"
             )
         self.n_action_steps = steps
-        self.trained_cameras: list[str] | None = None  # the training data's cameras, if known
+        self.trained_cameras = trained_cameras
         self._envs: list[dict[str, Any]] = []
 
     @classmethod
@@ -84,9 +86,8 @@ class VLAPolicy:
         model = VLA.from_pretrained(checkpoint, map_location=device).eval()
         info = read_training_info(checkpoint)
         keys = tuple(image_keys or info.get("image_keys") or (obs_keys.IMAGE,))
-        policy = cls(model, keys, n_action_steps, temporal_ensemble)
-        policy.trained_cameras = (info.get("env_spec") or {}).get("cameras")
-        return policy
+        cameras = (info.get("env_spec") or {}).get("cameras")
+        return cls(model, keys, n_action_steps, temporal_ensemble, cameras)
 
     def check_observation_space(self, space: Any) -> None:
         """Fail before any rollout if the env's cameras or image size differ from training."""

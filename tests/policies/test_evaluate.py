@@ -88,8 +88,7 @@ def test_vla_policy_names_the_camera_override_it_needs():
         action_tokenizer=ActionTokenizer(low=[-1.0] * 4, high=[1.0] * 4, n_bins=8),
         num_cameras=2,
     )  # fmt: skip
-    policy = VLAPolicy(model, ("image", "image_top"))
-    policy.trained_cameras = ["front", "top"]
+    policy = VLAPolicy(model, ("image", "image_top"), trained_cameras=["front", "top"])
     env = gym.make("vla/Touch-v0", image_size=32)  # front camera only
     with pytest.raises(ValueError, match=r"env.cameras=\[front,top\]"):
         policy.check_observation_space(env.observation_space)

@@ -88,6 +88,18 @@ class TimmEncoder(nn.Module):
         cfg = timm.data.resolve_data_config({}, model=self.model)
         self.register_buffer("mean", torch.tensor(cfg["mean"]).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(cfg["std"]).view(1, 3, 1, 1), persistent=False)
+        # FiLM sites: the stages timm names in feature_info, up to the one the tokens come from;
+        # their widths are read during the size probe below (they depend on model_kwargs)
+        modules = dict(self.model.named_modules())
+        sites = self._film_sites(model_name, feature_stage, modules) if film else []
+        widths: dict[str, int] = {}
+        handles = [
+            modules[key].register_forward_hook(
+                lambda m, i, o, key=key: widths.__setitem__(key, o.shape[1 if o.ndim == 4 else -1])
+            )
+            for key in sites
+        ]
+        self._film: list[Tensor] | None = None  # per-site (N, 2, C) while a forward runs
         with torch.no_grad():
             was_training = self.model.training
             probe = self.model.eval()
@@ -100,53 +112,34 @@ class TimmEncoder(nn.Module):
                 )
             tokens = self._tokens(raw)  # (1, P, C)
             self.model.train(was_training)
+        for h in handles:
+            h.remove()
         self.num_patches, self.embed_dim = int(tokens.shape[1]), int(tokens.shape[2])
-        # FiLM sites: the stages timm names in feature_info, up to the one the tokens come from
-        self.film_channels: tuple[int, ...] = ()
-        self._film: list[Tensor] | None = None  # per-site (N, 2, C) while a forward runs
-        if film:
-            self._add_film_hooks(model_name, feature_stage)
+        self.film_channels: tuple[int, ...] = tuple(int(widths[key]) for key in sites)
+        for k, key in enumerate(sites):
+            modules[key].register_forward_hook(self._film_hook(k))
 
-    def _add_film_hooks(self, model_name: str, feature_stage: int | None) -> None:
+    def _film_sites(
+        self, model_name: str, feature_stage: int | None, modules: dict[str, nn.Module]
+    ) -> list[str]:
         info = getattr(self.model, "feature_info", None)
         if info is None:
             raise ValueError(f"film=true needs timm feature_info stages; {model_name} has none")
         entries = info.info if hasattr(info, "info") else list(info)  # every stage, in order
         if feature_stage is not None:  # the model keeps only the stages up to this one
             entries = entries[: feature_stage + 1]
-        names = [e["module"] for e in entries]
-        modules = dict(self.model.named_modules())
         # features_only wrappers flatten dotted names (blocks.0 -> blocks_0)
-        sites = [n if n in modules else n.replace(".", "_") for n in names]
+        sites = [e["module"] for e in entries]
+        sites = [n if n in modules else n.replace(".", "_") for n in sites]
         sites = [key for key in sites if key in modules]
         if not sites:
             raise ValueError(f"film=true found no stage modules in {model_name}")
-        self.film_channels = tuple(self._probe_channels(sites, modules))
-        for k, key in enumerate(sites):
-            modules[key].register_forward_hook(self._film_hook(k))
-
-    def _probe_channels(self, sites: list[str], modules: dict[str, nn.Module]) -> list[int]:
-        """Channel count at each site, read from one dummy forward (widths are config-dependent)."""
-        seen: dict[str, int] = {}
-        handles = [
-            modules[key].register_forward_hook(
-                lambda m, i, o, key=key: seen.__setitem__(key, o.shape[1 if o.ndim == 4 else -1])
-            )
-            for key in sites
-        ]
-        with torch.no_grad():
-            was_training = self.model.training
-            self.model.eval()
-            self._features(self.model, torch.zeros(1, 3, self.image_size, self.image_size))
-            self.model.train(was_training)
-        for h in handles:
-            h.remove()
-        return [int(seen[key]) for key in sites]
+        return sites
 
     def _film_hook(self, k: int):
         def hook(module: nn.Module, inputs: Any, out: Tensor) -> Tensor | None:
             if self._film is None:
-                return None  # probing, or a caller without conditioning: identity
+                return None  # a caller without conditioning: identity
             gamma, beta = self._film[k].unbind(1)  # (N, C), (N, C)
             if out.ndim == 4:  # CNN map (N, C, h, w)
                 return out * (1 + gamma[:, :, None, None]) + beta[:, :, None, None]
