@@ -41,6 +41,10 @@ class TimmEncoder(nn.Module):
         model_kwargs: extra ``timm.create_model`` arguments (widths, depths, ``img_size`` ...).
         pretrained_path: local weights file to load, or None for random init.
         film: condition the stages on a vector per image (``forward(images, film=...)``).
+        channels_last: run the convolutions in NHWC memory layout (oneDNN's native one on CPUs,
+            tensor cores' on GPUs). Same results up to float rounding; measured with
+            ``python benchmarks/model.py``: the default encoder's training step on 2 cameras at
+            batch 64 takes 90 ms instead of 136 ms on this project's 2-core CPU.
     """
 
     def __init__(
@@ -52,6 +56,7 @@ class TimmEncoder(nn.Module):
         model_kwargs: dict[str, Any] | None = None,
         pretrained_path: str | None = None,
         film: bool = False,
+        channels_last: bool = True,
     ) -> None:
         super().__init__()
         if not timm.is_model(model_name.split(".")[0]):
@@ -70,6 +75,7 @@ class TimmEncoder(nn.Module):
             model_kwargs=kwargs,
             pretrained_path=None,  # weights travel in the checkpoint, not through this path
             film=film,
+            channels_last=channels_last,
         )
         if pretrained_path is not None:
             if not Path(pretrained_path).is_file():
@@ -118,6 +124,9 @@ class TimmEncoder(nn.Module):
         self.film_channels: tuple[int, ...] = tuple(int(widths[key]) for key in sites)
         for k, key in enumerate(sites):
             modules[key].register_forward_hook(self._film_hook(k))
+        self.channels_last = channels_last
+        if channels_last:  # 4-D weights only; a later load_state_dict copies into this layout
+            self.model.to(memory_format=torch.channels_last)
 
     def _film_sites(
         self, model_name: str, feature_stage: int | None, modules: dict[str, nn.Module]
@@ -170,6 +179,8 @@ class TimmEncoder(nn.Module):
                 else "film conditioning given, but the encoder was built with film=false"
             )
         x = (images - self.mean) / self.std  # (N, 3, H, W)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)  # same shape, NHWC strides
         if film is not None:
             expected = (images.shape[0], 2 * sum(self.film_channels))
             if tuple(film.shape) != expected:
