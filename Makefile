@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export MUJOCO_GL ?= egl
 
-.PHONY: setup test test-all lint format bench-envs bench-data bench-model quickstart
+.PHONY: setup test test-all lint format bench-envs bench-data bench-model quickstart demo-video
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ format: setup
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# espeak-ng synthesizes spoken instructions (policies/speech.py); Debian/Ubuntu, as root
+.PHONY: speech-deps
+speech-deps:
+	command -v espeak-ng >/dev/null || { apt-get update -qq && apt-get install -y -qq espeak-ng; }
+
 bench-envs: setup
 	$(BIN)/python benchmarks/envs.py
 
@@ -49,3 +54,14 @@ quickstart: setup
 	$(BIN)/vla-train experiment=quickstart
 	$(BIN)/vla-eval checkpoint=$(QS)/train/checkpoints/last env=touch env.image_size=64 'env.cameras=[front,top]' split=train episodes=50 out=$(QS)/eval
 	$(BIN)/vla-eval checkpoint=$(QS)/train/checkpoints/last env=touch env.image_size=64 'env.cameras=[front,top]' split=test episodes=50 out=$(QS)/eval_test
+
+# Video grounding: "touch the object that lit up" (vla/Recall-v0). The same data trains a policy
+# that keeps the episode's first frame (history=start) and a single-frame control; both are
+# evaluated on 50 seeded held-out scenes, with video-QA accuracy ("which object lit up?").
+DV := runs/demo-video
+demo-video: setup
+	$(BIN)/vla-collect env=recall episodes=2000 noise=0.1 workers=2 out=$(DV)/data/recall.zarr
+	$(BIN)/vla-train experiment=recall_history
+	$(BIN)/vla-eval checkpoint=$(DV)/train_history/checkpoints/last env=recall split=train episodes=50 out=$(DV)/history
+	$(BIN)/vla-train experiment=recall_single_frame
+	$(BIN)/vla-eval checkpoint=$(DV)/train_single_frame/checkpoints/last env=recall split=train episodes=50 out=$(DV)/single_frame

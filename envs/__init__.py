@@ -10,14 +10,18 @@ from gymnasium.envs.registration import register, registry
 
 from envs.tabletop_env import CAMERAS, TASK_NAMES, TabletopEnv
 
-# gymnasium id -> task name(s); the multi-task env draws one of the five per episode
+MULTITASK_NAMES = ("touch", "lift", "push", "pick_place", "relation")
+
+# gymnasium id -> task name(s); the multi-task env draws one of the five manipulation tasks
+# per episode (recall, a memory task with a hold phase, stands alone)
 _IDS = {
     "vla/Touch-v0": "touch",
     "vla/Lift-v0": "lift",
     "vla/Push-v0": "push",
     "vla/PickPlace-v0": "pick_place",
     "vla/Relation-v0": "relation",
-    "vla/MultiTask-v0": TASK_NAMES,
+    "vla/Recall-v0": "recall",
+    "vla/MultiTask-v0": MULTITASK_NAMES,
 }
 TASK_IDS: tuple[str, ...] = tuple(_IDS)  # every registered id, the multi-task env last
 SINGLE_TASK_IDS: tuple[str, ...] = TASK_IDS[:-1]
@@ -27,4 +31,12 @@ for _id, _tasks in _IDS.items():
     if _id not in registry:
         register(id=_id, entry_point="envs.tabletop_env:TabletopEnv", kwargs={"tasks": _tasks})
 
-__all__ = ["CAMERAS", "MULTITASK_ID", "SINGLE_TASK_IDS", "TASK_IDS", "TASK_NAMES", "TabletopEnv"]
+__all__ = [
+    "CAMERAS",
+    "MULTITASK_ID",
+    "MULTITASK_NAMES",
+    "SINGLE_TASK_IDS",
+    "TASK_IDS",
+    "TASK_NAMES",
+    "TabletopEnv",
+]

@@ -75,6 +75,18 @@ TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = {
         ),
         "test": ("poke the {noun} {rel} the {anchor}", "the {noun} {rel} the {anchor}: touch it"),
     },
+    # the referent is never named: it is the object the light shone under (envs/tasks/recall.py)
+    "recall": {
+        "train": (
+            "touch the object that lit up",
+            "tap the one that lit up",
+            "touch the object that glowed",
+            "put your gripper on the object that was highlighted",
+            "go to the one that lit up and touch it",
+            "make contact with the object that glowed",
+        ),
+        "test": ("poke the thing that flashed", "the object that lit up at the start: tap it"),
+    },
 }
 
 # relations are from the front camera's point of view: left = -x, in front = -y

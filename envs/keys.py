@@ -10,6 +10,7 @@ TASK_INDEX = "task"  # int index into envs.TASK_NAMES
 TARGET_POS = "target_pos"  # (3,) centre of the object the instruction refers to
 PLACE_POS = "place_pos"  # (3,) centre of the destination (pad / bowl); zeros when none
 PLACE_KIND = "place_kind"  # 0 none, 1 pad, 2 bowl
+HOLD = "hold"  # 1 while the env ignores actions (a memory task's watch phase), else 0
 
 STATE_NAMES = ("tcp_x", "tcp_y", "tcp_z", "tcp_vx", "tcp_vy", "tcp_vz", "gripper_opening")
 

@@ -115,6 +115,7 @@ class TabletopEnv(MujocoEnv):
                     keys.TARGET_POS: vec,
                     keys.PLACE_POS: vec,
                     keys.PLACE_KIND: spaces.Discrete(3),
+                    keys.HOLD: spaces.Discrete(2),
                 }
             )
         return spaces.Dict(obs)
@@ -137,6 +138,8 @@ class TabletopEnv(MujocoEnv):
         self._hand_qpos = m.jnt_qposadr[m.joint("hand").id]
         self._finger_qpos = [m.jnt_qposadr[m.joint(n).id] for n in ("finger_left", "finger_right")]
         self._tcp = m.site("tcp").id
+        self._cue_body, self._cue_geom = m.body("cue").id, m.geom("cue").id
+        self._cue_park = m.body_pos[self._cue_body].copy()
 
     # ---- gymnasium API -------------------------------------------------------------------
 
@@ -162,6 +165,10 @@ class TabletopEnv(MujocoEnv):
         qpos = self._park_qpos.copy()
         self._layout_objects(spec, qpos)
         self._layout_places(spec)
+        m = self.model
+        m.body_pos[self._cue_body] = self._cue_park  # the cue: under the target, or parked
+        if self.task.cue_steps:
+            m.body_pos[self._cue_body] = [*spec.objects[spec.target].xy, 0.0]
         tcp = np.array([rng.uniform(-0.1, 0.1), rng.uniform(-0.16, -0.1), rng.uniform(0.14, 0.2)])
         qpos[self._hand_qpos : self._hand_qpos + 7] = [*(tcp - TCP_OFFSET), 1, 0, 0, 0]
         qpos[self._finger_qpos] = FINGER_OPEN
@@ -171,12 +178,14 @@ class TabletopEnv(MujocoEnv):
         self._memory: dict = {}
         self._steps = 0
         self._prev_tcp = self.data.site_xpos[self._tcp].copy()
+        # drawn last (and only by tasks that ask questions): other tasks' scenes stay as they were
+        self._qa = self.task.question(spec, rng, self.split)
         return self._get_obs()
 
     def _get_reset_info(self) -> dict:
         spec = self.spec_
         target = spec.objects[spec.target]
-        return {
+        info = {
             "task": self.task.name,
             "instruction": spec.instruction,
             "split": self.split,
@@ -184,16 +193,21 @@ class TabletopEnv(MujocoEnv):
             "n_objects": len(spec.objects),
             "success": False,
         }
+        if self._qa is not None:  # a question about the episode (video-QA co-training)
+            info["question"], info["answer"] = self._qa
+        return info
 
     def step(self, action):
         act = self._check_action(action)
-        hand = self.data.xpos[self._hand_body]
-        goal = self.data.mocap_pos[0] + act[:3] * self.max_delta
-        goal = np.clip(goal, TCP_LOW - TCP_OFFSET, TCP_HIGH - TCP_OFFSET)
-        self.data.mocap_pos[0] = hand + np.clip(goal - hand, -LEASH, LEASH)
-        closed = (act[3] + 1.0) / 2.0  # 0 = open ... 1 = closed
-        finger = FINGER_OPEN + (FINGER_CLOSED - FINGER_OPEN) * closed
-        self.do_simulation(np.full(2, finger), self.frame_skip)
+        finger = self.data.ctrl.copy()
+        if self._steps >= self.task.hold_steps:  # a memory task's watch phase ignores actions
+            hand = self.data.xpos[self._hand_body]
+            goal = self.data.mocap_pos[0] + act[:3] * self.max_delta
+            goal = np.clip(goal, TCP_LOW - TCP_OFFSET, TCP_HIGH - TCP_OFFSET)
+            self.data.mocap_pos[0] = hand + np.clip(goal - hand, -LEASH, LEASH)
+            closed = (act[3] + 1.0) / 2.0  # 0 = open ... 1 = closed
+            finger = np.full(2, FINGER_OPEN + (FINGER_CLOSED - FINGER_OPEN) * closed)
+        self.do_simulation(finger, self.frame_skip)
         self._steps += 1
         success, failure, terms = self.task.evaluate(self.spec_, self._scene_view(), self._memory)
         obs = self._get_obs()
@@ -282,6 +296,8 @@ class TabletopEnv(MujocoEnv):
     def _get_obs(self) -> dict:
         if self._renderer is None:
             self._renderer = mujoco.Renderer(self.model, self.image_size, self.image_size)
+        lit = self._steps < self.task.cue_steps  # the cue shows in frames 0 .. cue_steps - 1
+        self.model.geom_rgba[self._cue_geom, 3] = 1.0 if lit else 0.0  # render() shows it too
         obs = {}
         for cam in self.cameras:
             self._renderer.update_scene(self.data, camera=cam)
@@ -310,4 +326,5 @@ class TabletopEnv(MujocoEnv):
             keys.TARGET_POS: self.data.qpos[a : a + 3].astype(np.float32),
             keys.PLACE_POS: place_pos,
             keys.PLACE_KIND: kind,
+            keys.HOLD: int(self._steps < self.task.hold_steps),
         }

@@ -109,6 +109,8 @@ def _rollout(seed: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         keys.SUCCESS: bool(success),
         "target": info["target"],
         "n_objects": info["n_objects"],
+        # a question about the clip and its answer (memory tasks: video-QA co-training)
+        **{k: info[k] for k in (keys.QUESTION, keys.ANSWER) if k in info},
     }
     return episode, meta
 

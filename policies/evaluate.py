@@ -37,6 +37,9 @@ class Episode:
     instruction: str
     success: bool
     length: int
+    question: str | None = None  # tasks that ask one (recall), for policies that answer text
+    answer: str | None = None  # the simulator's truth
+    predicted: str | None = None  # the policy's answer at the episode's end
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -103,6 +106,7 @@ def evaluate(
         obs, info = envs.reset(seed=running)
         policy.reset(np.ones(num_envs, bool))
         task, text = list(info["task"]), [str(t) for t in obs[keys.INSTRUCTION]]
+        qa = [_qa_of(info, i) for i in range(num_envs)]
         lengths = np.zeros(num_envs, int)
         bar = tqdm(total=episodes, unit="ep", desc="evaluate", disable=not progress)
         while any(s is not None for s in running):
@@ -120,10 +124,12 @@ def evaluate(
                 if film and any(running[i] in frames for i in np.flatnonzero(done))
                 else None
             )
+            answers = _ask(policy, np.flatnonzero(done), qa)
             for i in np.flatnonzero(done):
                 ep = Episode(
-                    running[i], task[i], text[i], bool(info["success"][i]), int(lengths[i])
-                )
+                    running[i], task[i], text[i], bool(info["success"][i]), int(lengths[i]),
+                    *(qa[i] or (None, None)), answers.get(int(i)),
+                )  # fmt: skip
                 results.append(ep)
                 if film and ep.seed in frames:
                     frames[ep.seed].append(last_frames[i])
@@ -141,6 +147,7 @@ def evaluate(
                 policy.reset(restart)
                 for i in np.flatnonzero(restart):
                     task[i], text[i] = new_info["task"][i], str(new_obs[keys.INSTRUCTION][i])
+                    qa[i] = _qa_of(new_info, i)
                     lengths[i] = 0
         bar.close()
     finally:
@@ -149,6 +156,22 @@ def evaluate(
     if out is not None:
         write_report(Path(out), report)
     return report
+
+
+def _qa_of(info: dict[str, Any], i: int) -> tuple[str, str] | None:
+    """Env ``i``'s (question, answer) from a vector env's reset info, if its task asks one."""
+    if "question" in info and info.get("_question", np.ones(i + 1, bool))[i]:
+        return str(info["question"][i]), str(info["answer"][i])
+    return None
+
+
+def _ask(policy: BatchPolicy, ended: np.ndarray, qa: list) -> dict[int, str]:
+    """The policy's answers to the questions of the episodes that just ended (video QA)."""
+    asked = [int(i) for i in ended if qa[i] is not None]
+    answer_batch = getattr(policy, "answer_batch", None)
+    if not asked or answer_batch is None:
+        return {}
+    return dict(zip(asked, answer_batch(asked, [qa[i][0] for i in asked]), strict=True))
 
 
 def _film(envs, running: list[int | None], first_unfilmed: int, frames: dict) -> None:
@@ -185,6 +208,12 @@ def make_report(
             "episodes": len(rs),
             "ci95": list(wilson_interval(k, len(rs))),
         }
+    asked = [r for r in results if r.predicted is not None]
+    qa = {}
+    if asked:  # video QA: exact match of the normalized answer
+        right = sum(_norm(r.predicted) == _norm(r.answer) for r in asked)
+        qa = {"qa_accuracy": right / len(asked), "qa_episodes": len(asked),
+              "qa_ci95": list(wilson_interval(right, len(asked)))}  # fmt: skip
     return {
         "success_rate": wins / n,
         "episodes": n,
@@ -197,8 +226,13 @@ def make_report(
         "seed": seed,
         "num_envs": num_envs,
         "seconds": round(seconds, 2),
+        **qa,
         "episodes_detail": [asdict(r) for r in results],
     }
+
+
+def _norm(text: str | None) -> str:
+    return " ".join((text or "").lower().strip(" .?!").split())
 
 
 def write_report(out: Path, report: dict[str, Any]) -> None:

@@ -59,7 +59,9 @@ class ScriptedExpert:
         tcp, opening = state[:3], float(state[6])
         target = np.asarray(p[keys.TARGET_POS], dtype=np.float64)
         place = np.asarray(p[keys.PLACE_POS], dtype=np.float64)
-        if task in ("touch", "relation"):
+        if int(p.get(keys.HOLD, 0)):  # the env ignores actions while a memory cue plays
+            goal, grip = tcp, -1.0  # label what happens: stay put, fingers open
+        elif task in ("touch", "relation", "recall"):
             goal, grip = self._touch(tcp, target)
         elif task == "lift":
             goal, grip = self._lift(tcp, opening, target)

@@ -8,8 +8,9 @@ The model predicts a chunk of H actions per call. Two ways to execute chunks (by
   exponentially weighted mean of every chunk's prediction for it, w_i = exp(-m * i) with i = 0
   the oldest prediction (ACT, Zhao et al. 2023): smooth, reactive, H times the compute.
 
-Observations keep the last ``obs_horizon`` frames per env, the first frame repeated at the
-start of an episode (as in training windows).
+Observations hold the frames the model's ``history`` names (``vla.history``): the last
+``obs_horizon`` frames, or the episode's first frame and the last ``obs_horizon - 1``; the first
+frame is repeated at the start of an episode, exactly as in training windows.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import torch
 
 from envs import keys as obs_keys
 from policies.batch import obs_at
+from vla.history import observation_steps
 
 
 class VLAPolicy:
@@ -48,6 +50,7 @@ class VLAPolicy:
         self.model = model
         self.horizon = self.model.action_horizon
         self.obs_horizon = self.model.obs.obs_horizon
+        self.history = getattr(self.model, "history", "recent")
         self.image_keys = tuple(image_keys)
         if len(self.image_keys) != self.model.obs.num_cameras:
             raise ValueError(
@@ -134,6 +137,14 @@ class VLAPolicy:
         actions = [self._next_action(e) for e in self._envs]
         return np.stack(actions).astype(np.float32)  # (N, D)
 
+    def answer_batch(self, envs: list[int], questions: list[str]) -> list[str]:
+        """Text answers of the model to a question per env, about what that env has seen
+        (its frame history: with ``history: start`` the episode's first frame too)."""
+        frames, states = zip(*(self._observation(self._envs[i]) for i in envs), strict=True)
+        images = torch.from_numpy(np.stack(frames)).permute(0, 1, 2, 5, 3, 4)  # (B, T, V, 3, H, W)
+        state = torch.from_numpy(np.stack(states)) if self.use_state else None  # (B, T, S)
+        return self.model.generate_text(images, questions, state)
+
     # ---- single-env Policy protocol ----------------------------------------------------
 
     def act(self, obs: dict[str, Any]) -> np.ndarray:
@@ -148,7 +159,8 @@ class VLAPolicy:
     # ---- internals ---------------------------------------------------------------------
 
     def _fresh(self) -> dict[str, Any]:
-        return {"frames": deque(maxlen=self.obs_horizon), "states": deque(maxlen=self.obs_horizon),
+        # the episode's first frame (history="start") and the last obs_horizon frames, by step
+        return {"first": None, "recent": deque(maxlen=self.obs_horizon), "seen": 0,
                 "queue": deque(), "t": 0, "plans": []}  # fmt: skip
 
     def _remember(self, env: dict[str, Any], obs: dict[str, Any]) -> None:
@@ -159,17 +171,24 @@ class VLAPolicy:
                 "make the env with the same cameras it was trained with"
             )
         frame = np.stack([obs[k] for k in self.image_keys])  # (V, H, W, 3)
+        state = np.asarray(obs[obs_keys.STATE], np.float32)  # (S,)
         env["instruction"] = str(obs[obs_keys.INSTRUCTION])
-        while len(env["frames"]) < self.obs_horizon - 1:  # episode start: repeat the first
-            env["frames"].append(frame)
-            env["states"].append(np.asarray(obs[obs_keys.STATE], np.float32))
-        env["frames"].append(frame)
-        env["states"].append(np.asarray(obs[obs_keys.STATE], np.float32))
+        if env["first"] is None:
+            env["first"] = (frame, state)
+        env["recent"].append((env["seen"], frame, state))
+        env["seen"] += 1
+
+    def _observation(self, env: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        """Frames ``(T, V, H, W, 3)`` and states ``(T, S)`` at the latest step, as in training."""
+        steps = observation_steps(env["seen"] - 1, 0, self.obs_horizon, self.history)  # (T,)
+        by_step = {0: env["first"], **{i: (f, s) for i, f, s in env["recent"]}}
+        frames, states = zip(*(by_step[int(i)] for i in steps), strict=True)
+        return np.stack(frames), np.stack(states)  # (T, V, H, W, 3), (T, S)
 
     def _predict(self, envs: list[dict[str, Any]]) -> np.ndarray:
-        frames = np.stack([np.stack(e["frames"]) for e in envs])  # (B, T, V, H, W, 3)
-        images = torch.from_numpy(frames).permute(0, 1, 2, 5, 3, 4)  # (B, T, V, 3, H, W)
-        state = torch.from_numpy(np.stack([np.stack(e["states"]) for e in envs]))  # (B, T, S)
+        frames, states = zip(*(self._observation(e) for e in envs), strict=True)
+        images = torch.from_numpy(np.stack(frames)).permute(0, 1, 2, 5, 3, 4)  # (B, T, V, 3, H, W)
+        state = torch.from_numpy(np.stack(states))  # (B, T, S)
         texts = [e["instruction"] for e in envs]
         actions = self.model.predict_actions(images, texts, state if self.use_state else None)
         return actions.float().cpu().numpy()  # (B, H, D)

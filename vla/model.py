@@ -43,6 +43,7 @@ from vla.adapters.adapter import Adapter
 from vla.bin_loss import bin_cross_entropy
 from vla.causal_lm import CausalLM
 from vla.decoding import greedy_decode, positions
+from vla.history import History, check_history
 from vla.hydra_config import target_config, to_plain
 from vla.observation_encoder import ObservationEncoder
 from vla.text.text_tokenizer import TextTokenizer
@@ -68,6 +69,8 @@ class VLA(nn.Module):
         action_tokenizer: built action tokenizer (bounds from the dataset's q01 / q99).
         action_horizon: H, actions predicted per call (a chunk of H * D tokens).
         obs_horizon: T, frames (and states) per observation.
+        history: which frames: ``recent`` (the last T) or ``start`` (the episode's first frame,
+            then the last T - 1), see :mod:`vla.history`; windows and policies follow it.
         num_cameras: V, camera views per frame.
         state_low / state_high: proprioception q01 / q99 (None for no state input).
         state_dims: which state dimensions the model reads (None: all). Leaving out velocities
@@ -89,6 +92,7 @@ class VLA(nn.Module):
         action_tokenizer: ActionTokenizer,
         action_horizon: int = 1,
         obs_horizon: int = 1,
+        history: History = "recent",
         num_cameras: int = 1,
         state_low: Sequence[float] | None = None,
         state_high: Sequence[float] | None = None,
@@ -111,6 +115,7 @@ class VLA(nn.Module):
         if prompt_order not in PROMPT_ORDERS:
             raise ValueError(f"prompt_order={prompt_order!r} must be one of {PROMPT_ORDERS}")
         self.prompt_order = prompt_order
+        self.history = check_history(history, obs_horizon)
         if bin_smoothing < 0:
             raise ValueError(f"bin_smoothing={bin_smoothing} must be >= 0 (std in bins; 0 = off)")
         self.action_horizon, self.decoding, self.bin_smoothing = (
@@ -121,6 +126,7 @@ class VLA(nn.Module):
         self._choices = dict(
             action_horizon=action_horizon,
             obs_horizon=obs_horizon,
+            history=history,
             num_cameras=num_cameras,
             state_low=state_low,
             state_high=state_high,

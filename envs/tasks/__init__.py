@@ -4,11 +4,12 @@ from envs.tasks.base import EpisodeSpec, ObjectSpec, PlaceSpec, SceneView, Task
 from envs.tasks.lift import LiftTask
 from envs.tasks.pick_place import PickPlaceTask
 from envs.tasks.push import PushTask
+from envs.tasks.recall import RecallTask
 from envs.tasks.relation import RelationTask
 from envs.tasks.touch import TouchTask
 
 TASKS: dict[str, type[Task]] = {
-    t.name: t for t in (TouchTask, LiftTask, PushTask, PickPlaceTask, RelationTask)
+    t.name: t for t in (TouchTask, LiftTask, PushTask, PickPlaceTask, RelationTask, RecallTask)
 }
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "PickPlaceTask",
     "PlaceSpec",
     "PushTask",
+    "RecallTask",
     "RelationTask",
     "SceneView",
     "Task",

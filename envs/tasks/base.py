@@ -74,6 +74,10 @@ class Task:
     max_episode_steps: ClassVar[int]
     n_distractors: ClassVar[tuple[int, int]] = (2, 5)  # inclusive range
     pad_radius: ClassVar[float] = 0.045
+    # memory tasks: frames at the start that show a cue under the target, and steps whose
+    # actions the env ignores (the robot watches); 0 for tasks that need no memory
+    cue_steps: ClassVar[int] = 0
+    hold_steps: ClassVar[int] = 0
     bowl_inner_radius: ClassVar[float] = 0.06
 
     def instructions(self, split: str) -> InstructionGenerator:
@@ -122,6 +126,12 @@ class Task:
             taken.append(draw_xy(rng, taken, gap=PLACE_GAP))
             pads.append(PlaceSpec("pad", colours[k], taken[-1]))
         return pads
+
+    def question(
+        self, spec: EpisodeSpec, rng: np.random.Generator, split: str
+    ) -> tuple[str, str] | None:
+        """A (question, answer) about the episode for text co-training, or None."""
+        return None
 
     def evaluate(
         self, spec: EpisodeSpec, view: SceneView, memory: dict

@@ -38,6 +38,12 @@ def print_report(report: dict, out: Path | None) -> None:
         f"mean episode length {report['mean_episode_length']:.1f} steps, "
         f"{report['seconds']:.0f} s with {report['num_envs']} envs"
     )
+    if "qa_accuracy" in report:
+        lo, hi = report["qa_ci95"]
+        console.print(
+            f"video QA: {report['qa_accuracy']:.1%} of {report['qa_episodes']} answers exact "
+            f"(95% CI {lo:.0%} - {hi:.0%})"
+        )
     if out is not None:
         console.print(f"report: {out / 'report.json'}")
         console.print(f"plot:   {out / 'success_per_task.png'}")

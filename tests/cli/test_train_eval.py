@@ -99,3 +99,27 @@ def test_unknown_action_bounds_fail_before_training(store, tmp_path):
     done = run("vla.cli.train", f"dataset.path={store}", f"out={tmp_path}", "env.image_size=32",
                "model.vision.image_size=32", "action_bounds=q05", check=False)  # fmt: skip
     assert done.returncode != 0 and "action_bounds='q05'" in done.stderr
+
+
+def test_recall_history_policy_with_video_qa_end_to_end(tmp_path):
+    """Memory task: collect (questions stored) -> train with history=start and QA co-training
+    -> evaluate: the report has the video-QA accuracy beside the success rate."""
+    data = tmp_path / "recall.zarr"
+    run("policies.cli.collect", "env=recall", "env.image_size=32", "episodes=6", "workers=1",
+        f"out={data}")  # fmt: skip
+    out = tmp_path / "run"
+    run("vla.cli.train", "env=recall", f"dataset.path={data}", f"out={out}", "trainer.max_steps=4",
+        "model.obs_horizon=2", "model.history=start", "dataset.qa_fraction=0.5",
+        *TINY)  # fmt: skip
+    metrics = (out / "logs" / "metrics.csv").read_text()
+    assert "train/text_loss" in metrics.splitlines()[0]  # co-trained on the questions
+    model = json.loads((out / "checkpoints" / "last" / "config.json").read_text())["model"]
+    assert model["history"] == "start" and model["obs_horizon"] == 2
+    ev = tmp_path / "eval"
+    run("policies.cli.eval", "policy=vla", f"checkpoint={out / 'checkpoints' / 'last'}",
+        "env=recall", "env.image_size=32", "episodes=2", "num_envs=1", f"out={ev}")  # fmt: skip
+    report = json.loads((ev / "report.json").read_text())
+    assert report["qa_episodes"] == 2 and 0 <= report["qa_accuracy"] <= 1
+    detail = report["episodes_detail"][0]
+    assert detail["question"] and detail["answer"].startswith("the ")
+    assert isinstance(detail["predicted"], str)

@@ -23,7 +23,7 @@ def test_check_env(task_id):
 
 
 def test_ids_are_registered_in_vla_namespace():
-    assert len(envs.TASK_IDS) == 6 and envs.MULTITASK_ID in envs.TASK_IDS
+    assert len(envs.TASK_IDS) == 7 and envs.MULTITASK_ID in envs.TASK_IDS
     for task_id in envs.TASK_IDS:
         assert task_id.startswith("vla/") and task_id in gym.registry
 
@@ -68,7 +68,7 @@ def test_multitask_draws_every_task():
     env = make(envs.MULTITASK_ID)
     try:
         seen = {env.reset(seed=s)[1]["task"] for s in range(40)}
-        assert seen == set(envs.TASK_NAMES)
+        assert seen == set(envs.MULTITASK_NAMES)
         _, info = env.reset(seed=0, options={"task": "push"})
         assert info["task"] == "push"
     finally:
@@ -197,3 +197,55 @@ def test_forced_target_must_belong_to_the_split():
 
 def test_palette_size():
     assert len(COLOURS) >= 6 and len(SHAPES) >= 3
+
+
+def test_recall_cue_shows_only_at_the_start_and_names_nothing_after():
+    """One frame after the cue carries nothing about the target: the same scene rendered with
+    the (invisible) cue under any other object is the same image, so a single-frame policy is at
+    chance by construction."""
+    import mujoco
+
+    env = make("vla/Recall-v0", cameras=("front", "top"), privileged=True)
+    try:
+        for seed in range(5):
+            obs, info = env.reset(seed=seed)
+            assert (
+                "lit up" in info["instruction"]
+                or "glowed" in info["instruction"]
+                or ("highlighted" in info["instruction"])
+            )
+            assert info["answer"] == f"the {info['target']}"
+            frames = [obs]
+            for _ in range(env.task.hold_steps):
+                assert obs[keys.PRIVILEGED][keys.HOLD] == 1
+                tcp = obs[keys.STATE][:3].copy()
+                obs, *_ = env.step(np.ones(4, np.float32))  # ignored: the robot watches
+                np.testing.assert_allclose(obs[keys.STATE][:3], tcp, atol=1e-4)
+                frames.append(obs)
+            assert obs[keys.PRIVILEGED][keys.HOLD] == 0
+            cue, after = frames[: env.task.cue_steps], frames[env.task.cue_steps :]
+            for cam in ("image", "image_top"):
+                # the cue is visible: many pixels change when it goes out (objects settling on
+                # the table in the first steps move a few at most)
+                for f in cue:
+                    changed = (np.abs(f[cam].astype(int) - after[0][cam]).sum(-1) > 60).sum()
+                    assert changed >= 6, (cam, changed)
+            for j in range(len(env.spec_.objects)):  # the cue's place leaves no trace later
+                env.model.body_pos[env._cue_body] = [*env.spec_.objects[j].xy, 0.0]
+                mujoco.mj_forward(env.model, env.data)
+                again = env._get_obs()
+                for cam in ("image", "image_top"):
+                    np.testing.assert_array_equal(again[cam], after[-1][cam])
+            obs, *_ = env.step(np.array([1.0, 0, 0, 1], np.float32))  # after the hold: moves
+            assert obs[keys.STATE][0] > frames[-1][keys.STATE][0] + 0.005
+    finally:
+        env.close()
+
+
+def test_other_tasks_ask_no_questions_and_never_hold():
+    env = make("vla/Touch-v0", privileged=True)
+    try:
+        obs, info = env.reset(seed=0)
+        assert "question" not in info and obs[keys.PRIVILEGED][keys.HOLD] == 0
+    finally:
+        env.close()

@@ -64,35 +64,3 @@ def test_cli_prints_and_writes_the_report(tmp_path):
 def test_bad_arguments():
     with pytest.raises(ValueError, match="episodes=0"):
         evaluate(ENV, PerEnvPolicies(ScriptedExpert, 1), episodes=0)
-
-
-def test_vla_policy_names_the_camera_override_it_needs():
-    import gymnasium as gym
-
-    from policies.vla_policy import VLAPolicy
-    from vla.action_tokenizer import ActionTokenizer
-    from vla.adapters import MLP
-    from vla.causal_lm import CausalLM
-    from vla.model import VLA
-    from vla.text import ByteTokenizer
-    from vla.vision import TimmEncoder
-
-    lm = {"model_type": "llama", "hidden_size": 32, "intermediate_size": 64,
-          "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 2,
-          "max_position_embeddings": 128, "bos_token_id": None, "eos_token_id": None,
-          "pad_token_id": None}  # fmt: skip
-    model = VLA(
-        vision=TimmEncoder("resnet10t", image_size=32, feature_stage=3,
-                           model_kwargs={"channels": [8, 8, 8, 8], "stem_width": 8}),
-        adapter=MLP, llm=CausalLM(config=lm), text_tokenizer=ByteTokenizer(),
-        action_tokenizer=ActionTokenizer(low=[-1.0] * 4, high=[1.0] * 4, n_bins=8),
-        num_cameras=2,
-    )  # fmt: skip
-    policy = VLAPolicy(model, ("image", "image_top"), trained_cameras=["front", "top"])
-    env = gym.make("vla/Touch-v0", image_size=32)  # front camera only
-    with pytest.raises(ValueError, match=r"env.cameras=\[front,top\]"):
-        policy.check_observation_space(env.observation_space)
-    two = gym.make("vla/Touch-v0", image_size=32, cameras=("front", "top"))
-    policy.check_observation_space(two.observation_space)  # agrees: no error
-    env.close()
-    two.close()

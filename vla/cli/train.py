@@ -59,7 +59,11 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, VLATrainingModule, di
         cfg.model.state_high = stats[state]["q99"] if state else None
     tokenizer = instantiate(cfg.model.text_tokenizer)
     train_episodes = [i for i, s in enumerate(store.splits) if s == "train"]
-    tokenizer.fit([store.instructions[i] for i in train_episodes])  # byte fallback for the rest
+    texts = [store.instructions[i] for i in train_episodes]
+    if cfg.dataset.get("qa_fraction"):  # co-training: questions and answers are text too
+        qa = [store.extras[i] for i in train_episodes if keys.ANSWER in store.extras[i]]
+        texts += [x[keys.QUESTION] for x in qa] + [x[keys.ANSWER] for x in qa]
+    tokenizer.fit(texts)  # byte fallback for anything else
     model = instantiate(cfg.model, text_tokenizer=tokenizer)
     module = instantiate(cfg.optim, model=model, max_steps=cfg.trainer.max_steps)
     info = {

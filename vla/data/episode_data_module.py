@@ -48,6 +48,8 @@ class EpisodeDataModule(LightningDataModule):
         pin_memory: bool | None = None,
         persistent_workers: bool = True,
         shuffle_seed: int = 0,
+        history: str = "recent",
+        qa_fraction: float = 0.0,
     ) -> None:
         super().__init__()
         if batch_size < 1 or num_workers < 0:
@@ -65,6 +67,8 @@ class EpisodeDataModule(LightningDataModule):
             val_fraction=val_fraction,
             split_seed=split_seed,
             cache=cache,
+            history=history,
+            qa_fraction=qa_fraction,
         )
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
         self.persistent_workers = persistent_workers and num_workers > 0

@@ -25,6 +25,7 @@ from vla import keys
 from vla.data.episode_split import SPLITS, EpisodeSplit
 from vla.data.episode_store import EpisodeStore, data_path, is_image_key
 from vla.data.normalization_stats import NormalizationStats
+from vla.history import check_history, observation_steps
 
 
 class WindowDataset(Dataset):
@@ -47,6 +48,12 @@ class WindowDataset(Dataset):
         cache: decode every frame into RAM once (fast; needs ~T * H * W * 3 bytes per camera).
             Without it each worker reads the frames of each sample from the store. Actions and
             states are always in RAM (they are small).
+        history: which past frames a window holds: ``recent`` (the last T) or ``start`` (the
+            episode's first frame, then the last T - 1); see :mod:`vla.history`.
+        qa_fraction: share of samples that also carry their episode's ``QUESTION`` / ``ANSWER``
+            (stored by tasks that ask one, e.g. recall: "which object lit up?"), for RT-2 style
+            co-training on text answers about the same frames; the rest carry ``""`` / None,
+            which the text loss skips. Which samples is fixed by the index (reproducible).
     """
 
     def __init__(
@@ -60,6 +67,8 @@ class WindowDataset(Dataset):
         val_fraction: float = 0.1,
         split_seed: int = 0,
         cache: bool = False,
+        history: str = "recent",
+        qa_fraction: float = 0.0,
     ) -> None:
         if obs_horizon < 1 or action_horizon < 1:
             raise ValueError(
@@ -78,6 +87,10 @@ class WindowDataset(Dataset):
         self.state_key = state_key
         self.split = split
         self.cache = cache
+        self.history = check_history(history, obs_horizon)
+        if not 0.0 <= qa_fraction <= 1.0:
+            raise ValueError(f"qa_fraction={qa_fraction} must be in [0, 1]")
+        self.qa_fraction = qa_fraction
 
         store = EpisodeStore(self.path)
         self._check_keys(store)
@@ -97,8 +110,19 @@ class WindowDataset(Dataset):
         self._starts = store.episode_starts  # (N_ep,)
         self._ends = store.episode_ends  # (N_ep,)
         self._instructions = store.instructions
+        self._qa: list[tuple[str, str] | None] = [
+            (x[keys.QUESTION], x[keys.ANSWER]) if keys.ANSWER in x else None for x in store.extras
+        ]
+        if qa_fraction > 0 and not any(self._qa[e] for e in self.episodes):
+            raise ValueError(
+                f"qa_fraction={qa_fraction} but no {split!r} episode of {self.path} has a "
+                f"{keys.QUESTION!r} / {keys.ANSWER!r} (only tasks that ask one store them, e.g. "
+                "vla/Recall-v0): set qa_fraction=0"
+            )
+        # which samples carry their question: a fixed draw per index
+        draw = np.random.default_rng(split_seed).random(len(self._episode))  # (N,)
+        self._carries_qa = draw < qa_fraction  # (N,)
         self._tasks = store.tasks
-        self._obs_offsets = np.arange(obs_horizon - 1, -1, -1)  # (T,) steps back from t
         self._act_offsets = np.arange(action_horizon)  # (H,) steps ahead of t
 
         self._action = store.read(keys.ACTION)  # (T_all, D)
@@ -150,7 +174,7 @@ class WindowDataset(Dataset):
         t = int(self._step[index])
         episode = int(self._episode[index])
         start, end = int(self._starts[episode]), int(self._ends[episode])
-        obs = np.maximum(t - self._obs_offsets, start)  # (T,) first frame repeated before start
+        obs = observation_steps(t, start, self.obs_horizon, self.history)  # (T,) steps
         act = t + self._act_offsets  # (H,)
         mask = act < end  # (H,) False past the episode end
         act = np.minimum(act, end - 1)  # (H,) last action repeated past the end
@@ -166,6 +190,9 @@ class WindowDataset(Dataset):
         sample[keys.ACTION_MASK] = torch.from_numpy(mask)  # (H,)
         sample[keys.INSTRUCTION] = self._instructions[episode]
         sample[keys.TASK] = self._tasks[episode]
+        if self.qa_fraction > 0:
+            qa = self._qa[episode] if self._carries_qa[index] else None
+            sample[keys.QUESTION], sample[keys.ANSWER] = qa if qa else ("", None)
         return sample
 
     def _read_frames(self, key: str, obs: np.ndarray, episode: int) -> np.ndarray:

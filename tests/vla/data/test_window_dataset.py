@@ -39,6 +39,18 @@ def test_window_padding_at_both_episode_edges(store_factory, cache):
     np.testing.assert_array_equal(end[keys.ACTION][1], store.read(keys.ACTION)[8])
 
 
+@pytest.mark.parametrize("cache", [True, False])
+def test_start_history_keeps_the_first_frame(store_factory, cache):
+    path = store_factory(2, lengths=[4, 6])
+    ds = WindowDataset(path, obs_horizon=3, split="all", cache=cache, history="start")
+    frames = EpisodeStore(path).read(keys.IMAGE)
+    i0 = first_sample_of(ds, 1)  # episode 1 = global steps 4..9
+    steps = [ds[i0 + t][keys.STATE][:, 0].tolist() for t in range(6)]  # local step per frame
+    assert steps == [[0, 0, 0], [0, 0, 1], [0, 1, 2], [0, 2, 3], [0, 3, 4], [0, 4, 5]]
+    last = ds[i0 + 5][keys.IMAGE][:, 0].permute(0, 2, 3, 1)  # (T, H, W, 3)
+    np.testing.assert_array_equal(last, frames[[4, 8, 9]])
+
+
 def test_sample_contract(store_factory):
     ds = WindowDataset(
         store_factory(2),
@@ -107,6 +119,8 @@ def test_dataset_split_windows_stay_in_their_episodes(store_factory):
     "kwargs, match",
     [
         ({"obs_horizon": 0}, "obs_horizon=0"),
+        ({"history": "start"}, "needs obs_horizon >= 2"),
+        ({"history": "all", "obs_horizon": 2}, "history='all'"),
         ({"split": "dev"}, "split='dev'"),
         ({"image_keys": ["image_top"]}, "key 'image_top' is not in"),
         ({"image_keys": [keys.STATE]}, "not a camera key"),
