@@ -209,6 +209,9 @@ def main() -> None:
         prefix, _ = par.embed_prompt(x1[keys.IMAGE], x1[keys.INSTRUCTION], x1[keys.STATE], 0)
     h = par.action_horizon
     train = train_ms(par, 32, max(n // 3, 5), dev)
+    nchw = build(["model.vision.channels_last=false"], dev)  # the encoder's memory layout, A/B
+    train_nchw = train_ms(nchw, 32, max(n // 3, 5), dev)
+    hist = build(["model.obs_horizon=2", "model.history=start"], dev)  # + the episode's 1st frame
     infer32 = predict_ms(par, 32, max(n // 3, 5), dev)
     res = {
         "device": dev if dev == "cuda" else f"cpu ({torch.get_num_threads()} threads)",
@@ -229,6 +232,9 @@ def main() -> None:
         "actions_per_s_b32": 32 * h / (infer32 / 1000),
         "train_ms_per_step_b32": train,
         "train_samples_per_s_b32": 32 / (train / 1000),
+        "train_ms_per_step_b32_nchw": train_nchw,
+        "latency_ms_parallel_b1_history_start": predict_ms(hist, 1, n, dev),
+        "train_ms_per_step_b32_history_start": train_ms(hist, 32, max(n // 3, 5), dev),
     }
     if args.grounding_steps:
         res["grounding_steps"] = args.grounding_steps
@@ -244,6 +250,11 @@ def main() -> None:
         "latency_ms_autoregressive_chunk_b1": f"latency_ms_autoregressive_chunk_b1 ({ar.num_action_tokens} tokens)",
         "latency_ms_parallel_b1": f"latency_ms_parallel_b1 ({par.num_action_tokens} tokens, one forward)",
         "actions_per_s_b32": "actions_per_s_b32 (parallel)",
+        "train_ms_per_step_b32_nchw": "  same, encoder in NCHW (model.vision.channels_last=false)",
+        "latency_ms_parallel_b1_history_start": (
+            "latency_ms_parallel_b1_history_start (2 frames: first + current)"
+        ),
+        "train_ms_per_step_b32_history_start": "train_ms_per_step_b32_history_start",
     }
     table = Table(title="VLA model benchmark (configs/model/default.yaml)")
     table.add_column("metric")
