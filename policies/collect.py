@@ -4,6 +4,10 @@ Each episode is seeded (``seed``, ``seed + 1``, ...) and workers return finished
 this process, which alone writes them (``vla.data.EpisodeWriter``: one atomic commit per
 episode). Results are consumed in seed order, so the store is the same whatever the number
 of workers, and an interrupted collection resumes after the last committed seed.
+
+With ``speech=True`` every instruction is also spoken (``policies.speech.SpeechSynthesizer``,
+espeak-ng) with a generator seeded by ``(speech_seed, episode seed)`` and voices from the env's
+split, and stored as the episode's audio: the same seeds give the same waveforms.
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ from vla import keys  # noqa: E402
 from vla.atomic_file import write_text_atomic  # noqa: E402
 from vla.data import EpisodeStore, EpisodeWriter  # noqa: E402
 
-_worker: dict[str, Any] = {}  # per worker process: its env and expert
+_worker: dict[str, Any] = {}  # per worker process: its env, expert and speech synthesizer
+SPEECH = "speech"  # extras field of the synthesizer's choices (voice, rate, pitch, snr, ...)
 
 
 @dataclass
@@ -66,14 +71,19 @@ def env_spec_of(env, env_cfg: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _init_worker(env_cfg: dict[str, Any], noise: float, seed: int) -> None:
+def _init_worker(
+    env_cfg: dict[str, Any], noise: float, seed: int, speech: bool, speech_seed: int
+) -> None:
     from hydra.utils import instantiate
 
     from policies.scripted_expert import ScriptedExpert
+    from policies.speech import SpeechSynthesizer
 
     _worker["env"] = instantiate(env_cfg, privileged=True)
     _worker["expert"] = ScriptedExpert(max_delta=_worker["env"].unwrapped.max_delta, noise=noise)
     _worker["noise_seed"] = seed
+    _worker["speech"] = SpeechSynthesizer() if speech else None  # one per worker: checks voices
+    _worker["speech_seed"] = speech_seed
 
 
 def _rollout(seed: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -112,15 +122,23 @@ def _rollout(seed: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         # a question about the clip and its answer (memory tasks: video-QA co-training)
         **{k: info[k] for k in (keys.QUESTION, keys.ANSWER) if k in info},
     }
+    if _worker["speech"] is not None:
+        # seeded by the episode, like the noise: the same audio with any number of workers
+        rng = np.random.default_rng([_worker["speech_seed"], seed])
+        wave, rate, choices = _worker["speech"].synthesize(info["instruction"], rng, info["split"])
+        meta[keys.AUDIO], meta[keys.AUDIO_SAMPLE_RATE] = wave, rate  # (S,) float32, Hz
+        meta[SPEECH] = {**choices, "seed": _worker["speech_seed"]}
     return episode, meta
 
 
 def _rollouts(
-    env_cfg: dict, noise: float, seed: int, seeds: Iterator[int], workers: int
+    env_cfg: dict, worker_args: tuple, seeds: Iterator[int], workers: int
 ) -> Iterator[tuple[dict, dict]]:
-    """Episodes for ``seeds`` in order, from ``workers`` processes (0 or 1: this process)."""
+    """Episodes for ``seeds`` in order, from ``workers`` processes (0 or 1: this process).
+
+    ``worker_args`` are ``_init_worker``'s after the env config."""
     if workers <= 1:
-        _init_worker(env_cfg, noise, seed)
+        _init_worker(env_cfg, *worker_args)
         try:
             yield from map(_rollout, seeds)
         finally:
@@ -139,7 +157,7 @@ def _rollouts(
 
     # spawn, not fork: a forked child must not inherit the parent's GL or torch threads
     ctx = mp.get_context("spawn")
-    with ctx.Pool(workers, _init_worker, (env_cfg, noise, seed)) as pool:
+    with ctx.Pool(workers, _init_worker, (env_cfg, *worker_args)) as pool:
         try:
             for result in pool.imap(_rollout, throttled()):
                 ahead.release()
@@ -158,6 +176,8 @@ def collect(
     noise: float = 0.0,
     keep_failures: bool = False,
     progress: bool = True,
+    speech: bool = False,
+    speech_seed: int = 0,
 ) -> CollectSummary:
     """Run the scripted expert until ``out`` holds ``episodes`` episodes (resuming if it exists).
 
@@ -169,6 +189,9 @@ def collect(
         workers: parallel env processes (1 = run here).
         noise: std of the expert's action noise (recoveries in the data; DART).
         keep_failures: also store episodes the expert failed (marked ``success=False``).
+        speech: also store each instruction spoken by espeak-ng (the store's audio), with the
+            synthesizer's choices as the ``speech`` extra field.
+        speech_seed: seed of the voices and augmentation, combined with each episode's seed.
     """
     from hydra.utils import instantiate
 
@@ -176,6 +199,10 @@ def collect(
         raise ValueError(
             f"episodes={episodes} and workers={workers} must be >= 1, noise={noise} >= 0"
         )
+    if speech:
+        from policies.speech import SpeechSynthesizer
+
+        SpeechSynthesizer()  # a missing espeak-ng fails here, before any env or store exists
     env_cfg = dict(env)
     probe = instantiate(env_cfg)
     try:
@@ -189,6 +216,8 @@ def collect(
         out, env_spec=spec, keys=[*image_keys, keys.STATE, keys.ACTION]
     ) as writer:
         done = writer.num_episodes
+        if done:
+            _check_resume(EpisodeStore(out, check_values=False), speech, speech_seed)
         first = int(EpisodeStore(out, check_values=False).seeds.max()) + 1 if done else seed
         need = episodes - done
         attempted = successes = added = 0
@@ -197,7 +226,8 @@ def collect(
                 total=need, unit="ep", desc=f"collect {spec['env_id']}", disable=not progress
             )
             seeds = iter(range(first, sys.maxsize))
-            with closing(_rollouts(env_cfg, noise, seed, seeds, workers)) as rollouts:
+            worker_args = (noise, seed, speech, speech_seed)
+            with closing(_rollouts(env_cfg, worker_args, seeds, workers)) as rollouts:
                 for episode, meta in rollouts:
                     attempted += 1
                     successes += meta[keys.SUCCESS]
@@ -213,6 +243,26 @@ def collect(
     summary = CollectSummary(out, total, added, attempted, successes, time.perf_counter() - start)
     write_card(out, summary, noise=noise, keep_failures=keep_failures)
     return summary
+
+
+def _check_resume(store: EpisodeStore, speech: bool, speech_seed: int) -> None:
+    """A resumed store keeps its speech settings: audio in every episode or none, one seed."""
+    if speech and not store.has_audio:
+        raise ValueError(
+            f"speech=true but {store.path} holds {store.num_episodes} episodes without audio: "
+            "use a new out path for a store with spoken instructions"
+        )
+    if not speech and store.has_audio:
+        raise ValueError(
+            f"speech=false but {store.path} holds spoken instructions: resume it with speech=true "
+            "(and its speech_seed) or use a new out path"
+        )
+    stored = store.extras[-1].get(SPEECH, {}).get("seed")
+    if speech and stored != speech_seed:
+        raise ValueError(
+            f"speech_seed={speech_seed} but {store.path} was collected with speech_seed={stored}: "
+            f"resume with speech_seed={stored} or use a new out path"
+        )
 
 
 def write_card(path: Path, summary: CollectSummary, noise: float, keep_failures: bool) -> Path:
@@ -236,6 +286,7 @@ def write_card(path: Path, summary: CollectSummary, noise: float, keep_failures:
         f"| failures kept | {keep_failures} |",
         f"| expert success (last run) | {summary.expert_successes}/{summary.attempted} |",
         f"| disk | {info['disk_bytes'] / 1e6:.1f} MB ({info['bytes_per_frame']:.0f} B/frame) |",
+        *_speech_rows(store, info["audio"]),
         "",
         "Example instructions:",
         "",
@@ -243,3 +294,19 @@ def write_card(path: Path, summary: CollectSummary, noise: float, keep_failures:
         "",
     ]
     return write_text_atomic(path / "README.md", "\n".join(lines))  # never half written
+
+
+def _speech_rows(store: EpisodeStore, audio: dict[str, Any] | None) -> list[str]:
+    """Card rows on the spoken instructions, none for a store without them."""
+    if audio is None or not store.num_episodes:
+        return []
+    choices = [x[SPEECH] for x in store.extras if SPEECH in x]
+    voices = Counter(c["voice"] for c in choices)
+    seeds = sorted({c["seed"] for c in choices})
+    return [
+        f"| speech | espeak-ng (policies.speech), speech_seed {', '.join(map(str, seeds))} |",
+        f"| audio | {audio['sample_rate']} Hz int16, {audio['seconds']:.1f} s "
+        f"(mean {audio['mean_seconds']:.2f} s), {audio['disk_bytes'] / 1e6:.2f} MB "
+        f"({audio['bytes_per_second'] / 1e3:.1f} KB/s) |",
+        f"| voices | {', '.join(f'{v}: {n}' for v, n in voices.most_common())} |",
+    ]

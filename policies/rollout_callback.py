@@ -62,7 +62,9 @@ class RolloutEvaluation(L.Callback):
             was_training = model.training
             model.eval()
             keys = tuple(trainer.datamodule.window_args["image_keys"])
-            policy = VLAPolicy(model, keys, self.n_action_steps)
+            # a speech model hears the instruction in the env split's voices
+            split = self.env.get("split", "train")
+            policy = VLAPolicy(model, keys, self.n_action_steps, speech_split=split)
             report = evaluate(self.env, policy, self.episodes, self.seed, self.num_envs,
                               out=None, progress=False)  # fmt: skip
             model.train(was_training)

@@ -20,6 +20,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -263,3 +264,43 @@ def colored_noise(n: int, color: str, rng: np.random.Generator) -> np.ndarray:
         white = np.fft.irfft(spectrum * gain, n)  # (n,)
     rms = float(np.sqrt(np.mean(white**2)))
     return white / rms if rms > 0 else white  # (n,)
+
+
+class InstructionVoice:
+    """Speaks an env's instruction for a speech-conditioned policy: ``voice(text) -> (N,)``.
+
+    The operator of an evaluation: each new instruction is spoken by a voice drawn from
+    ``split``'s pools (``test``: speakers never heard in training), seeded by the text, so the
+    same instruction always sounds the same and two evaluations give the same numbers whatever
+    order their episodes run in.
+
+    Args:
+        sample_rate: the policy's audio rate (its encoder's).
+        split: which voice pools to draw from (``train`` or ``test``).
+        seed: seed of the draws (with the text).
+        synthesizer: a built ``SpeechSynthesizer`` (default: one with the standard pools).
+    """
+
+    def __init__(
+        self,
+        sample_rate: int = 16000,
+        split: str = "train",
+        seed: int = 0,
+        synthesizer: SpeechSynthesizer | None = None,
+    ) -> None:
+        if split not in ("train", "test"):
+            raise ValueError(f"split={split!r} must be 'train' or 'test'")
+        self.synthesizer = synthesizer or SpeechSynthesizer(sample_rate=sample_rate)
+        if self.synthesizer.sample_rate != sample_rate:
+            raise ValueError(
+                f"the synthesizer speaks at {self.synthesizer.sample_rate} Hz but the policy "
+                f"listens at {sample_rate} Hz: build it with sample_rate={sample_rate}"
+            )
+        self.split, self.seed, self.sample_rate = split, seed, sample_rate
+        self._cache: dict[str, np.ndarray] = {}
+
+    def __call__(self, text: str) -> np.ndarray:
+        if text not in self._cache:
+            rng = np.random.default_rng([self.seed, zlib.crc32(text.encode())])
+            self._cache[text] = self.synthesizer.synthesize(text, rng, self.split)[0]
+        return self._cache[text]

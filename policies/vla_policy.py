@@ -8,6 +8,10 @@ The model predicts a chunk of H actions per call. Two ways to execute chunks (by
   exponentially weighted mean of every chunk's prediction for it, w_i = exp(-m * i) with i = 0
   the oldest prediction (ACT, Zhao et al. 2023): smooth, reactive, H times the compute.
 
+A model conditioned on speech (``instruction`` audio or both) hears each episode's instruction:
+an observation may carry it as ``audio`` (a float waveform at the model's rate, e.g. from a
+microphone or a WAV), otherwise ``voice`` speaks the observed text (``policies.speech``).
+
 Observations hold the frames the model's ``history`` names (``vla.history``): the last
 ``obs_horizon`` frames, or the episode's first frame and the last ``obs_horizon - 1``; the first
 frame is repeated at the start of an episode, exactly as in training windows.
@@ -16,6 +20,7 @@ frame is repeated at the start of an episode, exactly as in training windows.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +30,7 @@ import torch
 from envs import keys as obs_keys
 from policies.batch import obs_at
 from vla.history import observation_steps
+from vla.keys import AUDIO
 
 
 class VLAPolicy:
@@ -37,6 +43,9 @@ class VLAPolicy:
         temporal_ensemble: ACT's m; when set, predict every step and ensemble (n_action_steps
             is then 1).
         trained_cameras: the training data's camera names, if known (for error messages).
+        voice: ``text -> waveform`` for speech models when observations carry no ``audio``;
+            default for a speech model: ``policies.speech.InstructionVoice`` speaking with
+            ``speech_split``'s voices (test: speakers never heard in training), ``speech_seed``.
     """
 
     def __init__(
@@ -46,8 +55,17 @@ class VLAPolicy:
         n_action_steps: int | None = None,
         temporal_ensemble: float | None = None,
         trained_cameras: list[str] | None = None,
+        voice: Callable[[str], np.ndarray] | None = None,
+        speech_split: str = "train",
+        speech_seed: int = 0,
     ):
         self.model = model
+        self.listens = getattr(model, "instruction", "text") != "text"
+        if self.listens and voice is None:
+            from policies.speech import InstructionVoice
+
+            voice = InstructionVoice(model.speech.sample_rate, speech_split, speech_seed)
+        self.voice = voice
         self.horizon = self.model.action_horizon
         self.obs_horizon = self.model.obs.obs_horizon
         self.history = getattr(self.model, "history", "recent")
@@ -79,8 +97,11 @@ class VLAPolicy:
         temporal_ensemble: float | None = None,
         image_keys: tuple[str, ...] | None = None,
         device: str = "auto",
+        speech_split: str = "train",
+        speech_seed: int = 0,
     ) -> VLAPolicy:
-        """Load a ``save_pretrained`` folder; cameras default to what it was trained on."""
+        """Load a ``save_pretrained`` folder; cameras default to what it was trained on. A speech
+        model hears the env's instructions spoken by ``speech_split``'s voices."""
         from vla.checkpoint import read_training_info
         from vla.model import VLA
 
@@ -90,7 +111,8 @@ class VLAPolicy:
         info = read_training_info(checkpoint)
         keys = tuple(image_keys or info.get("image_keys") or (obs_keys.IMAGE,))
         cameras = (info.get("env_spec") or {}).get("cameras")
-        return cls(model, keys, n_action_steps, temporal_ensemble, cameras)
+        return cls(model, keys, n_action_steps, temporal_ensemble, cameras, None, speech_split,
+                   speech_seed)  # fmt: skip
 
     def check_observation_space(self, space: Any) -> None:
         """Fail before any rollout if the env's cameras or image size differ from training."""
@@ -161,7 +183,7 @@ class VLAPolicy:
     def _fresh(self) -> dict[str, Any]:
         # the episode's first frame (history="start") and the last obs_horizon frames, by step
         return {"first": None, "recent": deque(maxlen=self.obs_horizon), "seen": 0,
-                "queue": deque(), "t": 0, "plans": []}  # fmt: skip
+                "queue": deque(), "t": 0, "plans": [], "audio": None}  # fmt: skip
 
     def _remember(self, env: dict[str, Any], obs: dict[str, Any]) -> None:
         missing = [k for k in self.image_keys if k not in obs]
@@ -173,10 +195,38 @@ class VLAPolicy:
         frame = np.stack([obs[k] for k in self.image_keys])  # (V, H, W, 3)
         state = np.asarray(obs[obs_keys.STATE], np.float32)  # (S,)
         env["instruction"] = str(obs[obs_keys.INSTRUCTION])
+        if self.listens and env.get("audio") is None:  # heard once, at the episode's start
+            env["audio"] = self._hear(obs)
         if env["first"] is None:
             env["first"] = (frame, state)
         env["recent"].append((env["seen"], frame, state))
         env["seen"] += 1
+
+    def _hear(self, obs: dict[str, Any]) -> np.ndarray:
+        if AUDIO in obs:
+            wave = np.asarray(obs[AUDIO], np.float32).reshape(-1)  # (N,)
+        elif self.voice is not None:
+            wave = np.asarray(self.voice(str(obs[obs_keys.INSTRUCTION])), np.float32)  # (N,)
+        else:
+            raise ValueError(
+                "this policy's model takes spoken instructions: give observations an "
+                f"{AUDIO!r} waveform at {self.model.speech.sample_rate} Hz or build the policy "
+                "with a voice (policies.speech.InstructionVoice)"
+            )
+        if wave.size == 0:
+            raise ValueError("the spoken instruction is empty (0 samples)")
+        return wave
+
+    def _audio(self, envs: list[dict[str, Any]]) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Padded waveforms ``(B, N)`` and lengths ``(B,)`` of the envs' spoken instructions."""
+        if not self.listens:
+            return None
+        waves = [e["audio"] for e in envs]
+        batch = np.zeros((len(waves), max(w.size for w in waves)), np.float32)  # (B, N)
+        for row, w in enumerate(waves):
+            batch[row, : w.size] = w
+        lengths = torch.tensor([w.size for w in waves], dtype=torch.long)  # (B,)
+        return torch.from_numpy(batch), lengths
 
     def _observation(self, env: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
         """Frames ``(T, V, H, W, 3)`` and states ``(T, S)`` at the latest step, as in training."""
@@ -190,7 +240,10 @@ class VLAPolicy:
         images = torch.from_numpy(np.stack(frames)).permute(0, 1, 2, 5, 3, 4)  # (B, T, V, 3, H, W)
         state = torch.from_numpy(np.stack(states))  # (B, T, S)
         texts = [e["instruction"] for e in envs]
-        actions = self.model.predict_actions(images, texts, state if self.use_state else None)
+        audio, lengths = self._audio(envs) or (None, None)
+        actions = self.model.predict_actions(
+            images, texts, state if self.use_state else None, audio=audio, audio_length=lengths
+        )
         return actions.float().cpu().numpy()  # (B, H, D)
 
     def _plan(self, env: dict[str, Any], chunk: np.ndarray) -> None:

@@ -37,15 +37,17 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from vla import keys
+from vla import keys, prompt
 from vla.action_tokenizer import ActionTokenizer, action_token_names
 from vla.adapters.adapter import Adapter
+from vla.audio.audio_encoder import AudioEncoder
 from vla.bin_loss import bin_cross_entropy
 from vla.causal_lm import CausalLM
 from vla.decoding import greedy_decode, positions
 from vla.history import History, check_history
 from vla.hydra_config import target_config, to_plain
 from vla.observation_encoder import ObservationEncoder
+from vla.spoken_instruction import SpokenInstructionEncoder
 from vla.text.text_tokenizer import TextTokenizer
 from vla.text_answers import generate_text, text_loss
 from vla.vision.timm_encoder import TimmEncoder
@@ -54,6 +56,8 @@ Decoding = Literal["parallel", "autoregressive"]
 DECODINGS = ("parallel", "autoregressive")
 PromptOrder = Literal["text_first", "vision_first"]
 PROMPT_ORDERS = ("text_first", "vision_first")
+Instruction = Literal["text", "audio", "both"]
+INSTRUCTIONS = ("text", "audio", "both")  # how the instruction reaches the model
 # parts that ``freeze`` can name; every parameter belongs to exactly one
 FREEZABLE = ("vision", "adapter", "llm", "token_embeddings")
 
@@ -81,6 +85,11 @@ class VLA(nn.Module):
         prompt_order: ``text_first`` (instruction, then observation) or ``vision_first``.
         bin_smoothing: Gaussian target smoothing over neighbouring bins, std in bins (0: off).
         freeze: parts whose weights stay fixed, from ``FREEZABLE``.
+        audio_encoder: built audio encoder for spoken instructions (``vla.audio``), or None.
+        audio_adapter: partial adapter turning its tokens into LM tokens (any ``vla.adapters``).
+        instruction: ``text`` (typed), ``audio`` (spoken only: the text is never read) or
+            ``both``; audio needs ``audio_encoder`` and ``audio_adapter``. Speech tokens sit
+            where the text does (``vla.spoken_instruction``) and join the FiLM conditioning.
     """
 
     def __init__(
@@ -101,8 +110,25 @@ class VLA(nn.Module):
         prompt_order: PromptOrder = "text_first",
         bin_smoothing: float = 0.0,
         freeze: Sequence[str] = (),
+        audio_encoder: AudioEncoder | None = None,
+        audio_adapter: Callable[..., Adapter] | None = None,
+        instruction: Instruction = "text",
     ) -> None:
         super().__init__()
+        if instruction not in INSTRUCTIONS:
+            raise ValueError(f"instruction={instruction!r} must be one of {INSTRUCTIONS}")
+        speaks = instruction != "text"
+        if speaks and (audio_encoder is None or audio_adapter is None):
+            raise ValueError(
+                f"instruction={instruction!r} needs an audio encoder and adapter: add "
+                "model/audio=speech (configs/model/audio/speech.yaml)"
+            )
+        if not speaks and (audio_encoder is not None or audio_adapter is not None):
+            raise ValueError(
+                "an audio encoder / adapter was given but instruction='text' never uses them: "
+                "set instruction=audio or both, or drop them (model/audio=none)"
+            )
+        self.instruction = instruction
         for name, value in (
             ("action_horizon", action_horizon),
             ("obs_horizon", obs_horizon),
@@ -134,6 +160,7 @@ class VLA(nn.Module):
             decoding=decoding,
             prompt_order=prompt_order,
             bin_smoothing=bin_smoothing,
+            instruction=instruction,
         )
         self.llm = llm
         self.text_tokenizer = text_tokenizer
@@ -152,6 +179,9 @@ class VLA(nn.Module):
             state_high,
             state_dims,
         )
+        self.speech: SpokenInstructionEncoder | None = None
+        if speaks:
+            self.speech = SpokenInstructionEncoder(audio_encoder, audio_adapter, llm.hidden_size)
         self.num_action_tokens = action_horizon * action_tokenizer.action_dim
         self.action_queries: nn.Parameter | None = None
         if decoding == "parallel":
@@ -173,10 +203,13 @@ class VLA(nn.Module):
 
     def model_config(self) -> dict[str, Any]:
         """The Hydra node that rebuilds this model (saved in checkpoints as config.json)."""
+        speech = self.speech
         return target_config(
             self,
             vision=self.obs.vision.config,
             adapter={**self.obs.adapter.config, "_partial_": True},
+            audio_encoder=speech.encoder.config if speech else None,
+            audio_adapter={**speech.adapter.config, "_partial_": True} if speech else None,
             llm=self.llm.export_config(),
             text_tokenizer=self.text_tokenizer.config,
             action_tokenizer=self.action_tokenizer.config,
@@ -216,53 +249,24 @@ class VLA(nn.Module):
         return self
 
     # ------------------------------------------------------------------ sequences
+    def instruction_inputs(
+        self, texts: Sequence[str], audio: Tensor | None, audio_length: Tensor | None
+    ) -> tuple[Sequence[str], Tensor | None, Tensor | None]:
+        """What of an instruction this model reads (``vla.prompt.instruction_inputs``)."""
+        return prompt.instruction_inputs(self, texts, audio, audio_length)
+
     def embed_prompt(
-        self, images: Tensor, texts: Sequence[str], state: Tensor | None, extra: int
+        self,
+        images: Tensor,
+        texts: Sequence[str],
+        state: Tensor | None,
+        extra: int,
+        audio: Tensor | None = None,
+        audio_length: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
-        """Prompt embeddings ``(B, L, D)`` and mask ``(B, L)`` (1 = real token), ``extra`` output
-        tokens to follow: ``[left-padded text][observation][end]`` or ``[observation][text][end]``."""
-        self.obs.check_images(images)
-        if isinstance(texts, str) or len(texts) != images.shape[0]:
-            raise ValueError(
-                f"instructions must be a list of {images.shape[0]} strings (one per image row), "
-                f"got {type(texts).__name__} of length {len(texts)}"
-            )
-        ids = self.text_tokenizer.encode_batch(texts)
-        longest = max((len(i) for i in ids), default=0)
-        limit = self.llm.max_positions
-        total = self.obs.num_tokens + longest + 1 + extra
-        if limit is not None and total > limit:
-            i = max(range(len(ids)), key=lambda k: len(ids[k]))
-            raise ValueError(
-                f"instruction {i} ({texts[i][:40]!r}...) has {longest} tokens: with "
-                f"{self.obs.num_tokens} observation and {extra} output tokens the sequence is {total} "
-                f"> the LM's context of {limit} (max_position_embeddings); shorten it or use an "
-                "LM with a longer context"
-            )
-        b = len(ids)
-        text_ids = torch.full((b, longest), self.text_tokenizer.pad_id, dtype=torch.long)  # (B, L)
-        text_mask = torch.zeros(b, longest, dtype=torch.long)  # (B, L)
-        for row, seq in enumerate(ids):
-            if seq:
-                text_ids[row, longest - len(seq) :] = torch.tensor(seq)
-                text_mask[row, longest - len(seq) :] = 1
-        text = self.llm.embed(text_ids.to(self.device))  # (B, L, D)
-        text_mask = text_mask.to(self.device)  # (B, L)
-        condition = None
-        if self.obs.film is not None:  # FiLM encoder: the mean instruction embedding conditions it
-            w = text_mask.unsqueeze(-1).to(text.dtype)  # (B, L, 1)
-            condition = (text * w).sum(1) / w.sum(1).clamp_min(1)  # (B, D)
-        obs = self.obs(images, state, condition)  # (B, N, D)
-        end = self.prompt_end.expand(b, 1, -1)  # (B, 1, D)
-        obs_mask = torch.ones(b, obs.shape[1], dtype=torch.long, device=self.device)  # (B, N)
-        end_mask = torch.ones(b, 1, dtype=torch.long, device=self.device)  # (B, 1)
-        if self.prompt_order == "text_first":
-            embeds = torch.cat([text, obs, end], dim=1)  # (B, L + N + 1, D)
-            mask = torch.cat([text_mask, obs_mask, end_mask], dim=1)  # (B, L + N + 1)
-        else:
-            embeds = torch.cat([obs, text, end], dim=1)  # (B, N + L + 1, D)
-            mask = torch.cat([obs_mask, text_mask, end_mask], dim=1)  # (B, N + L + 1)
-        return embeds, mask
+        """Prompt embeddings ``(B, L, D)`` and mask ``(B, L)``, ``extra`` output tokens to follow
+        (``vla.prompt.embed_prompt``)."""
+        return prompt.embed_prompt(self, images, texts, state, extra, audio, audio_length)
 
     def _bin_head(self) -> Callable[[Tensor], Tensor]:
         """Hidden states ``(..., D)`` -> logits over the action bins only ``(..., n_bins)``.
@@ -311,7 +315,12 @@ class VLA(nn.Module):
             if action_mask is None:
                 action_mask = torch.ones(actions.shape[:2], dtype=torch.bool, device=actions.device)
             bins = self.action_tokenizer.encode(actions).flatten(1)  # (B, H*D)
-            prefix, mask = self.embed_prompt(images, batch[keys.INSTRUCTION], state, bins.shape[1])
+            texts, audio, audio_length = self.instruction_inputs(
+                batch[keys.INSTRUCTION], batch.get(keys.AUDIO), batch.get(keys.AUDIO_LENGTH)
+            )
+            prefix, mask = self.embed_prompt(
+                images, texts, state, bins.shape[1], audio, audio_length
+            )
             logits = self.action_logits(prefix, mask, bins)  # (B, H*D, K)
             weight = action_mask.bool().repeat_interleave(d, dim=1).float()  # (B, H*D)
             out["action_loss"] = bin_cross_entropy(logits, bins, weight, self.bin_smoothing)
@@ -335,12 +344,18 @@ class VLA(nn.Module):
         instructions: Sequence[str],
         state: Tensor | None = None,
         use_cache: bool = True,
+        audio: Tensor | None = None,
+        audio_length: Tensor | None = None,
     ) -> Tensor:
-        """Bin indices of the predicted chunk ``(B, H*D)`` (greedy, action tokens only)."""
+        """Bin indices of the predicted chunk ``(B, H*D)`` (greedy, action tokens only).
+        ``audio`` ``(B, N)`` / ``audio_length`` ``(B,)``: spoken instructions (speech models)."""
         images = torch.as_tensor(images, device=self.device)
         state = torch.as_tensor(state, device=self.device) if state is not None else None
         n = self.num_action_tokens
-        prefix, mask = self.embed_prompt(images, instructions, state, n)  # (B, L, D), (B, L)
+        texts, audio, audio_length = self.instruction_inputs(instructions, audio, audio_length)
+        prefix, mask = self.embed_prompt(
+            images, texts, state, n, audio, audio_length
+        )  # (B, L, D), (B, L)
         if self.decoding == "parallel":
             return self.action_logits(prefix, mask, None).argmax(-1)  # (B, n)
         token_ids = self.action_tokenizer.token_ids  # (K,)
@@ -360,9 +375,13 @@ class VLA(nn.Module):
         instructions: Sequence[str],
         state: Tensor | None = None,
         use_cache: bool = True,
+        audio: Tensor | None = None,
+        audio_length: Tensor | None = None,
     ) -> Tensor:
         """LM vocabulary ids of the predicted chunk ``(B, H*D)``: always action-token ids."""
-        bins = self.predict_action_bins(images, instructions, state, use_cache)  # (B, n)
+        bins = self.predict_action_bins(
+            images, instructions, state, use_cache, audio, audio_length
+        )  # (B, n)
         return self.action_tokenizer.bins_to_tokens(bins)  # (B, n)
 
     @torch.inference_mode()
@@ -372,9 +391,13 @@ class VLA(nn.Module):
         instructions: Sequence[str],
         state: Tensor | None = None,
         use_cache: bool = True,
+        audio: Tensor | None = None,
+        audio_length: Tensor | None = None,
     ) -> Tensor:
         """Continuous actions in env units ``(B, H, D)`` for a batch of observations."""
-        bins = self.predict_action_bins(images, instructions, state, use_cache)  # (B, H*D)
+        bins = self.predict_action_bins(
+            images, instructions, state, use_cache, audio, audio_length
+        )  # (B, H*D)
         chunk = bins.view(bins.shape[0], self.action_horizon, -1)  # (B, H, D)
         return self.action_tokenizer.decode(chunk)  # (B, H, D)
 

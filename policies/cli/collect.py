@@ -1,6 +1,7 @@
 """``vla-collect``: run the scripted expert and write demonstrations (configs/collect.yaml).
 
 vla-collect env=touch episodes=200 out=data/touch.zarr workers=2 noise=0.1
+vla-collect env=touch episodes=200 out=data/touch_speech.zarr speech=true  # + spoken instructions
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ def main(cfg: DictConfig) -> None:
         workers=cfg.workers,
         noise=cfg.noise,
         keep_failures=cfg.keep_failures,
+        speech=cfg.speech,
+        speech_seed=cfg.speech_seed,
     )
     print(
         f"{s.path}: {s.episodes} episodes ({s.added} added; expert succeeded in "

@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -9,9 +10,14 @@ import numpy as np
 import pytest
 
 from policies.collect import collect
+from policies.speech import TEST_VOICES, TRAIN_VOICES
 from vla.data import EpisodeStore
 
 ENV = {"_target_": "gymnasium.make", "id": "envs:vla/MultiTask-v0", "image_size": 32}
+TOUCH = {"_target_": "gymnasium.make", "id": "envs:vla/Touch-v0", "image_size": 32}
+needs_espeak = pytest.mark.skipif(
+    shutil.which("espeak-ng") is None, reason="espeak-ng not installed (make speech-deps)"
+)
 
 
 def arrays(path):
@@ -93,3 +99,56 @@ def test_noisy_collection_stores_the_experts_clean_actions(tmp_path):
     actions = EpisodeStore(tmp_path / "n.zarr").read("action")
     # the touch expert always commands "closed"; executed actions had N(0, 0.3) added
     assert np.all(actions[:, 3] == 1.0)
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "policies.cli.collect", "env=touch", "env.image_size=32", *args]
+    return subprocess.run(cmd, capture_output=True, text=True)
+
+
+@needs_espeak
+def test_speech_stores_spoken_instructions_the_same_with_any_worker_count(tmp_path):
+    stores = {}
+    for workers in (1, 2):
+        out = tmp_path / f"w{workers}.zarr"
+        done = run_cli("episodes=3", f"workers={workers}", "speech=true", f"out={out}")
+        assert done.returncode == 0, done.stderr
+        stores[workers] = EpisodeStore(out)
+    one, two = stores[1], stores[2]
+    assert one.has_audio and one.audio_sample_rate == 16000 and one.num_episodes == 3
+    for i in range(3):
+        clip = one.audio(i)
+        words = len(one.instructions[i].split())
+        assert 0.2 * words < clip.size / 16000 < 0.6 * words + 1.0  # 130-195 wpm plus silences
+        assert 0.05 < np.abs(clip).max() <= 1.0  # -20..-3 dBFS speech plus noise
+        speech = one.extras[i]["speech"]
+        assert speech["voice"] in TRAIN_VOICES and speech["seed"] == 0
+        np.testing.assert_array_equal(one.audio_pcm(i), two.audio_pcm(i))
+    assert one.extras == two.extras and one.audio_ends.tolist() == two.audio_ends.tolist()
+    card = (one.path / "README.md").read_text()
+    assert "| speech | espeak-ng" in card and "| audio | 16000 Hz" in card
+
+
+@needs_espeak
+def test_speech_on_the_test_split_uses_held_out_voices_and_resumes_only_alike(tmp_path):
+    out = tmp_path / "test.zarr"
+    collect({**TOUCH, "split": "test"}, out, episodes=2, workers=1, speech=True, progress=False)
+    store = EpisodeStore(out)
+    assert store.splits == ["test", "test"]
+    assert all(x["speech"]["voice"] in TEST_VOICES for x in store.extras)
+    with pytest.raises(ValueError, match="speech=false but .* holds spoken instructions"):
+        collect({**TOUCH, "split": "test"}, out, episodes=3, workers=1, progress=False)
+    with pytest.raises(ValueError, match="speech_seed=1 but .* speech_seed=0"):
+        collect({**TOUCH, "split": "test"}, out, episodes=3, workers=1, speech=True, speech_seed=1)
+    plain = tmp_path / "plain.zarr"
+    collect(TOUCH, plain, episodes=1, workers=1, progress=False)
+    with pytest.raises(ValueError, match="speech=true but .* without audio.*new out path"):
+        collect(TOUCH, plain, episodes=2, workers=1, speech=True, progress=False)
+    assert len(EpisodeStore(out)) == 2 and len(EpisodeStore(plain)) == 1
+
+
+def test_missing_espeak_fails_before_any_episode(tmp_path, monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(FileNotFoundError, match="espeak-ng not found.*apt-get install espeak-ng"):
+        collect(TOUCH, tmp_path / "s.zarr", episodes=1, workers=1, speech=True, progress=False)
+    assert not (tmp_path / "s.zarr").exists()

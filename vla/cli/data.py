@@ -39,6 +39,17 @@ def print_info(info: dict, console: Console) -> None:
         ("format", f"{info['schema']} v{info['format_version']}"),
         ("env spec", json.dumps(info["env_spec"])),
     ]
+    audio = info.get("audio")
+    if audio:  # spoken instructions (format 2)
+        rows.insert(
+            5,
+            (
+                "audio",
+                f"{audio['sample_rate']} Hz, {audio['seconds']:.1f} s (mean "
+                f"{audio['mean_seconds']:.2f} s per episode), {_size(audio['disk_bytes'])} "
+                f"({_size(audio['bytes_per_second'])} per second)",
+            ),
+        )
     for name, value in rows:
         overview.add_row(name, Text(value))  # Text: brackets in values are not markup
     console.print(overview)

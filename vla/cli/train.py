@@ -50,6 +50,7 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, VLATrainingModule, di
     stats = {k: v.to_dict() for k, v in data.normalization_stats.items()}
     store = EpisodeStore(cfg.dataset.path, check_values=False)
     check_specs(cfg, store.env_spec)
+    check_speech(cfg, store)
     with open_dict(cfg):
         low, high = ACTION_BOUNDS[cfg.action_bounds]
         cfg.model.action_tokenizer.low = stats[keys.ACTION][low]
@@ -75,6 +76,26 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, VLATrainingModule, di
         "action_horizon": cfg.model.action_horizon,
     }
     return data, module, {"stats": stats, "info": info}
+
+
+def check_speech(cfg: DictConfig, store: EpisodeStore) -> None:
+    """A speech model needs the store's spoken instructions, at its encoder's sample rate."""
+    mode = cfg.model.get("instruction", "text")
+    if mode == "text":
+        return
+    if not store.has_audio:
+        raise ValueError(
+            f"model.instruction={mode} needs spoken instructions, but {store.path} has none: "
+            f"collect with `vla-collect ... speech=true out={store.path.name}` (a new store)"
+        )
+    if not cfg.dataset.get("audio"):
+        raise ValueError(f"model.instruction={mode} reads speech: set dataset.audio=true")
+    rate = cfg.model.audio_encoder.sample_rate
+    if store.audio_sample_rate != rate:
+        raise ValueError(
+            f"the store's speech is {store.audio_sample_rate} Hz but the audio encoder expects "
+            f"{rate} Hz: set model.audio_encoder.sample_rate={store.audio_sample_rate}"
+        )
 
 
 def check_specs(cfg: DictConfig, env_spec: dict[str, Any]) -> None:

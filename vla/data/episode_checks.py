@@ -10,11 +10,18 @@ import numpy as np
 import zarr
 
 from vla import keys
-from vla.data.episode_store import LOWDIM_KEYS, META_COLUMNS, expected_dtype, is_image_key
+from vla.data.episode_store import (
+    AUDIO_SCALE,
+    LOWDIM_KEYS,
+    META_COLUMNS,
+    expected_dtype,
+    is_image_key,
+)
 
 DEFAULT_SPLIT = "train"
 DEFAULT_SEED = -1  # unknown
 DEFAULT_SUCCESS = True  # a demonstration is a success unless the caller says otherwise
+AUDIO_META = (keys.AUDIO, keys.AUDIO_SAMPLE_RATE)  # stored in meta/audio*, not as extras
 
 
 def to_json(value: Any, what: str) -> Any:
@@ -114,7 +121,8 @@ def check_meta(meta: Mapping[str, Any], length: int) -> dict[str, Any]:
         raise ValueError(
             f"meta[{keys.LENGTH!r}]={meta[keys.LENGTH]} but the episode has {length} steps"
         )
-    extra = {k: v for k, v in meta.items() if k not in META_COLUMNS and k != keys.LENGTH}
+    skip = {*META_COLUMNS, keys.LENGTH, *AUDIO_META}
+    extra = {k: v for k, v in meta.items() if k not in skip}
     if keys.EXTRA in meta:
         raise ValueError(f"meta[{keys.EXTRA!r}] is reserved: put free-form fields at the top level")
     row.update(
@@ -127,3 +135,44 @@ def check_meta(meta: Mapping[str, Any], length: int) -> dict[str, Any]:
         }
     )
     return row
+
+
+def check_audio(meta: Mapping[str, Any]) -> tuple[np.ndarray, int] | None:
+    """The spoken instruction in ``meta`` as int16 PCM ``(S,)`` and its rate, None without one.
+
+    ``meta[AUDIO]`` is a float mono waveform in [-1, 1] (clipped, then rounded to 16 bits) and
+    ``meta[AUDIO_SAMPLE_RATE]`` its rate in Hz; the two come together or not at all.
+    """
+    wave, rate = meta.get(keys.AUDIO), meta.get(keys.AUDIO_SAMPLE_RATE)
+    if wave is None and rate is None:
+        return None
+    if wave is None:
+        raise ValueError(
+            f"meta[{keys.AUDIO_SAMPLE_RATE!r}]={rate!r} without meta[{keys.AUDIO!r}]: pass the "
+            "waveform too, or neither"
+        )
+    if rate is None:
+        raise ValueError(
+            f"meta[{keys.AUDIO!r}] needs meta[{keys.AUDIO_SAMPLE_RATE!r}]: the int rate in Hz the "
+            "waveform was recorded or synthesized at (e.g. 16000)"
+        )
+    if isinstance(rate, bool) or not isinstance(rate, int | np.integer) or rate < 1:
+        raise ValueError(f"meta[{keys.AUDIO_SAMPLE_RATE!r}]={rate!r} must be an int >= 1 (Hz)")
+    wave = np.asarray(wave)
+    if wave.dtype.kind != "f" or wave.ndim != 1:
+        raise ValueError(
+            f"meta[{keys.AUDIO!r}] is {wave.dtype} {wave.shape}: expected a float mono waveform "
+            f"(S,) in [-1, 1]; convert int16 PCM with x / {AUDIO_SCALE}"
+        )
+    if wave.size == 0:
+        raise ValueError(
+            f"meta[{keys.AUDIO!r}] is empty: a spoken instruction needs >= 1 sample; "
+            "synthesize or record it again"
+        )
+    bad = ~np.isfinite(wave)  # (S,)
+    if bad.any():
+        raise ValueError(
+            f"meta[{keys.AUDIO!r}] holds NaN/inf at sample {int(np.argmax(bad))}: fix the signal"
+        )
+    pcm = np.round(np.clip(wave, -1.0, 1.0) * AUDIO_SCALE).astype(np.int16)  # (S,)
+    return pcm, int(rate)

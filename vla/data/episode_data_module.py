@@ -20,7 +20,8 @@ from vla.data.window_dataset import WindowDataset, collate_windows
 class EpisodeDataModule(LightningDataModule):
     """Loaders of training windows from one episode store (config: ``configs/dataset``).
 
-    Window and split arguments are :class:`WindowDataset`'s. Statistics are computed (and cached
+    Window and split arguments are :class:`WindowDataset`'s (``audio=True`` adds the spoken
+    instruction to every sample; the datasets' ``audio_sample_rate`` is the store's). Statistics are computed (and cached
     in the store) in ``prepare_data``, which Lightning runs once per node, so ranks never race to
     compute them; ``normalization_stats`` then reads them.
 
@@ -50,6 +51,7 @@ class EpisodeDataModule(LightningDataModule):
         shuffle_seed: int = 0,
         history: str = "recent",
         qa_fraction: float = 0.0,
+        audio: bool = False,
     ) -> None:
         super().__init__()
         if batch_size < 1 or num_workers < 0:
@@ -69,6 +71,7 @@ class EpisodeDataModule(LightningDataModule):
             cache=cache,
             history=history,
             qa_fraction=qa_fraction,
+            audio=audio,
         )
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
         self.persistent_workers = persistent_workers and num_workers > 0

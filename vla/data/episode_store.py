@@ -2,16 +2,23 @@
 
 Layout (diffusion_policy's, so stores interoperate)::
 
-    zarr.json                 attributes: schema, format_version, env_spec, keys
+    zarr.json                 attributes: schema, format_version (1, or 2: may hold audio),
+                              env_spec, keys (+ audio_sample_rate: int Hz, only with audio)
     data/<key>                (T, ...) every episode concatenated along time (first axis)
     meta/episode_ends         (N,) int64, cumulative and exclusive: episode i is
                               data[ends[i-1]:ends[i]] — the commit record (see EpisodeWriter)
     meta/<column>             (N,) one entry per episode: instruction, task, split, seed,
                               success, extra (a JSON object of free-form fields)
+    meta/audio                (S,) int16 PCM (x / 32767 -> [-1, 1]), optional: every
+                              episode's spoken instruction concatenated (see episode_audio)
+    meta/audio_ends           (N,) int64, cumulative and exclusive sample ends: episode i's
+                              waveform is audio[audio_ends[i-1]:audio_ends[i]] (never empty)
     stats/                    cached normalization statistics (NormalizationStats)
 
 ``meta/episode_ends`` is the truth: arrays may hold steps or entries past it, left by a writer
-killed mid-episode; they are not part of the store and readers never see them.
+killed mid-episode; they are not part of the store and readers never see them. The same holds
+for the audio: only ``audio_ends[:N]`` and the samples up to its last entry are committed.
+Both format versions are read; new stores are created at version 2 (see episode_audio).
 """
 
 from __future__ import annotations
@@ -31,8 +38,8 @@ from vla import keys
 from vla.data.store_error import InvalidStoreError
 
 SCHEMA = "vla.episode_store"
-FORMAT_VERSION = 1
-SUPPORTED_FORMAT_VERSIONS = (1,)
+FORMAT_VERSION = 2
+SUPPORTED_FORMAT_VERSIONS = (1, 2)
 
 # the store's header: root group attribute names
 ATTR_SCHEMA = "schema"
@@ -50,6 +57,7 @@ META_COLUMNS: dict[str, type] = {
     keys.EXTRA: str,
 }
 LOWDIM_KEYS = (keys.ACTION, keys.STATE)  # float32 (T, D), checked finite
+AUDIO_SCALE = 32767  # int16 PCM <-> float: x_int = round(clip(x, -1, 1) * 32767), as save_wav
 _REPAIR = "restore the store from a backup or re-collect it"
 
 
@@ -129,7 +137,7 @@ class EpisodeStore:
     Opening checks the header, that every array exists with the right dtype, that arrays are
     at least as long as ``meta/episode_ends`` says, and (``check_values``) that actions and
     states are finite. Any problem raises :class:`InvalidStoreError` naming the array or
-    episode and the fix.
+    episode and the fix. Spoken instructions (``has_audio``) are checked alike (EpisodeAudio).
 
     Args:
         path: the store folder.
@@ -161,6 +169,14 @@ class EpisodeStore:
         self.seeds: np.ndarray = np.asarray(columns[keys.SEED], dtype=np.int64)  # (N,)
         self.successes: np.ndarray = np.asarray(columns[keys.SUCCESS], dtype=bool)  # (N,)
         self.extras: list[dict[str, Any]] = [json.loads(text) for text in columns[keys.EXTRA]]
+
+        # spoken instructions (format 2, optional): one ragged int16 waveform per episode
+        from vla.data.episode_audio import EpisodeAudio  # not at the top: it imports this module
+
+        self._audio = EpisodeAudio(self, attrs)  # validates the rate and the audio arrays
+        self.audio_sample_rate: int | None = self._audio.sample_rate
+        self.audio_ends: np.ndarray | None = self._audio.ends  # (N,) cumulative exclusive ends
+        self.audio_starts: np.ndarray | None = self._audio.starts  # (N,)
 
         # a store whose first episode never committed may lack data arrays: it is just empty
         self.arrays: dict[str, zarr.Array] = {}
@@ -194,19 +210,22 @@ class EpisodeStore:
                 f"{self.path}: array '{name}' has shape {array.shape}, expected {ndim} dims; {_REPAIR}"
             )
 
-    def _check_ends(self) -> None:
-        ends = self.episode_ends
+    def _check_ends(
+        self, ends: np.ndarray | None = None, column: str = keys.EPISODE_ENDS, unit: str = "step"
+    ) -> None:
+        ends = self.episode_ends if ends is None else ends
+        name = meta_path(column)
         if len(ends) and ends[0] <= 0:
             raise InvalidStoreError(
-                f"{self.path}: episode 0 ends at {ends[0]} in '{meta_path(keys.EPISODE_ENDS)}'; "
-                f"ends must be positive and increasing (every episode has >= 1 step); {_REPAIR}"
+                f"{self.path}: episode 0 ends at {ends[0]} in '{name}'; ends must be positive and "
+                f"increasing (every episode has >= 1 {unit}); {_REPAIR}"
             )
         bad = np.flatnonzero(np.diff(ends) <= 0)
         if len(bad):
             i = int(bad[0]) + 1
             raise InvalidStoreError(
                 f"{self.path}: episode {i} ends at {ends[i]} <= the end of episode {i - 1} "
-                f"({ends[i - 1]}) in '{meta_path(keys.EPISODE_ENDS)}'; ends must increase; {_REPAIR}"
+                f"({ends[i - 1]}) in '{name}'; ends must increase; {_REPAIR}"
             )
 
     def _meta_column(self, name: str, kind: type) -> list[Any]:
@@ -284,8 +303,30 @@ class EpisodeStore:
         start, end = self._bounds(index)
         return {key: self.read(key, start, end) for key in self.keys}
 
+    @property
+    def has_audio(self) -> bool:
+        """Whether every episode carries a spoken instruction (``audio(index)``)."""
+        return self.audio_sample_rate is not None
+
+    @property
+    def num_audio_samples(self) -> int:
+        """Committed samples of ``meta/audio`` (0 without audio)."""
+        return self._audio.num_samples
+
+    def read_audio_pcm(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Committed samples ``[start, stop)`` of ``meta/audio``: int16 ``(stop - start,)``."""
+        return self._audio.read_pcm(start, stop)
+
+    def audio_pcm(self, index: int) -> np.ndarray:
+        """Episode ``index``'s spoken instruction as stored: int16 PCM ``(S_i,)``."""
+        return self._audio.pcm(index)
+
+    def audio(self, index: int) -> np.ndarray:
+        """Episode ``index``'s spoken instruction: float32 ``(S_i,)`` in [-1, 1], at its rate."""
+        return self._audio.waveform(index)  # (S_i,)
+
     def episode_meta(self, index: int) -> dict[str, Any]:
-        """The metadata the episode was appended with, plus its ``length``."""
+        """The metadata the episode was appended with, plus its ``length`` (not its audio)."""
         self._bounds(index)
         return {
             keys.INSTRUCTION: self.instructions[index],
@@ -317,6 +358,10 @@ class EpisodeStore:
     def disk_bytes_of_data(self) -> int:
         return sum(self.disk_bytes(key) for key in self.keys)
 
+    def audio_summary(self) -> dict[str, Any] | None:
+        """Seconds of speech and its disk cost, or None without audio."""
+        return self._audio.summary()
+
     def summary(self, num_instructions: int = 5) -> dict[str, Any]:
         """Everything ``vla-data info`` prints, as one JSON-ready dict."""
         key_info = {}
@@ -343,6 +388,7 @@ class EpisodeStore:
             "tasks": dict(Counter(self.tasks)),
             "splits": dict(Counter(self.splits)),
             "instructions": examples,
+            "audio": self.audio_summary(),
             "env_spec": self.env_spec,
             "disk_bytes": self.disk_bytes(),
             "bytes_per_frame": self.bytes_per_frame(),

@@ -16,6 +16,12 @@ Why an append is atomic (against ``kill -9``, an exception, a crash, at any inst
   values copied in, so a kill never damages an earlier episode.
 * Reopening a writer truncates the uncommitted tails and continues after the last committed
   episode (``num_episodes``), so a collector resumes to a requested count.
+* Spoken instructions ride along unchanged (``EpisodeAudioWriter``): an episode's samples
+  (``meta/audio``) and its ``meta/audio_ends`` entry are payload, written past the committed ends
+  in the same batch as the rest; reopening cuts ``audio_ends`` to ``num_episodes`` and ``audio``
+  to the last committed sample end. The audio arrays and the ``audio_sample_rate`` attribute
+  appear at the first episode (they are dropped again if it never committed), so a store has
+  audio for every episode or for none.
 
 A directory lock (``flock``) makes a second writer on the same store fail fast; the kernel
 releases it when the process dies, so a killed writer never leaves a stale lock. Power loss is
@@ -43,6 +49,7 @@ from zarr.core.sync import sync
 from zarr.storage import LocalStore
 
 from vla import keys as vla_keys  # `keys` is the constructor argument the collector passes
+from vla.data.episode_audio import EpisodeAudioWriter
 from vla.data.episode_checks import check_episode, check_meta, to_json
 from vla.data.episode_store import (
     ATTR_ENV_SPEC,
@@ -79,7 +86,9 @@ class EpisodeWriter:
 
     Creates the store if ``path`` does not exist (or is an empty folder), otherwise reopens it
     and appends after its committed episodes. Data arrays are created at the first append from
-    that episode's shapes and dtypes.
+    that episode's shapes and dtypes; so are the audio arrays, when its meta carries a spoken
+    instruction (``meta["audio"]`` with ``meta["audio_sample_rate"]``): then every later episode
+    must carry one at the same rate, and without it none may.
 
     Args:
         path: the store folder.
@@ -221,11 +230,16 @@ class EpisodeWriter:
         self._ends = self._group[meta_path(vla_keys.EPISODE_ENDS)]
         self._columns = {name: self._group[meta_path(name)] for name in META_COLUMNS}
         self._data: dict[str, zarr.Array] = {}
+        self.format_version: int = store.format_version
+        self._audio = EpisodeAudioWriter(
+            self._group, self.path, store, self.compression_level, ends_chunk=META_CHUNK
+        )
         if self.num_episodes == 0:
             # nothing committed: drop arrays a killed first append may have half-created
             if vla_keys.DATA in self._group:
                 del self._group[vla_keys.DATA]
             self._group.create_group(vla_keys.DATA)
+            self._audio.drop()  # the next first episode decides again whether there is audio
         else:
             self._data = {key: self._group[data_path(key)] for key in self.keys}
         # drop uncommitted tails so appends continue right after the last committed episode
@@ -235,6 +249,22 @@ class EpisodeWriter:
         for array in self._columns.values():  # (episode_ends itself is the commit: never longer)
             if array.shape[0] != self.num_episodes:
                 array.resize((self.num_episodes,))
+        self._audio.truncate(self.num_episodes)
+
+    @property
+    def has_audio(self) -> bool:
+        """Whether the store's episodes carry spoken instructions."""
+        return self.audio_sample_rate is not None
+
+    @property
+    def audio_sample_rate(self) -> int | None:
+        """The store's ``audio_sample_rate`` (Hz), None while its episodes carry no audio."""
+        return self._audio.sample_rate
+
+    @property
+    def num_audio_samples(self) -> int:
+        """Committed samples of ``meta/audio`` (0 without audio)."""
+        return self._audio.num_samples
 
     # ------------------------------------------------------------------ appending
     def append(self, episode: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> int:
@@ -245,7 +275,10 @@ class EpisodeWriter:
                 (L, H, W, 3), ``state`` / ``action`` float (stored float32, must be finite).
             meta: ``instruction`` and ``task`` (str, required); ``split`` (default "train"),
                 ``seed`` (int, default -1), ``success`` (bool, default True), optional
-                ``length`` (checked); any other JSON-able fields are kept as extras.
+                ``length`` (checked); ``audio``, a float mono waveform (S,) in [-1, 1] (stored as
+                16-bit PCM), with ``audio_sample_rate`` (int Hz): required in a store with audio,
+                refused in one whose episodes have none; any other JSON-able fields are kept as
+                extras.
         """
         return self.append_many([(episode, meta)])[0]
 
@@ -259,13 +292,19 @@ class EpisodeWriter:
         """
         if not items:
             return []
-        checked = []
-        for episode, meta in items:
+        checked, pcm = [], []
+        rate = self.audio_sample_rate  # the store's; an empty store takes its first episode's
+        for j, (episode, meta) in enumerate(items):
             arrays = check_episode(episode, self.keys, self._data)
             if not self._data:  # shapes of later episodes are checked against these arrays
                 self._create_data_arrays(arrays)
             length = len(next(iter(arrays.values())))
             checked.append((arrays, check_meta(meta, length)))
+            clip, rate = self._audio.check(meta, self.num_episodes + j, rate)  # (S,) int16 | None
+            if clip is not None:
+                pcm.append(clip)
+        if rate is not None and not self._audio.created:  # only after every episode passed
+            self.format_version = self._audio.create(rate, self.format_version)
         n, old = self.num_episodes, self.num_steps
         lengths = np.array([row.pop(vla_keys.LENGTH) for _, row in checked], dtype=np.int64)  # (k,)
         ends = old + np.cumsum(lengths)  # (k,)
@@ -282,7 +321,8 @@ class EpisodeWriter:
             (column, n, n + k, [row[name] for _, row in checked])
             for name, column in self._columns.items()
         ]
-        sync(_put_all(writes))
+        audio_writes, audio_end = self._audio.writes(pcm, n)
+        sync(_put_all(writes + audio_writes))
         if self.durable:
             os.sync()  # payload on disk before the commit can be
 
@@ -302,6 +342,7 @@ class EpisodeWriter:
         if self.durable:
             os.sync()
         self.num_episodes, self.num_steps = n + k, new
+        self._audio.num_samples = audio_end
         return list(range(n, n + k))
 
     def _create_data_arrays(self, arrays: dict[str, np.ndarray]) -> None:

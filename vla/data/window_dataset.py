@@ -4,7 +4,9 @@ Sample ``i`` is one step ``t`` of one episode. It holds the ``obs_horizon`` obse
 at ``t`` (repeating the episode's first frame where the window starts before the episode, as
 diffusion_policy pads) and the ``action_horizon`` actions starting at ``t`` (repeating the last
 action past the episode end, with ``action_mask`` False there, so the loss can skip padding).
-Every step of an episode is a sample, the last one included.
+Every step of an episode is a sample, the last one included. With ``audio=True`` a sample also
+holds its episode's spoken instruction, whole; ``collate_windows`` pads those to the batch's
+longest and records the real lengths.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 import zarr
 from torch.utils.data import Dataset, default_collate
 from tqdm import tqdm
@@ -23,7 +26,7 @@ from zarr.storage import LocalStore
 
 from vla import keys
 from vla.data.episode_split import SPLITS, EpisodeSplit
-from vla.data.episode_store import EpisodeStore, data_path, is_image_key
+from vla.data.episode_store import AUDIO_SCALE, EpisodeStore, data_path, is_image_key, meta_path
 from vla.data.normalization_stats import NormalizationStats
 from vla.history import check_history, observation_steps
 
@@ -33,7 +36,9 @@ class WindowDataset(Dataset):
 
     Per sample: ``IMAGE`` (T, V, 3, H, W) uint8, ``STATE`` (T, S) float32, ``ACTION`` (H, D)
     float32, ``ACTION_MASK`` (H,) bool, ``INSTRUCTION`` str, ``TASK`` str, with T =
-    ``obs_horizon``, V = ``len(image_keys)``, H = ``action_horizon``.
+    ``obs_horizon``, V = ``len(image_keys)``, H = ``action_horizon``; with ``audio``, also
+    ``AUDIO`` (S_e,) float32 in [-1, 1], the episode's spoken instruction at
+    ``audio_sample_rate`` Hz (the store's: check it against the audio encoder's).
 
     Args:
         path: the store folder.
@@ -54,6 +59,9 @@ class WindowDataset(Dataset):
             (stored by tasks that ask one, e.g. recall: "which object lit up?"), for RT-2 style
             co-training on text answers about the same frames; the rest carry ``""`` / None,
             which the text loss skips. Which samples is fixed by the index (reproducible).
+        audio: add each episode's spoken instruction (stores collected with
+            ``vla-collect ... speech=true``). With ``cache`` the split's audio stays in RAM as
+            16-bit PCM (32 KB per second at 16 kHz) and is converted per sample.
     """
 
     def __init__(
@@ -69,6 +77,7 @@ class WindowDataset(Dataset):
         cache: bool = False,
         history: str = "recent",
         qa_fraction: float = 0.0,
+        audio: bool = False,
     ) -> None:
         if obs_horizon < 1 or action_horizon < 1:
             raise ValueError(
@@ -94,6 +103,13 @@ class WindowDataset(Dataset):
 
         store = EpisodeStore(self.path)
         self._check_keys(store)
+        self.audio = audio
+        self.audio_sample_rate: int | None = store.audio_sample_rate  # Hz, None: no audio
+        if audio and not store.has_audio:
+            raise ValueError(
+                f"audio=True but {self.path} holds no spoken instructions: collect a store with "
+                "them (`vla-collect ... speech=true`) or set audio=false"
+            )
         self.episode_split = EpisodeSplit.from_labels(store.splits, val_fraction, split_seed)
         self.episodes = self.episode_split.episodes(split)  # (E,) episode indices
         self.store_num_episodes = store.num_episodes
@@ -133,7 +149,15 @@ class WindowDataset(Dataset):
         self._cache_offset[self.episodes] = cached_starts - store.episode_starts[self.episodes]
         # decoded before DataLoader workers fork, so they share these pages copy-on-write
         self._frames = {k: self._load_frames(store, k) for k in self.image_keys} if cache else {}
+        # audio: (start, end) sample bounds per episode, in the store or (cached) in RAM
+        self._audio_bounds = np.zeros((store.num_episodes, 2), np.int64)  # (N_ep, 2)
+        self._audio_pcm: np.ndarray | None = None  # (S_split,) int16 when cached
+        if audio:
+            self._audio_bounds[:] = np.stack([store.audio_starts, store.audio_ends], axis=1)
+            if cache:
+                self._audio_pcm = self._load_audio(store)
         self._arrays: dict[str, zarr.Array] | None = None  # opened lazily, once per process
+        self._audio_array: zarr.Array | None = None
         self._pid = -1
 
     def _check_keys(self, store: EpisodeStore) -> None:
@@ -167,6 +191,17 @@ class WindowDataset(Dataset):
             row += end - start
         return frames
 
+    def _load_audio(self, store: EpisodeStore) -> np.ndarray:
+        """The split's waveforms back to back, int16; rebases ``_audio_bounds`` onto them."""
+        pcm = store.read_audio_pcm()  # (S_all,) every committed sample in one read
+        spans = self._audio_bounds[self.episodes]  # (E, 2)
+        if len(self.episodes) != store.num_episodes:  # a subset: keep only its samples
+            pcm = np.concatenate([pcm[lo:hi] for lo, hi in spans] or [pcm[:0]])  # (S_split,)
+            sizes = spans[:, 1] - spans[:, 0]  # (E,)
+            ends = np.cumsum(sizes)  # (E,)
+            self._audio_bounds[self.episodes] = np.stack([ends - sizes, ends], axis=1)
+        return pcm
+
     def __len__(self) -> int:
         return len(self._step)
 
@@ -193,24 +228,39 @@ class WindowDataset(Dataset):
         if self.qa_fraction > 0:
             qa = self._qa[episode] if self._carries_qa[index] else None
             sample[keys.QUESTION], sample[keys.ANSWER] = qa if qa else ("", None)
+        if self.audio:
+            pcm = self._read_audio(episode)  # (S_e,) int16
+            sample[keys.AUDIO] = torch.from_numpy(pcm.astype(np.float32) / AUDIO_SCALE)  # (S_e,)
         return sample
 
-    def _read_frames(self, key: str, obs: np.ndarray, episode: int) -> np.ndarray:
-        if key in self._frames:
-            return self._frames[key][obs + self._cache_offset[episode]]  # (T, H, W, 3)
+    def _read_audio(self, episode: int) -> np.ndarray:
+        lo, hi = (int(b) for b in self._audio_bounds[episode])
+        if self._audio_pcm is not None:
+            return self._audio_pcm[lo:hi]  # (S_e,)
+        self._open_arrays()
+        return self._audio_array[lo:hi]  # (S_e,)
+
+    def _open_arrays(self) -> None:
         if self._arrays is None or self._pid != os.getpid():
             # first read in this process (a DataLoader worker): open once, never per sample
             store = LocalStore(self.path, read_only=True)
             self._arrays = {
                 k: zarr.open_array(store, path=data_path(k), mode="r") for k in self.image_keys
             }
+            if self.audio:
+                self._audio_array = zarr.open_array(store, path=meta_path(keys.AUDIO), mode="r")
             self._pid = os.getpid()
+
+    def _read_frames(self, key: str, obs: np.ndarray, episode: int) -> np.ndarray:
+        if key in self._frames:
+            return self._frames[key][obs + self._cache_offset[episode]]  # (T, H, W, 3)
+        self._open_arrays()
         lo = int(obs[0])
         return self._arrays[key][lo : int(obs[-1]) + 1][obs - lo]  # (T, H, W, 3)
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_arrays"] = None  # zarr handles are reopened in the worker
+        state["_arrays"] = state["_audio_array"] = None  # zarr handles are reopened in the worker
         return state
 
     def normalization_stats(self, use_cache: bool = True) -> dict[str, NormalizationStats]:
@@ -227,12 +277,19 @@ class WindowDataset(Dataset):
 def collate_windows(samples: list[dict[str, Any]]) -> dict[str, Any]:
     """Stack tensors on a new batch axis and keep strings as lists (``INSTRUCTION``, ``TASK``).
 
-    Tensors go through ``default_collate``, which in a DataLoader worker stacks straight into
-    shared memory, so a batch crosses to the main process without another copy.
+    ``AUDIO`` clips differ in length: rows are zero-padded to the longest, and ``AUDIO_LENGTH``
+    (B,) int64 holds each row's real sample count. Tensors go through ``default_collate``, which
+    in a DataLoader worker stacks straight into shared memory, so a batch crosses to the main
+    process without another copy.
     """
     batch: dict[str, Any] = {}
     for key, value in samples[0].items():
         column = [sample[key] for sample in samples]
+        if key == keys.AUDIO:
+            lengths = torch.tensor([len(clip) for clip in column], dtype=torch.int64)  # (B,)
+            longest = int(lengths.max())
+            column = [F.pad(clip, (0, longest - len(clip))) for clip in column]  # B x (N,)
+            batch[keys.AUDIO_LENGTH] = lengths
         is_tensor = isinstance(value, torch.Tensor)
         batch[key] = default_collate(column) if is_tensor else column  # (B, ...) or list
     return batch

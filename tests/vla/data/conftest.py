@@ -36,6 +36,11 @@ def make_episode(index: int, length: int | None = None, size: int = 8):
     return episode, meta
 
 
+def make_wave(index: int) -> np.ndarray:
+    """Episode ``index``'s spoken instruction: 200 + 37 * index samples of noise in [-1, 1]."""
+    return np.random.default_rng(1000 + index).uniform(-1, 1, 200 + 37 * index).astype(np.float32)
+
+
 @pytest.fixture
 def episode_factory():
     return make_episode
@@ -48,13 +53,17 @@ def env_spec():
 
 @pytest.fixture
 def store_factory(tmp_path):
-    """``store_factory(n, lengths=None, name="s.zarr", **writer_options) -> path``."""
+    """``store_factory(n, lengths=None, name="s.zarr", audio=False, **writer_options) -> path``;
+    ``audio`` adds ``make_wave(i)`` at 16 kHz to every episode."""
 
-    def build(n: int, lengths=None, name: str = "s.zarr", **options):
+    def build(n: int, lengths=None, name: str = "s.zarr", audio: bool = False, **options):
         path = tmp_path / name
         with EpisodeWriter.create_or_open(path, env_spec=ENV_SPEC, keys=KEYS, **options) as writer:
             for i in range(n):
-                writer.append(*make_episode(i, None if lengths is None else lengths[i]))
+                episode, meta = make_episode(i, None if lengths is None else lengths[i])
+                if audio:
+                    meta = {**meta, keys.AUDIO: make_wave(i), keys.AUDIO_SAMPLE_RATE: 16000}
+                writer.append(episode, meta)
         return path
 
     return build

@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 import pytest
+import zarr
 
 from vla import keys
 from vla.data import EpisodeStore, EpisodeWriter
@@ -30,6 +31,11 @@ def episode(i):
          "action": rng.uniform(-1, 1, (n, 4)).astype(np.float32)},
         {"instruction": f"episode {i}", "task": "vla/Touch-v0", "seed": i},
     )
+
+def spoken(i):  # the same episode with a spoken instruction of 700..1300 samples
+    data, meta = episode(i)
+    wave = np.random.default_rng(1000 + i).uniform(-1, 1, 700 + 200 * (i % 4))
+    return data, {**meta, "audio": wave.astype(np.float32), "audio_sample_rate": 16000}
 """
 CHILD_SRC = (
     EPISODE_SRC
@@ -38,6 +44,7 @@ import os, pathlib, signal, sys
 from vla.data import EpisodeWriter
 
 path, total, kill_episode, kill_at = sys.argv[1], *map(int, sys.argv[2:5])
+make = spoken if sys.argv[5:] == ["audio"] else episode
 writer = EpisodeWriter.create_or_open(
     path, env_spec={"control_hz": 10}, keys=["image", "action"], image_chunk_bytes=4 * 768
 )
@@ -54,17 +61,17 @@ def replace(self, target):
 pathlib.Path.replace = replace
 for i in range(writer.num_episodes, total):
     armed[0] = i == kill_episode
-    writer.append(*episode(i))
+    writer.append(*make(i))
     print(f"committed {i} renames {renames[0]}", flush=True)
 """
 )
 namespace: dict = {}
 exec(EPISODE_SRC, namespace)
-episode = namespace["episode"]
+episode, spoken = namespace["episode"], namespace["spoken"]
 
 
-def run_child(path, total, kill_episode=-1, kill_at=0):
-    args = [str(path), str(total), str(kill_episode), str(kill_at)]
+def run_child(path, total, kill_episode=-1, kill_at=0, audio=False):
+    args = [str(path), str(total), str(kill_episode), str(kill_at), *(["audio"] if audio else [])]
     return subprocess.run([sys.executable, "-c", CHILD_SRC, *args], capture_output=True, text=True)
 
 
@@ -124,3 +131,27 @@ def test_sigkill_from_outside_at_random_moments(tmp_path):
         with EpisodeWriter(path) as writer:  # a writer reopens it cleanly
             writer.append(*episode(writer.num_episodes))
         assert_store_holds(path, store.num_episodes + 1)
+
+
+def test_sigkill_inside_an_append_with_audio_leaves_a_tail_the_writer_truncates(tmp_path):
+    counted = run_child(tmp_path / "count.zarr", 2, 1, 0, audio=True)
+    assert counted.returncode == 0, counted.stderr
+    renames = int(counted.stdout.split()[-1])
+    for kill_at in (renames // 2, renames - 1):  # mid-payload; all payload written, no commit
+        path = tmp_path / f"kill{kill_at}.zarr"
+        killed = run_child(path, 4, 1, kill_at, audio=True)
+        assert killed.returncode == -signal.SIGKILL, killed.stderr
+        store = EpisodeStore(path)
+        assert store.num_episodes == 1 and store.audio_ends.tolist() == [700]
+        np.testing.assert_allclose(store.audio(0), spoken(0)[1]["audio"], atol=1 / 32767)
+        audio = zarr.open_array(path / keys.META / keys.AUDIO, mode="r")
+        if kill_at == renames - 1:  # episode 1's samples sit past the committed end
+            assert audio.shape == (700 + 900,)
+
+        resumed = run_child(path, 4, audio=True)
+        assert resumed.returncode == 0, resumed.stderr
+        store = EpisodeStore(path)
+        assert store.num_episodes == 4 and store.audio_ends.tolist() == [700, 1600, 2700, 4000]
+        assert zarr.open_array(path / keys.META / keys.AUDIO, mode="r").shape == (4000,)
+        for i in range(4):
+            np.testing.assert_allclose(store.audio(i), spoken(i)[1]["audio"], atol=1 / 32767)

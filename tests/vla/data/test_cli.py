@@ -35,3 +35,12 @@ def test_info_on_a_bad_store_is_one_clear_line(tmp_path, capsys):
     assert main(["info", str(tmp_path / "nope.zarr")]) == 2
     err = capsys.readouterr().err
     assert "error:" in err and "no such episode store" in err and "Traceback" not in err
+
+
+def test_info_reports_audio(store_factory, capsys):
+    path = store_factory(2, audio=True)
+    assert main(["info", str(path), "--json"]) == 0
+    audio = json.loads(capsys.readouterr().out)["audio"]
+    assert audio["sample_rate"] == 16000 and audio["seconds"] == (200 + 237) / 16000
+    assert main(["info", str(path)]) == 0
+    assert "16000 Hz" in capsys.readouterr().out

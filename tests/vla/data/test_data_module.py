@@ -33,3 +33,24 @@ def test_horizons_follow_the_model_config(tmp_path):
     with initialize_config_dir(config_dir=str(CONFIGS), version_base=None):
         cfg = compose(overrides=["+dataset=default", "dataset.path=x", "+model.action_horizon=5"])
     assert cfg.dataset.action_horizon == 5 and cfg.dataset.obs_horizon == 1
+
+
+def test_audio_config_reaches_the_batches(store_factory):
+    path = store_factory(4, audio=True)
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base=None):
+        cfg = compose(
+            overrides=[
+                "+dataset=default",
+                f"dataset.path={path}",
+                "dataset.num_workers=0",
+                "dataset.audio=true",
+            ]
+        )
+    module = instantiate(cfg.dataset)
+    module.setup("fit")
+    assert module.train_set.audio_sample_rate == 16000
+    batch = next(iter(module.train_dataloader()))
+    assert batch[keys.AUDIO].shape == (
+        len(batch[keys.AUDIO_LENGTH]),
+        batch[keys.AUDIO_LENGTH].max(),
+    )

@@ -130,3 +130,40 @@ def test_dataset_split_windows_stay_in_their_episodes(store_factory):
 def test_bad_arguments(store_factory, kwargs, match):
     with pytest.raises(ValueError, match=match):
         WindowDataset(store_factory(1), **kwargs)
+
+
+@pytest.mark.parametrize("cache", [True, False])
+def test_audio_samples_carry_their_episodes_clip(store_factory, cache):
+    path = store_factory(5, lengths=[3, 4, 5, 3, 4], audio=True)
+    store = EpisodeStore(path)
+    for split in ("train", "val"):
+        ds = WindowDataset(path, split=split, val_fraction=0.4, cache=cache, audio=True)
+        assert ds.audio_sample_rate == 16000 and len(ds.episodes) in (2, 3)
+        for i in range(len(ds)):
+            clip = ds[i][keys.AUDIO]
+            episode = int(ds._episode[i])
+            assert clip.dtype == torch.float32 and clip.shape == (200 + 37 * episode,)
+            torch.testing.assert_close(clip, torch.from_numpy(store.audio(episode)), rtol=0, atol=0)
+    assert keys.AUDIO not in WindowDataset(path, split="all")[0]  # audio is opt-in
+
+
+@pytest.mark.parametrize("cache", [True, False])
+def test_collate_pads_audio_and_reports_lengths(store_factory, cache):
+    path = store_factory(3, lengths=[2, 2, 2], audio=True)
+    ds = WindowDataset(path, split="all", cache=cache, audio=True)
+    loader = DataLoader(ds, batch_size=6, num_workers=0 if cache else 2, collate_fn=collate_windows)
+    batch = next(iter(loader))
+    assert batch[keys.AUDIO_LENGTH].tolist() == [200, 200, 237, 237, 274, 274]
+    assert batch[keys.AUDIO_LENGTH].dtype == torch.int64
+    assert batch[keys.AUDIO].shape == (6, 274) and batch[keys.AUDIO].dtype == torch.float32
+    store = EpisodeStore(path)
+    for row, length in enumerate(batch[keys.AUDIO_LENGTH].tolist()):
+        np.testing.assert_array_equal(batch[keys.AUDIO][row, :length], store.audio(row // 2))
+        assert not batch[keys.AUDIO][row, length:].any()  # zero padding past the clip
+    assert batch[keys.ACTION].shape == (6, 8, 4)  # the rest collates as before
+
+
+def test_audio_needs_a_store_with_speech(store_factory):
+    with pytest.raises(ValueError, match="holds no spoken instructions.*vla-collect .*speech=true"):
+        WindowDataset(store_factory(2), audio=True)
+    assert WindowDataset(store_factory(2, name="plain.zarr")).audio_sample_rate is None

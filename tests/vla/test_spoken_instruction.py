@@ -1,0 +1,93 @@
+"""Spoken instructions through the VLA: audio tokens in the prompt, by config (text/audio/both)."""
+
+from functools import partial
+
+import pytest
+import torch
+
+from vla import keys
+from vla.adapters import AttentionPool
+from vla.audio import AudioEncoder
+from vla.model import VLA
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+RATE = 16000
+
+
+def speech_parts():
+    encoder = AudioEncoder(sample_rate=RATE, max_seconds=1.0, n_mels=16, width=16, depth=1, heads=2)
+    return {"audio_encoder": encoder, "audio_adapter": partial(AttentionPool, num_queries=2,
+                                                                num_heads=2)}  # fmt: skip
+
+
+def with_audio(batch, seed=0, lengths=(16000, 9000, 5000)):
+    g = torch.Generator().manual_seed(seed)
+    b = len(batch[keys.INSTRUCTION])
+    audio = torch.randn(b, max(lengths), generator=g) * 0.1  # (B, N)
+    for row, n in enumerate(lengths[:b]):
+        audio[row, n:] = 0  # zero padding past each clip, as the collate does
+    return {**batch, keys.AUDIO: audio, keys.AUDIO_LENGTH: torch.tensor(lengths[:b])}
+
+
+@pytest.mark.parametrize("instruction", ["audio", "both"])
+def test_speech_model_trains_and_round_trips(instruction, vla_factory, batch_factory, tmp_path):
+    model = vla_factory(instruction=instruction, **speech_parts())
+    batch = with_audio(batch_factory(model))
+    out = model(batch)
+    out["loss"].backward()
+    grads = [p.grad for p in model.speech.parameters()]
+    assert any(g is not None and g.abs().sum() > 0 for g in grads)  # speech reaches the loss
+    model.eval()
+    args = (batch[keys.IMAGE], batch[keys.INSTRUCTION], batch[keys.STATE])
+    spoken = {"audio": batch[keys.AUDIO], "audio_length": batch[keys.AUDIO_LENGTH]}
+    before = model.predict_action_bins(*args, **spoken)
+    model.save_pretrained(tmp_path / "ckpt")
+    again = VLA.from_pretrained(tmp_path / "ckpt")
+    assert again.instruction == instruction and again.speech.sample_rate == RATE
+    assert torch.equal(again.predict_action_bins(*args, **spoken), before)
+
+
+def test_audio_only_model_never_reads_the_text(vla_factory, batch_factory):
+    model = vla_factory(instruction="audio", **speech_parts()).eval()
+    batch = with_audio(batch_factory(model))
+    spoken = {"audio": batch[keys.AUDIO], "audio_length": batch[keys.AUDIO_LENGTH]}
+    a = model.predict_action_bins(batch[keys.IMAGE], batch[keys.INSTRUCTION], batch[keys.STATE],
+                                  **spoken)  # fmt: skip
+    b = model.predict_action_bins(batch[keys.IMAGE], ["something else"] * 3, batch[keys.STATE],
+                                  **spoken)  # fmt: skip
+    assert torch.equal(a, b)
+    # ... but it does hear: other speech, other scores
+    logits = []
+    for seed in (0, 1):
+        x = with_audio(batch, seed=seed)
+        prefix, mask = model.embed_prompt(x[keys.IMAGE], [""] * 3, x[keys.STATE], 4,
+                                          x[keys.AUDIO], x[keys.AUDIO_LENGTH])  # fmt: skip
+        logits.append(model.action_logits(prefix, mask, None))
+    assert not torch.allclose(logits[0], logits[1])
+
+
+def test_a_clip_gives_the_same_actions_alone_and_in_a_padded_batch(vla_factory, batch_factory):
+    model = vla_factory(instruction="audio", **speech_parts()).eval()
+    batch = with_audio(batch_factory(model))
+    full = model.predict_actions(batch[keys.IMAGE], batch[keys.INSTRUCTION], batch[keys.STATE],
+                                 audio=batch[keys.AUDIO], audio_length=batch[keys.AUDIO_LENGTH])  # fmt: skip
+    n = int(batch[keys.AUDIO_LENGTH][2])
+    alone = model.predict_actions(batch[keys.IMAGE][2:], batch[keys.INSTRUCTION][2:],
+                                  batch[keys.STATE][2:], audio=batch[keys.AUDIO][2:, :n],
+                                  audio_length=torch.tensor([n]))  # fmt: skip
+    torch.testing.assert_close(full[2:], alone, atol=1e-5, rtol=0)
+
+
+def test_speech_configuration_errors(vla_factory, batch_factory):
+    with pytest.raises(ValueError, match="model/audio=speech"):
+        vla_factory(instruction="audio")
+    with pytest.raises(ValueError, match="never uses them"):
+        vla_factory(**speech_parts())
+    with pytest.raises(ValueError, match="instruction='spoken'"):
+        vla_factory(instruction="spoken", **speech_parts())
+    model = vla_factory(instruction="audio", **speech_parts())
+    with pytest.raises(ValueError, match="dataset.audio=true"):
+        model(batch_factory(model))  # no audio in the batch
+    too_long = with_audio(batch_factory(model), lengths=(20000, 100, 100))
+    with pytest.raises(ValueError, match="max"):
+        model(too_long)
