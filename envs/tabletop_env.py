@@ -53,7 +53,9 @@ class TabletopEnv(MujocoEnv):
         cameras: cameras to observe; the first is ``image``, others ``image_<name>``.
         privileged: add simulator truth under ``privileged`` (for scripted experts only).
         max_delta: metres the tcp moves per control step at action 1.
-        render_size: resolution of ``render()`` frames (videos), front camera.
+        render_size: resolution of ``render()`` frames (videos).
+        render_camera: the camera ``render()`` films (``front``; ``top`` shows the recall
+            task's cue, which the gripper hides from the front at the start).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
@@ -68,6 +70,7 @@ class TabletopEnv(MujocoEnv):
         max_delta: float = 0.03,
         render_mode: str | None = None,
         render_size: int = 256,
+        render_camera: str = "front",
     ):
         names = (tasks,) if isinstance(tasks, str) else tuple(tasks)
         if not names:
@@ -86,6 +89,7 @@ class TabletopEnv(MujocoEnv):
         if render_mode not in (None, *self.metadata["render_modes"]):
             raise ValueError(f"render_mode={render_mode!r}; choose None or 'rgb_array'")
         self.image_size, self.render_size = image_size, render_size
+        self.render_camera = check_choice("render_camera", render_camera, CAMERAS)
         self.privileged, self.max_delta = privileged, max_delta
         size = max(image_size, render_size)
         super().__init__(
@@ -222,7 +226,7 @@ class TabletopEnv(MujocoEnv):
             return None
         if self._video_renderer is None:
             self._video_renderer = mujoco.Renderer(self.model, self.render_size, self.render_size)
-        self._video_renderer.update_scene(self.data, camera="front")
+        self._video_renderer.update_scene(self.data, camera=self.render_camera)
         return self._video_renderer.render()
 
     def close(self):

@@ -249,3 +249,18 @@ def test_other_tasks_ask_no_questions_and_never_hold():
         assert "question" not in info and obs[keys.PRIVILEGED][keys.HOLD] == 0
     finally:
         env.close()
+
+
+def test_render_camera_is_chosen_and_checked():
+    front = make(render_mode="rgb_array", render_size=32)
+    top = make(render_mode="rgb_array", render_size=32, render_camera="top")
+    try:
+        front.reset(seed=0)
+        top.reset(seed=0)
+        assert front.render().shape == top.render().shape == (32, 32, 3)
+        assert not np.array_equal(front.render(), top.render())
+    finally:
+        front.close()
+        top.close()
+    with pytest.raises(ValueError, match="render_camera='side'"):
+        make(render_camera="side")
