@@ -3,10 +3,14 @@
     python benchmarks/model.py [--json out.json] [--device cpu|cuda] [--repeats 30]
                                [--grounding-steps 1000]
 
-Measures, on random inputs shaped like the tabletop env's (64 px RGB, 7-d state, 4-d actions):
+Measures, on random inputs shaped like the tabletop env's (64 px RGB, 7-d state, 4-d actions;
+2.5 s commands for the speech model):
 batch-1 ``predict_actions`` latency (median) in parallel mode and in autoregressive mode with a KV
 cache (one 4-d action = 4 tokens, and a whole chunk), batch-32 inference throughput, and batch-32
-training throughput (forward + backward + AdamW step). Prints one table; ``--json`` writes the same
+training throughput (forward + backward + AdamW step), the same step with the encoder in NCHW, and
+latency / training step of two variants beside the default (one frame, typed command): the
+frame-history model (``history=start``: first + current frame) and the speech model
+(``model/audio=speech``). Prints one table; ``--json`` writes the same
 numbers as one flat object. ``--grounding-steps N`` also trains the default model for N steps on a
 synthetic grounding task (three coloured blocks, "touch the <colour> block", target = direction from
 the gripper to the named block) in both prompt orders and reports the cosine between predicted and
@@ -67,7 +71,15 @@ def batch(model: VLA, b: int, device: str) -> dict:
         - 1,
         keys.ACTION_MASK: torch.ones(b, model.action_horizon, dtype=torch.bool, device=device),
         keys.INSTRUCTION: [INSTRUCTIONS[i % len(INSTRUCTIONS)] for i in range(b)],
+        **(speech(model, b, g, device) if model.speech is not None else {}),
     }
+
+
+def speech(model: VLA, b: int, g: torch.Generator, device: str) -> dict:
+    """Spoken commands of 2.5 s (the typical synthesized instruction), zero-padded."""
+    n = round(2.5 * model.speech.sample_rate)
+    audio = (torch.randn(b, n, generator=g) * 0.1).to(device)  # (B, N)
+    return {keys.AUDIO: audio, keys.AUDIO_LENGTH: torch.full((b,), n, device=device)}
 
 
 def median_ms(fn: Callable[[], object], repeats: int, device: str, warmup: int = 3) -> float:
@@ -87,9 +99,10 @@ def median_ms(fn: Callable[[], object], repeats: int, device: str, warmup: int =
 def predict_ms(model: VLA, b: int, repeats: int, device: str, use_cache: bool = True) -> float:
     model.eval()
     x = batch(model, b, device)
+    spoken = {"audio": x.get(keys.AUDIO), "audio_length": x.get(keys.AUDIO_LENGTH)}
     return median_ms(
         lambda: model.predict_actions(
-            x[keys.IMAGE], x[keys.INSTRUCTION], x[keys.STATE], use_cache=use_cache
+            x[keys.IMAGE], x[keys.INSTRUCTION], x[keys.STATE], use_cache=use_cache, **spoken
         ),
         repeats,
         device,
@@ -212,6 +225,7 @@ def main() -> None:
     nchw = build(["model.vision.channels_last=false"], dev)  # the encoder's memory layout, A/B
     train_nchw = train_ms(nchw, 32, max(n // 3, 5), dev)
     hist = build(["model.obs_horizon=2", "model.history=start"], dev)  # + the episode's 1st frame
+    heard = build(["model/audio=speech"], dev)  # spoken instead of typed instructions
     infer32 = predict_ms(par, 32, max(n // 3, 5), dev)
     res = {
         "device": dev if dev == "cuda" else f"cpu ({torch.get_num_threads()} threads)",
@@ -235,6 +249,9 @@ def main() -> None:
         "train_ms_per_step_b32_nchw": train_nchw,
         "latency_ms_parallel_b1_history_start": predict_ms(hist, 1, n, dev),
         "train_ms_per_step_b32_history_start": train_ms(hist, 32, max(n // 3, 5), dev),
+        "latency_ms_parallel_b1_audio": predict_ms(heard, 1, n, dev),
+        "train_ms_per_step_b32_audio": train_ms(heard, 32, max(n // 3, 5), dev),
+        "params_audio": count(heard.speech),
     }
     if args.grounding_steps:
         res["grounding_steps"] = args.grounding_steps
@@ -255,6 +272,8 @@ def main() -> None:
             "latency_ms_parallel_b1_history_start (2 frames: first + current)"
         ),
         "train_ms_per_step_b32_history_start": "train_ms_per_step_b32_history_start",
+        "latency_ms_parallel_b1_audio": "latency_ms_parallel_b1_audio (2.5 s spoken command)",
+        "params_audio": "params_audio (encoder + adapter)",
     }
     table = Table(title="VLA model benchmark (configs/model/default.yaml)")
     table.add_column("metric")
