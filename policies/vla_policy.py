@@ -165,7 +165,8 @@ class VLAPolicy:
         frames, states = zip(*(self._observation(self._envs[i]) for i in envs), strict=True)
         images = torch.from_numpy(np.stack(frames)).permute(0, 1, 2, 5, 3, 4)  # (B, T, V, 3, H, W)
         state = torch.from_numpy(np.stack(states)) if self.use_state else None  # (B, T, S)
-        return self.model.generate_text(images, questions, state)
+        audio, lengths = self._audio([self._envs[i] for i in envs]) or (None, None)
+        return self.model.generate_text(images, questions, state, audio=audio, audio_length=lengths)
 
     # ---- single-env Policy protocol ----------------------------------------------------
 

@@ -330,7 +330,10 @@ class VLA(nn.Module):
             if keys.QUESTION not in batch:
                 raise ValueError(f"batch has {keys.ANSWER!r} but no {keys.QUESTION!r} prompts")
             questions, answers = batch[keys.QUESTION], batch[keys.ANSWER]
-            out["text_loss"] = text_loss(self, images, questions, answers, state)
+            heard = self.speech is not None and keys.AUDIO in batch  # questions about the speech
+            audio = batch[keys.AUDIO] if heard else None
+            length = batch.get(keys.AUDIO_LENGTH) if heard else None
+            out["text_loss"] = text_loss(self, images, questions, answers, state, audio, length)
         if not out:
             raise ValueError(f"batch has neither {keys.ACTION!r} nor {keys.ANSWER!r}: no loss")
         out["loss"] = out.get("action_loss", 0) + out.get("text_loss", 0)
@@ -407,9 +410,11 @@ class VLA(nn.Module):
         questions: Sequence[str],
         state: Tensor | None = None,
         max_new_tokens: int = 32,
+        audio: Tensor | None = None,
+        audio_length: Tensor | None = None,
     ) -> list[str]:
         """Greedy text answers (co-training path); action tokens are never chosen."""
-        return generate_text(self, images, questions, state, max_new_tokens)
+        return generate_text(self, images, questions, state, max_new_tokens, audio, audio_length)
 
     # ------------------------------------------------------------------ checkpoints
     def save_pretrained(self, directory: str | Path, norm_stats: dict | None = None) -> Path:

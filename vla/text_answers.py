@@ -27,8 +27,11 @@ def text_loss(
     questions: Sequence[str],
     answers: Sequence[str | None],
     state: Tensor | None = None,
+    audio: Tensor | None = None,
+    audio_length: Tensor | None = None,
 ) -> Tensor:
-    """Next-token loss on each answer (and its end token) given the observation and question."""
+    """Next-token loss on each answer (and its end token) given the observation and question
+    (and, for a speech model, the spoken instruction ``audio`` ``(B, N)``)."""
     keep = [i for i, a in enumerate(answers) if a is not None]
     if not keep:
         return images.new_zeros((), dtype=torch.float32)
@@ -37,7 +40,11 @@ def text_loss(
     sub_state = state[idx] if state is not None else None  # (B', T, S)
     ans_ids = [tok.encode(answers[i]) + [tok.eos_id] for i in keep]
     longest = max(len(a) for a in ans_ids)
-    prefix, mask = model.embed_prompt(images[idx], [questions[i] for i in keep], sub_state, longest)
+    sub_audio = audio[idx] if audio is not None else None  # (B', N)
+    sub_length = audio_length[idx] if audio_length is not None else None  # (B',)
+    prefix, mask = model.embed_prompt(
+        images[idx], [questions[i] for i in keep], sub_state, longest, sub_audio, sub_length
+    )
     b = len(keep)
     targets = torch.full((b, longest), _IGNORE, dtype=torch.long)  # (B', La)
     inputs = torch.full((b, longest), tok.pad_id, dtype=torch.long)  # (B', La)
@@ -61,11 +68,14 @@ def generate_text(
     questions: Sequence[str],
     state: Tensor | None = None,
     max_new_tokens: int = 32,
+    audio: Tensor | None = None,
+    audio_length: Tensor | None = None,
 ) -> list[str]:
-    """Greedy answers, constrained to text tokens (never an action token), up to ``eos``."""
+    """Greedy answers, constrained to text tokens (never an action token), up to ``eos``;
+    ``audio`` ``(B, N)``: a speech model's spoken instruction, part of what it is asked about."""
     tok = model.text_tokenizer
     text_ids = model.text_token_mask.nonzero().squeeze(1)  # (K_text,)
-    prefix, mask = model.embed_prompt(images, questions, state, max_new_tokens)
+    prefix, mask = model.embed_prompt(images, questions, state, max_new_tokens, audio, audio_length)
     eos = int((text_ids == tok.eos_id).nonzero()[0, 0])
     choices = greedy_decode(
         model.llm,

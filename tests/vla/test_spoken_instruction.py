@@ -91,3 +91,25 @@ def test_speech_configuration_errors(vla_factory, batch_factory):
     too_long = with_audio(batch_factory(model), lengths=(20000, 100, 100))
     with pytest.raises(ValueError, match="max"):
         model(too_long)
+
+
+def test_transcripts_teach_the_audio_encoder(vla_factory, batch_factory):
+    """Co-training on "what was said?": the answer's loss reaches the speech encoder."""
+    model = vla_factory(instruction="audio", **speech_parts())
+    batch = with_audio(batch_factory(model))
+    batch = {k: v for k, v in batch.items() if k not in (keys.ACTION, keys.ACTION_MASK)}
+    batch[keys.QUESTION] = ["what was said?"] * 3
+    batch[keys.ANSWER] = ["touch the red cube", None, "go"]  # None: this row is not asked
+    out = model(batch)
+    assert set(out) == {"text_loss", "loss"}
+    out["loss"].backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.speech.parameters())
+
+
+def test_a_speech_model_answers_about_what_it_heard(vla_factory, batch_factory):
+    model = vla_factory(instruction="audio", **speech_parts()).eval()
+    batch = with_audio(batch_factory(model))
+    answers = model.generate_text(batch[keys.IMAGE], ["what was said?"] * 3, batch[keys.STATE],
+                                  max_new_tokens=4, audio=batch[keys.AUDIO],
+                                  audio_length=batch[keys.AUDIO_LENGTH])  # fmt: skip
+    assert len(answers) == 3 and all(isinstance(a, str) for a in answers)

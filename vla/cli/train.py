@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from vla import keys
 from vla.atomic_file import write_json_atomic
 from vla.data import EpisodeStore
+from vla.data.window_dataset import TRANSCRIBE_QUESTION
 from vla.training import PretrainedCheckpoints, VLATrainingModule
 from vla.training.checkpoints import RESUME_FILE, SUCCESS_METRIC, VAL_METRIC
 
@@ -64,6 +65,8 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, VLATrainingModule, di
     if cfg.dataset.get("qa_fraction"):  # co-training: questions and answers are text too
         qa = [store.extras[i] for i in train_episodes if keys.ANSWER in store.extras[i]]
         texts += [x[keys.QUESTION] for x in qa] + [x[keys.ANSWER] for x in qa]
+    if cfg.dataset.get("transcribe_fraction"):
+        texts.append(TRANSCRIBE_QUESTION)
     tokenizer.fit(texts)  # byte fallback for anything else
     model = instantiate(cfg.model, text_tokenizer=tokenizer)
     module = instantiate(cfg.optim, model=model, max_steps=cfg.trainer.max_steps)

@@ -51,6 +51,7 @@ class EpisodeDataModule(LightningDataModule):
         shuffle_seed: int = 0,
         history: str = "recent",
         qa_fraction: float = 0.0,
+        transcribe_fraction: float = 0.0,
         audio: bool = False,
     ) -> None:
         super().__init__()
@@ -71,6 +72,7 @@ class EpisodeDataModule(LightningDataModule):
             cache=cache,
             history=history,
             qa_fraction=qa_fraction,
+            transcribe_fraction=transcribe_fraction,
             audio=audio,
         )
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory

@@ -30,6 +30,9 @@ from vla.data.episode_store import AUDIO_SCALE, EpisodeStore, data_path, is_imag
 from vla.data.normalization_stats import NormalizationStats
 from vla.history import check_history, observation_steps
 
+# what a speech model is asked when it co-trains on transcripts (``transcribe_fraction``)
+TRANSCRIBE_QUESTION = "what was said?"
+
 
 class WindowDataset(Dataset):
     """Windows of one split of a store, as dicts with the keys of :mod:`vla.keys`.
@@ -59,6 +62,10 @@ class WindowDataset(Dataset):
             (stored by tasks that ask one, e.g. recall: "which object lit up?"), for RT-2 style
             co-training on text answers about the same frames; the rest carry ``""`` / None,
             which the text loss skips. Which samples is fixed by the index (reproducible).
+        transcribe_fraction: share of samples (of those without a question) asked
+            ``TRANSCRIBE_QUESTION`` with the episode's instruction text as the answer: with
+            ``audio``, the model must say what it heard, a dense signal that teaches the audio
+            encoder the words (ASR as RT-2 style co-training) besides the action loss.
         audio: add each episode's spoken instruction (stores collected with
             ``vla-collect ... speech=true``). With ``cache`` the split's audio stays in RAM as
             16-bit PCM (32 KB per second at 16 kHz) and is converted per sample.
@@ -78,6 +85,7 @@ class WindowDataset(Dataset):
         history: str = "recent",
         qa_fraction: float = 0.0,
         audio: bool = False,
+        transcribe_fraction: float = 0.0,
     ) -> None:
         if obs_horizon < 1 or action_horizon < 1:
             raise ValueError(
@@ -97,9 +105,17 @@ class WindowDataset(Dataset):
         self.split = split
         self.cache = cache
         self.history = check_history(history, obs_horizon)
-        if not 0.0 <= qa_fraction <= 1.0:
-            raise ValueError(f"qa_fraction={qa_fraction} must be in [0, 1]")
-        self.qa_fraction = qa_fraction
+        if not (0.0 <= qa_fraction <= 1.0 and 0.0 <= transcribe_fraction <= 1 - qa_fraction):
+            raise ValueError(
+                f"qa_fraction={qa_fraction} and transcribe_fraction={transcribe_fraction} must "
+                "be >= 0 with a sum <= 1"
+            )
+        if transcribe_fraction > 0 and not audio:
+            raise ValueError(
+                f"transcribe_fraction={transcribe_fraction} asks the model what it heard: it "
+                "needs audio=true (a store collected with speech=true)"
+            )
+        self.qa_fraction, self.transcribe_fraction = qa_fraction, transcribe_fraction
 
         store = EpisodeStore(self.path)
         self._check_keys(store)
@@ -138,6 +154,7 @@ class WindowDataset(Dataset):
         # which samples carry their question: a fixed draw per index
         draw = np.random.default_rng(split_seed).random(len(self._episode))  # (N,)
         self._carries_qa = draw < qa_fraction  # (N,)
+        self._transcribes = (draw >= qa_fraction) & (draw < qa_fraction + transcribe_fraction)
         self._tasks = store.tasks
         self._act_offsets = np.arange(action_horizon)  # (H,) steps ahead of t
 
@@ -225,8 +242,10 @@ class WindowDataset(Dataset):
         sample[keys.ACTION_MASK] = torch.from_numpy(mask)  # (H,)
         sample[keys.INSTRUCTION] = self._instructions[episode]
         sample[keys.TASK] = self._tasks[episode]
-        if self.qa_fraction > 0:
+        if self.qa_fraction > 0 or self.transcribe_fraction > 0:
             qa = self._qa[episode] if self._carries_qa[index] else None
+            if self._transcribes[index]:
+                qa = (TRANSCRIBE_QUESTION, self._instructions[episode])
             sample[keys.QUESTION], sample[keys.ANSWER] = qa if qa else ("", None)
         if self.audio:
             pcm = self._read_audio(episode)  # (S_e,) int16

@@ -167,3 +167,19 @@ def test_audio_needs_a_store_with_speech(store_factory):
     with pytest.raises(ValueError, match="holds no spoken instructions.*vla-collect .*speech=true"):
         WindowDataset(store_factory(2), audio=True)
     assert WindowDataset(store_factory(2, name="plain.zarr")).audio_sample_rate is None
+
+
+def test_transcribe_fraction_asks_what_was_said(store_factory):
+    from vla.data.window_dataset import TRANSCRIBE_QUESTION
+
+    path = store_factory(4, lengths=[5, 5, 5, 5], audio=True)
+    ds = WindowDataset(path, split="all", audio=True, transcribe_fraction=0.5)
+    asked = [ds[i] for i in range(len(ds)) if ds[i][keys.ANSWER] is not None]
+    assert 0 < len(asked) < len(ds)  # about half: a fixed draw per index
+    for sample in asked:
+        assert sample[keys.QUESTION] == TRANSCRIBE_QUESTION
+        assert sample[keys.ANSWER] == sample[keys.INSTRUCTION]  # the answer is what was said
+    with pytest.raises(ValueError, match="needs audio=true"):
+        WindowDataset(path, split="all", transcribe_fraction=0.5)
+    with pytest.raises(ValueError, match="sum <= 1"):
+        WindowDataset(path, split="all", audio=True, transcribe_fraction=1.5)
