@@ -79,4 +79,4 @@ demo-audio: setup speech-deps
 	$(BIN)/vla-eval checkpoint=$(DA)/train_audio/checkpoints/last env=touch env.image_size=64 'env.cameras=[front,top]' split=train policy.speech_split=test episodes=50 out=$(DA)/audio
 	$(BIN)/vla-train experiment=spoken_touch_text
 	$(BIN)/vla-eval checkpoint=$(DA)/train_text/checkpoints/last env=touch env.image_size=64 'env.cameras=[front,top]' split=train episodes=50 out=$(DA)/text
-	$(BIN)/vla-demo audio checkpoint=$(DA)/train_audio/checkpoints/last say="touch the blue ball" out=$(DA)/demo
+	$(BIN)/vla-demo audio checkpoint=$(DA)/train_audio/checkpoints/last say="touch the green ball" out=$(DA)/demo

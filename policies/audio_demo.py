@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from envs.palette import COLOURS, NOUNS  # noqa: E402
+from envs.palette import COLOURS, NOUNS, check_choice, combos  # noqa: E402
 from policies.video import annotate, write_video  # noqa: E402
 from vla.audio import load_wav, save_wav  # noqa: E402
 from vla.keys import AUDIO  # noqa: E402
@@ -96,6 +96,10 @@ def run_audio_demo(
     spec = read_training_info(checkpoint).get("env_spec") or {}
     if spec.get("cameras"):  # the scene is filmed the way the policy was trained to see it
         env_cfg = {**env_cfg, "cameras": list(spec["cameras"]), "image_size": spec["image_size"][0]}
+    if target is not None:  # held-out colour x shape pairs live in the test split's scenes
+        check_choice("colour", target[0], COLOURS)
+        check_choice("shape", target[1], NOUNS)
+        env_cfg = {**env_cfg, "split": "test" if tuple(target) in combos("test") else "train"}
     env = instantiate(env_cfg, render_mode="rgb_array")
     try:
         policy.check_observation_space(env.observation_space)

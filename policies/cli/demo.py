@@ -28,16 +28,19 @@ def main(argv: list[str] | None = None) -> None:
         cfg = compose(config_name=f"demo_{argv[0]}", overrides=argv[1:])
     from policies.audio_demo import run_audio_demo
 
-    summary = run_audio_demo(
-        checkpoint=cfg.checkpoint,
-        env_cfg=OmegaConf.to_container(cfg.env, resolve=True),
-        out=cfg.out,
-        wav=cfg.wav,
-        say=cfg.say,
-        voice=cfg.voice,
-        target=tuple(cfg.target) if cfg.target else None,
-        seed=cfg.seed,
-    )
+    try:
+        summary = run_audio_demo(
+            checkpoint=cfg.checkpoint,
+            env_cfg=OmegaConf.to_container(cfg.env, resolve=True),
+            out=cfg.out,
+            wav=cfg.wav,
+            say=cfg.say,
+            voice=cfg.voice,
+            target=tuple(cfg.target) if cfg.target else None,
+            seed=cfg.seed,
+        )
+    except (ValueError, FileNotFoundError) as err:  # bad input: the message, not a traceback
+        sys.exit(f"vla-demo audio: {err}")
     table = Table(title="vla-demo audio")
     table.add_column("")
     table.add_column("")
