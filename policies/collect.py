@@ -216,9 +216,11 @@ def collect(
         out, env_spec=spec, keys=[*image_keys, keys.STATE, keys.ACTION]
     ) as writer:
         done = writer.num_episodes
+        first = seed
         if done:
-            _check_resume(EpisodeStore(out, check_values=False), speech, speech_seed)
-        first = int(EpisodeStore(out, check_values=False).seeds.max()) + 1 if done else seed
+            store = EpisodeStore(out, check_values=False)
+            _check_resume(store, speech, speech_seed)
+            first = int(store.seeds.max()) + 1
         need = episodes - done
         attempted = successes = added = 0
         if need > 0:

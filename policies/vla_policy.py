@@ -29,8 +29,9 @@ import torch
 
 from envs import keys as obs_keys
 from policies.batch import obs_at
+from vla.data.window_dataset import collate_windows
 from vla.history import observation_steps
-from vla.keys import AUDIO
+from vla.keys import AUDIO, AUDIO_LENGTH
 
 
 class VLAPolicy:
@@ -165,7 +166,7 @@ class VLAPolicy:
         frames, states = zip(*(self._observation(self._envs[i]) for i in envs), strict=True)
         images = torch.from_numpy(np.stack(frames)).permute(0, 1, 2, 5, 3, 4)  # (B, T, V, 3, H, W)
         state = torch.from_numpy(np.stack(states)) if self.use_state else None  # (B, T, S)
-        audio, lengths = self._audio([self._envs[i] for i in envs]) or (None, None)
+        audio, lengths = self._audio([self._envs[i] for i in envs])
         return self.model.generate_text(images, questions, state, audio=audio, audio_length=lengths)
 
     # ---- single-env Policy protocol ----------------------------------------------------
@@ -218,16 +219,13 @@ class VLAPolicy:
             raise ValueError("the spoken instruction is empty (0 samples)")
         return wave
 
-    def _audio(self, envs: list[dict[str, Any]]) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """Padded waveforms ``(B, N)`` and lengths ``(B,)`` of the envs' spoken instructions."""
+    def _audio(self, envs: list[dict[str, Any]]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Waveforms ``(B, N)`` and lengths ``(B,)`` of the envs' spoken instructions, padded as
+        training batches are (``collate_windows``); (None, None) for a text model."""
         if not self.listens:
-            return None
-        waves = [e["audio"] for e in envs]
-        batch = np.zeros((len(waves), max(w.size for w in waves)), np.float32)  # (B, N)
-        for row, w in enumerate(waves):
-            batch[row, : w.size] = w
-        lengths = torch.tensor([w.size for w in waves], dtype=torch.long)  # (B,)
-        return torch.from_numpy(batch), lengths
+            return None, None
+        batch = collate_windows([{AUDIO: torch.from_numpy(e["audio"])} for e in envs])
+        return batch[AUDIO], batch[AUDIO_LENGTH]  # (B, N), (B,)
 
     def _observation(self, env: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
         """Frames ``(T, V, H, W, 3)`` and states ``(T, S)`` at the latest step, as in training."""
@@ -241,7 +239,7 @@ class VLAPolicy:
         images = torch.from_numpy(np.stack(frames)).permute(0, 1, 2, 5, 3, 4)  # (B, T, V, 3, H, W)
         state = torch.from_numpy(np.stack(states))  # (B, T, S)
         texts = [e["instruction"] for e in envs]
-        audio, lengths = self._audio(envs) or (None, None)
+        audio, lengths = self._audio(envs)
         actions = self.model.predict_actions(
             images, texts, state if self.use_state else None, audio=audio, audio_length=lengths
         )

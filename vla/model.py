@@ -249,12 +249,6 @@ class VLA(nn.Module):
         return self
 
     # ------------------------------------------------------------------ sequences
-    def instruction_inputs(
-        self, texts: Sequence[str], audio: Tensor | None, audio_length: Tensor | None
-    ) -> tuple[Sequence[str], Tensor | None, Tensor | None]:
-        """What of an instruction this model reads (``vla.prompt.instruction_inputs``)."""
-        return prompt.instruction_inputs(self, texts, audio, audio_length)
-
     def embed_prompt(
         self,
         images: Tensor,
@@ -315,8 +309,8 @@ class VLA(nn.Module):
             if action_mask is None:
                 action_mask = torch.ones(actions.shape[:2], dtype=torch.bool, device=actions.device)
             bins = self.action_tokenizer.encode(actions).flatten(1)  # (B, H*D)
-            texts, audio, audio_length = self.instruction_inputs(
-                batch[keys.INSTRUCTION], batch.get(keys.AUDIO), batch.get(keys.AUDIO_LENGTH)
+            texts, audio, audio_length = prompt.instruction_inputs(
+                self, batch[keys.INSTRUCTION], batch.get(keys.AUDIO), batch.get(keys.AUDIO_LENGTH)
             )
             prefix, mask = self.embed_prompt(
                 images, texts, state, bins.shape[1], audio, audio_length
@@ -355,7 +349,9 @@ class VLA(nn.Module):
         images = torch.as_tensor(images, device=self.device)
         state = torch.as_tensor(state, device=self.device) if state is not None else None
         n = self.num_action_tokens
-        texts, audio, audio_length = self.instruction_inputs(instructions, audio, audio_length)
+        texts, audio, audio_length = prompt.instruction_inputs(
+            self, instructions, audio, audio_length
+        )
         prefix, mask = self.embed_prompt(
             images, texts, state, n, audio, audio_length
         )  # (B, L, D), (B, L)

@@ -3,7 +3,7 @@
 
 This module owns a store's optional per-episode audio. :class:`EpisodeAudio` validates and
 reads the two arrays for :class:`EpisodeStore`, which delegates ``audio(i)``, ``audio_pcm``,
-``read_audio_pcm`` and ``audio_summary`` to it. :class:`EpisodeAudioWriter` enforces the
+``read_audio_pcm`` and its summary to it. :class:`EpisodeAudioWriter` enforces the
 all-or-none rule for :class:`EpisodeWriter`, creates the arrays at a store's first episode, adds
 the samples to each append's payload and truncates uncommitted ones on reopen, so the writer's
 atomicity argument holds for audio unchanged. They are their hosts' audio halves, split off to

@@ -358,10 +358,6 @@ class EpisodeStore:
     def disk_bytes_of_data(self) -> int:
         return sum(self.disk_bytes(key) for key in self.keys)
 
-    def audio_summary(self) -> dict[str, Any] | None:
-        """Seconds of speech and its disk cost, or None without audio."""
-        return self._audio.summary()
-
     def summary(self, num_instructions: int = 5) -> dict[str, Any]:
         """Everything ``vla-data info`` prints, as one JSON-ready dict."""
         key_info = {}
@@ -388,7 +384,7 @@ class EpisodeStore:
             "tasks": dict(Counter(self.tasks)),
             "splits": dict(Counter(self.splits)),
             "instructions": examples,
-            "audio": self.audio_summary(),
+            "audio": self._audio.summary(),  # seconds of speech and disk, or None
             "env_spec": self.env_spec,
             "disk_bytes": self.disk_bytes(),
             "bytes_per_frame": self.bytes_per_frame(),
