@@ -7,8 +7,8 @@ vocabulary at every position). The vocabulary size is derived, not configured: t
 embeddings to the text tokenizer plus the action tokens, so from-scratch configs leave
 ``vocab_size`` out.
 
-Weights stay fp32 here (DESIGN.md: CPU bf16 autocast is ~25x slower on this machine); mixed
-precision on a GPU is the trainer's job.
+Weights stay fp32 here; mixed precision (bf16 autocast on GPUs and on CPUs with bf16
+instructions, ``vla.precision``) is the trainer's job.
 """
 
 import inspect

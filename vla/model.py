@@ -47,7 +47,7 @@ from vla.decoding import greedy_decode, positions
 from vla.history import History, check_history
 from vla.hydra_config import target_config, to_plain
 from vla.observation_encoder import ObservationEncoder
-from vla.spoken_instruction import SpokenInstructionEncoder
+from vla.spoken_instruction import SpokenInstructionEncoder, transcript_alignment_loss
 from vla.text.text_tokenizer import TextTokenizer
 from vla.text_answers import generate_text, text_loss
 from vla.vision.timm_encoder import TimmEncoder
@@ -90,6 +90,8 @@ class VLA(nn.Module):
         instruction: ``text`` (typed), ``audio`` (spoken only: the text is never read) or
             ``both``; audio needs ``audio_encoder`` and ``audio_adapter``. Speech tokens sit
             where the text does (``vla.spoken_instruction``) and join the FiLM conditioning.
+        speech_alignment: weight of the speech-to-transcript contrastive loss
+            (``vla.spoken_instruction.transcript_alignment_loss``; 0 = off), speech models only.
     """
 
     def __init__(
@@ -113,6 +115,7 @@ class VLA(nn.Module):
         audio_encoder: AudioEncoder | None = None,
         audio_adapter: Callable[..., Adapter] | None = None,
         instruction: Instruction = "text",
+        speech_alignment: float = 0.0,
     ) -> None:
         super().__init__()
         if instruction not in INSTRUCTIONS:
@@ -129,6 +132,12 @@ class VLA(nn.Module):
                 "set instruction=audio or both, or drop them (model/audio=none)"
             )
         self.instruction = instruction
+        if speech_alignment < 0 or (speech_alignment and not speaks):
+            raise ValueError(
+                f"speech_alignment={speech_alignment} must be >= 0, and 0 unless the model hears "
+                "speech (instruction=audio or both)"
+            )
+        self.speech_alignment = speech_alignment
         for name, value in (
             ("action_horizon", action_horizon),
             ("obs_horizon", obs_horizon),
@@ -161,6 +170,7 @@ class VLA(nn.Module):
             prompt_order=prompt_order,
             bin_smoothing=bin_smoothing,
             instruction=instruction,
+            speech_alignment=speech_alignment,
         )
         self.llm = llm
         self.text_tokenizer = text_tokenizer
@@ -257,10 +267,11 @@ class VLA(nn.Module):
         extra: int,
         audio: Tensor | None = None,
         audio_length: Tensor | None = None,
+        speech: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Prompt embeddings ``(B, L, D)`` and mask ``(B, L)``, ``extra`` output tokens to follow
         (``vla.prompt.embed_prompt``)."""
-        return prompt.embed_prompt(self, images, texts, state, extra, audio, audio_length)
+        return prompt.embed_prompt(self, images, texts, state, extra, audio, audio_length, speech)
 
     def _bin_head(self) -> Callable[[Tensor], Tensor]:
         """Hidden states ``(..., D)`` -> logits over the action bins only ``(..., n_bins)``.
@@ -312,8 +323,16 @@ class VLA(nn.Module):
             texts, audio, audio_length = prompt.instruction_inputs(
                 self, batch[keys.INSTRUCTION], batch.get(keys.AUDIO), batch.get(keys.AUDIO_LENGTH)
             )
+            speech = None
+            if audio is not None and self.speech_alignment:  # speech tokens once, two losses
+                speech = prompt.speech_tokens(self, audio, audio_length)  # (B, Q, D)
+                said = batch[keys.INSTRUCTION]
+                words, words_mask = prompt.embed_token_ids(
+                    self, self.text_tokenizer.encode_batch(said)
+                )  # (B, L, D), (B, L)
+                out["alignment_loss"] = transcript_alignment_loss(speech, words, words_mask, said)
             prefix, mask = self.embed_prompt(
-                images, texts, state, bins.shape[1], audio, audio_length
+                images, texts, state, bins.shape[1], audio, audio_length, speech
             )
             logits = self.action_logits(prefix, mask, bins)  # (B, H*D, K)
             weight = action_mask.bool().repeat_interleave(d, dim=1).float()  # (B, H*D)
@@ -331,6 +350,8 @@ class VLA(nn.Module):
         if not out:
             raise ValueError(f"batch has neither {keys.ACTION!r} nor {keys.ANSWER!r}: no loss")
         out["loss"] = out.get("action_loss", 0) + out.get("text_loss", 0)
+        if "alignment_loss" in out:
+            out["loss"] = out["loss"] + self.speech_alignment * out["alignment_loss"]
         return out
 
     # ------------------------------------------------------------------ inference

@@ -44,10 +44,12 @@ def embed_prompt(
     extra: int,
     audio: Tensor | None = None,
     audio_length: Tensor | None = None,
+    speech: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Prompt embeddings ``(B, L, D)`` and mask ``(B, L)`` (1 = real token), ``extra`` output
     tokens to follow: ``[left-padded text][speech][observation][end]`` or
-    ``[observation][text][speech][end]`` (speech only when ``audio`` is given)."""
+    ``[observation][text][speech][end]`` (speech only when ``audio`` is given). ``speech``:
+    the clips' ``speech_tokens`` when the caller already has them (computed once per batch)."""
     model.obs.check_images(images)
     if isinstance(texts, str) or len(texts) != images.shape[0]:
         raise ValueError(
@@ -57,7 +59,9 @@ def embed_prompt(
     ids = model.text_tokenizer.encode_batch(texts)
     longest = max((len(i) for i in ids), default=0)
     limit = model.llm.max_positions
-    spoken = 0 if audio is None else model.speech.num_tokens
+    if (audio is not None or speech is not None) and model.speech is None:
+        raise ValueError("audio given, but this model has no audio encoder")
+    spoken = 0 if audio is None and speech is None else model.speech.num_tokens
     total = model.obs.num_tokens + longest + spoken + 1 + extra
     if limit is not None and total > limit:
         i = max(range(len(ids)), key=lambda k: len(ids[k]))
@@ -68,19 +72,10 @@ def embed_prompt(
             "LM with a longer context"
         )
     b = len(ids)
-    text_ids = torch.full((b, longest), model.text_tokenizer.pad_id, dtype=torch.long)  # (B, L)
-    text_mask = torch.zeros(b, longest, dtype=torch.long)  # (B, L)
-    for row, seq in enumerate(ids):
-        if seq:
-            text_ids[row, longest - len(seq) :] = torch.tensor(seq)
-            text_mask[row, longest - len(seq) :] = 1
-    text = model.llm.embed(text_ids.to(model.device))  # (B, L, D)
-    text_mask = text_mask.to(model.device)  # (B, L)
-    if audio is not None:  # speech tokens right after the text: one instruction span
-        if model.speech is None:
-            raise ValueError("audio given, but this model has no audio encoder")
-        lengths = audio_length.to(model.device) if audio_length is not None else None
-        speech = model.speech(audio.to(model.device), lengths)  # (B, Q, D)
+    text, text_mask = embed_token_ids(model, ids)  # (B, L, D), (B, L)
+    if audio is not None and speech is None:
+        speech = speech_tokens(model, audio, audio_length)  # (B, Q, D)
+    if speech is not None:  # speech tokens right after the text: one instruction span
         text = torch.cat([text, speech], dim=1)  # (B, L + Q, D)
         ones = torch.ones(b, speech.shape[1], dtype=text_mask.dtype, device=model.device)
         text_mask = torch.cat([text_mask, ones], dim=1)  # (B, L + Q)
@@ -99,3 +94,23 @@ def embed_prompt(
         embeds = torch.cat([obs, text, end], dim=1)  # (B, N + L + 1, D)
         mask = torch.cat([obs_mask, text_mask, end_mask], dim=1)  # (B, N + L + 1)
     return embeds, mask
+
+
+def embed_token_ids(model: "VLA", ids: Sequence[Sequence[int]]) -> tuple[Tensor, Tensor]:
+    """Left-padded token embeddings ``(B, L, D)`` and their mask ``(B, L)`` (1 = real token)."""
+    b, longest = len(ids), max((len(i) for i in ids), default=0)
+    text_ids = torch.full((b, longest), model.text_tokenizer.pad_id, dtype=torch.long)  # (B, L)
+    text_mask = torch.zeros(b, longest, dtype=torch.long)  # (B, L)
+    for row, seq in enumerate(ids):
+        if seq:
+            text_ids[row, longest - len(seq) :] = torch.tensor(seq)
+            text_mask[row, longest - len(seq) :] = 1
+    return model.llm.embed(text_ids.to(model.device)), text_mask.to(model.device)
+
+
+def speech_tokens(model: "VLA", audio: Tensor, audio_length: Tensor | None) -> Tensor:
+    """Spoken instructions ``(B, N)`` -> the model's LM-space speech tokens ``(B, Q, D)``."""
+    if model.speech is None:
+        raise ValueError("audio given, but this model has no audio encoder")
+    lengths = audio_length.to(model.device) if audio_length is not None else None
+    return model.speech(audio.to(model.device), lengths)  # (B, Q, D)

@@ -1,5 +1,6 @@
 """Spoken instructions through the VLA: audio tokens in the prompt, by config (text/audio/both)."""
 
+import math
 from functools import partial
 
 import pytest
@@ -9,6 +10,7 @@ from vla import keys
 from vla.adapters import AttentionPool
 from vla.audio import AudioEncoder
 from vla.model import VLA
+from vla.spoken_instruction import transcript_alignment_loss
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 RATE = 16000
@@ -113,3 +115,31 @@ def test_a_speech_model_answers_about_what_it_heard(vla_factory, batch_factory):
                                   max_new_tokens=4, audio=batch[keys.AUDIO],
                                   audio_length=batch[keys.AUDIO_LENGTH])  # fmt: skip
     assert len(answers) == 3 and all(isinstance(a, str) for a in answers)
+
+
+def test_alignment_loss_rewards_speech_that_names_its_transcript():
+    g = torch.Generator().manual_seed(0)
+    said = ["touch the red cube", "touch the blue ball", "touch the red cube", "reach the cup"]
+    codes = {t: torch.randn(8, generator=g) for t in set(said)}
+    text = torch.stack([codes[t] for t in said])[:, None].repeat(1, 3, 1)  # (B, 3, 8)
+    mask = torch.ones(4, 3, dtype=torch.long)  # (B, 3)
+    matched = text[:, :2].clone().requires_grad_(True)  # (B, Q=2, 8): speech = its transcript
+    shuffled = text[[1, 3, 1, 0], :2]  # (B, 2, 8): every clip pooled like another's transcript
+    good = transcript_alignment_loss(matched, text, mask, said)
+    bad = transcript_alignment_loss(shuffled, text, mask, said)
+    floor = 2 * math.log(2) / 4  # the two red-cube clips share their target: entropy ln 2 each
+    assert good - floor < 0.05 and bad > 1.0
+    good.backward()
+    assert matched.grad is not None and text.grad is None  # the transcript side is a fixed target
+
+
+def test_alignment_loss_trains_the_speech_encoder_only_through_speech(vla_factory, batch_factory):
+    model = vla_factory(instruction="audio", speech_alignment=1.0, **speech_parts())
+    out = model(with_audio(batch_factory(model)))
+    assert {"action_loss", "alignment_loss", "loss"} <= set(out)
+    torch.testing.assert_close(out["loss"], out["action_loss"] + out["alignment_loss"])
+    grads = torch.autograd.grad(out["alignment_loss"], list(model.speech.parameters()),
+                                allow_unused=True)  # fmt: skip
+    assert any(g is not None and g.abs().sum() > 0 for g in grads)
+    with pytest.raises(ValueError, match="speech_alignment"):
+        vla_factory(speech_alignment=1.0)  # a text model has no speech to align

@@ -124,8 +124,14 @@ class LogMel(nn.Module):
                 f"waveform has shape {tuple(waveform.shape)} and dtype {waveform.dtype}; "
                 "expected float (B, N): add a batch axis with waveform[None]"
             )
+        # fp32 even under bf16 autocast: power spans decades, and the log of a bf16 mel sum
+        # would quantize quiet bands (8-bit mantissa)
+        with torch.autocast(waveform.device.type, enabled=False):
+            return self._log_mel(waveform.float())  # (B, M, T)
+
+    def _log_mel(self, waveform: Tensor) -> Tensor:
         spec = torch.stft(
-            waveform.float(),
+            waveform,
             n_fft=self.n_fft,
             hop_length=self.hop_length,
             window=self.window,

@@ -81,3 +81,12 @@ def test_bad_input_shape_or_dtype() -> None:
         lm(torch.zeros(1600))
     with pytest.raises(ValueError, match="dtype"):
         lm(torch.zeros(1, 1600, dtype=torch.int16))
+
+
+def test_log_mel_stays_fp32_under_bf16_autocast():
+    mel = LogMel(16000, n_fft=400, hop_length=160, n_mels=40)
+    wave = torch.randn(2, 8000) * 0.1  # (B, N)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        feats = mel(wave)  # (B, M, T)
+    assert feats.dtype == torch.float32
+    torch.testing.assert_close(feats, mel(wave))
