@@ -7,7 +7,8 @@ Measures, on random inputs shaped like the tabletop env's (64 px RGB, 7-d state,
 2.5 s commands for the speech model):
 batch-1 ``predict_actions`` latency (median) in parallel mode and in autoregressive mode with a KV
 cache (one 4-d action = 4 tokens, and a whole chunk), batch-32 inference throughput, and batch-32
-training throughput (forward + backward + AdamW step), the same step with the encoder in NCHW, and
+training throughput (forward + backward + AdamW step), the same step with the encoder in NCHW, under
+bf16 autocast (where the CPU has bf16 instructions) with eager and SDPA attention, and
 latency / training step of two variants beside the default (one frame, typed command): the
 frame-history model (``history=start``: first + current frame) and the speech model
 (``model/audio=speech``). Prints one table; ``--json`` writes the same
@@ -36,6 +37,7 @@ from rich.table import Table
 
 from vla import keys
 from vla.model import VLA
+from vla.precision import cpu_has_bf16
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 ACTION_DIM, STATE_DIM = 4, 7
@@ -109,14 +111,17 @@ def predict_ms(model: VLA, b: int, repeats: int, device: str, use_cache: bool = 
     )
 
 
-def train_ms(model: VLA, b: int, repeats: int, device: str) -> float:
+def train_ms(model: VLA, b: int, repeats: int, device: str, bf16: bool = False) -> float:
+    """Median AdamW step; ``bf16``: under bf16 autocast (Lightning's ``bf16-mixed``)."""
     model.train()
     x = batch(model, b, device)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
-        model(x)["loss"].backward()
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
+            loss = model(x)["loss"]
+        loss.backward()
         opt.step()
 
     return median_ms(step, repeats, device)
@@ -224,6 +229,8 @@ def main() -> None:
     train = train_ms(par, 32, max(n // 3, 5), dev)
     nchw = build(["model.vision.channels_last=false"], dev)  # the encoder's memory layout, A/B
     train_nchw = train_ms(nchw, 32, max(n // 3, 5), dev)
+    sdpa = build(["model.llm.config.attn_implementation=sdpa"], dev)  # the LM's attention, A/B
+    bf16 = dev == "cuda" or cpu_has_bf16()  # emulated bf16 is ~25x slower: not worth timing
     hist = build(["model.obs_horizon=2", "model.history=start"], dev)  # + the episode's 1st frame
     heard = build(["model/audio=speech"], dev)  # spoken instead of typed instructions
     infer32 = predict_ms(par, 32, max(n // 3, 5), dev)
@@ -247,6 +254,12 @@ def main() -> None:
         "train_ms_per_step_b32": train,
         "train_samples_per_s_b32": 32 / (train / 1000),
         "train_ms_per_step_b32_nchw": train_nchw,
+        "train_ms_per_step_b32_bf16": train_ms(par, 32, max(n // 3, 5), dev, bf16=True)
+        if bf16
+        else "n/a (no bf16 instructions)",
+        "train_ms_per_step_b32_bf16_sdpa": train_ms(sdpa, 32, max(n // 3, 5), dev, bf16=True)
+        if bf16
+        else "n/a",
         "latency_ms_parallel_b1_history_start": predict_ms(hist, 1, n, dev),
         "train_ms_per_step_b32_history_start": train_ms(hist, 32, max(n // 3, 5), dev),
         "latency_ms_parallel_b1_audio": predict_ms(heard, 1, n, dev),
@@ -268,6 +281,8 @@ def main() -> None:
         "latency_ms_parallel_b1": f"latency_ms_parallel_b1 ({par.num_action_tokens} tokens, one forward)",
         "actions_per_s_b32": "actions_per_s_b32 (parallel)",
         "train_ms_per_step_b32_nchw": "  same, encoder in NCHW (model.vision.channels_last=false)",
+        "train_ms_per_step_b32_bf16": "  same, bf16 autocast (trainer.precision=bf16-mixed)",
+        "train_ms_per_step_b32_bf16_sdpa": "  same, bf16, LM attention SDPA instead of eager",
         "latency_ms_parallel_b1_history_start": (
             "latency_ms_parallel_b1_history_start (2 frames: first + current)"
         ),
