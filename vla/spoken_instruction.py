@@ -82,7 +82,8 @@ def transcript_alignment_loss(
     ``speech`` ``(B, Q, D)``, ``text`` ``(B, L, D)`` token embeddings of the transcripts with
     ``text_mask`` ``(B, L)``. Both sides are centred on the batch mean before the cosine (the
     template words every command shares would otherwise dominate it), the text side is a fixed
-    target (no gradient), and clips with the same transcript all count as positives.
+    target (no gradient), and clips with the same transcript all count as positives. Returned as
+    the KL divergence from the target (0 = each clip picks out its transcript).
     """
     s = speech.float().mean(1)  # (B, D)
     w = text_mask.unsqueeze(-1).float()  # (B, L, 1)
@@ -93,4 +94,8 @@ def transcript_alignment_loss(
     same = torch.tensor(
         [[a == b for b in transcripts] for a in transcripts], device=s.device
     ).float()  # (B, B)
-    return F.cross_entropy(logits, same / same.sum(1, keepdim=True))
+    target = same / same.sum(1, keepdim=True)  # (B, B) rows sum to 1
+    # KL = cross-entropy - the target's entropy: 0 when matched, whatever the batch's duplicates
+    # (a batch of few episodes has many; its cross-entropy could never go below their entropy)
+    entropy = -(target * target.clamp_min(1e-12).log()).sum(1).mean()
+    return F.cross_entropy(logits, target) - entropy

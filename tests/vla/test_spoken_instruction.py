@@ -1,6 +1,5 @@
 """Spoken instructions through the VLA: audio tokens in the prompt, by config (text/audio/both)."""
 
-import math
 from functools import partial
 
 import pytest
@@ -127,8 +126,7 @@ def test_alignment_loss_rewards_speech_that_names_its_transcript():
     shuffled = text[[1, 3, 1, 0], :2]  # (B, 2, 8): every clip pooled like another's transcript
     good = transcript_alignment_loss(matched, text, mask, said)
     bad = transcript_alignment_loss(shuffled, text, mask, said)
-    floor = 2 * math.log(2) / 4  # the two red-cube clips share their target: entropy ln 2 each
-    assert good - floor < 0.05 and bad > 1.0
+    assert -1e-4 < good < 0.05 and bad > 1.0  # KL: 0 although two red-cube clips share a target
     good.backward()
     assert matched.grad is not None and text.grad is None  # the transcript side is a fixed target
 
