@@ -70,13 +70,14 @@ demo-video: setup
 	$(BIN)/vla-eval checkpoint=$(DV)/train_single_frame/checkpoints/last env=recall split=train episodes=50 out=$(DV)/single_frame
 
 # Audio grounding: the touch task with the command spoken (espeak-ng voices, noise) instead of
-# typed. An audio-only policy and a text-only control train on the same store; both are evaluated
-# on 50 held-out scenes, the audio policy hearing voices and rates never heard in training.
+# typed. A text policy trains on the store; the audio-only policy starts from it (a speech encoder
+# added, fine-tuned on the spoken commands alone); both are evaluated on 50 held-out scenes, the
+# audio policy hearing voices and rates never heard in training.
 DA := runs/demo-audio
 demo-audio: setup speech-deps
 	$(BIN)/vla-collect env=touch env.image_size=64 'env.cameras=[front,top]' episodes=3000 noise=0.1 speech=true workers=2 out=$(DA)/data/touch_spoken.zarr
-	$(BIN)/vla-train experiment=spoken_touch_audio
-	$(BIN)/vla-eval checkpoint=$(DA)/train_audio/checkpoints/last env=touch env.image_size=64 'env.cameras=[front,top]' split=train policy.speech_split=test episodes=50 out=$(DA)/audio
 	$(BIN)/vla-train experiment=spoken_touch_text
 	$(BIN)/vla-eval checkpoint=$(DA)/train_text/checkpoints/last env=touch env.image_size=64 'env.cameras=[front,top]' split=train episodes=50 out=$(DA)/text
+	$(BIN)/vla-train experiment=spoken_touch_audio_from_text
+	$(BIN)/vla-eval checkpoint=$(DA)/train_audio/checkpoints/last env=touch env.image_size=64 'env.cameras=[front,top]' split=train policy.speech_split=test episodes=50 out=$(DA)/audio
 	$(BIN)/vla-demo audio checkpoint=$(DA)/train_audio/checkpoints/last say="touch the green ball" out=$(DA)/demo

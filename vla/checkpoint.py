@@ -19,11 +19,13 @@ nothing is unpickled.
 import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch
 from hydra.utils import instantiate
-from safetensors.torch import load_model, save_model
+from safetensors.torch import load_file, load_model, save_model
 
 from vla.hydra_config import to_plain
 
@@ -142,3 +144,57 @@ def load_checkpoint(directory: str | Path, map_location: str = "cpu") -> "VLA":
             "other ids than the saved weights use: the folder mixes files of two checkpoints"
         )
     return model.to(map_location).eval()
+
+
+def init_from_checkpoint(model: "VLA", directory: str | Path) -> dict[str, list[str]]:
+    """Start ``model`` from a checkpoint's weights (fine-tuning, staged training).
+
+    Every parameter of ``model`` whose name is in the checkpoint is copied; it must have the same
+    shape. Parameters the checkpoint lacks (a part the new model adds, e.g. a speech encoder)
+    keep their fresh init. Buffers are not copied: action bins and state bounds stay this run's
+    (its data statistics). Both models must tokenize text alike (the rows of the token
+    embeddings are tokens). Returns ``{"copied": [...], "new": [...], "unused": [...]}``.
+    """
+    directory = Path(directory)
+    config = read_config(directory)  # complete, readable folder
+    saved = load_file(str(directory / WEIGHTS_FILE))
+    ours = Path(tempfile.mkdtemp())
+    try:
+        model.text_tokenizer.save_pretrained(ours)
+        theirs = directory / config["text_tokenizer"]["path"]
+        differ = [
+            p.name
+            for p in sorted(ours.iterdir())
+            if not (theirs / p.name).is_file() or (theirs / p.name).read_bytes() != p.read_bytes()
+        ]
+    finally:
+        shutil.rmtree(ours, ignore_errors=True)
+    if differ:
+        raise ValueError(
+            f"init_from={str(directory)!r}: its text tokenizer differs from this run's ({differ}), "
+            "so its token-embedding rows would mean other tokens: fit on the same instructions "
+            "(the same store, transcribe / qa settings) or use its tokenizer "
+            "(model/text_tokenizer=pretrained)"
+        )
+    params = dict(model.named_parameters(remove_duplicate=False))
+    wrong = {
+        n: (tuple(saved[n].shape), tuple(p.shape))
+        for n, p in params.items()
+        if n in saved and saved[n].shape != p.shape
+    }
+    if wrong:
+        raise ValueError(
+            f"init_from={str(directory)!r}: parameters of another shape (checkpoint, this "
+            f"model): {dict(list(wrong.items())[:6])}; the architectures differ"
+        )
+    copied, loaded = [], set()
+    with torch.no_grad():
+        for name, p in params.items():
+            if name in saved:
+                p.copy_(saved[name].to(p.device, p.dtype))
+                copied.append(name)
+                loaded.add(id(p))
+    new = [n for n, p in params.items() if id(p) not in loaded]
+    buffers = {n for n, _ in model.named_buffers()}
+    unused = sorted(k for k in saved if k not in params and k not in buffers)
+    return {"copied": copied, "new": new, "unused": unused}

@@ -141,3 +141,24 @@ def test_alignment_loss_trains_the_speech_encoder_only_through_speech(vla_factor
     assert any(g is not None and g.abs().sum() > 0 for g in grads)
     with pytest.raises(ValueError, match="speech_alignment"):
         vla_factory(speech_alignment=1.0)  # a text model has no speech to align
+
+
+def test_a_speech_model_starts_from_a_text_checkpoint(vla_factory, tmp_path):
+    """init_from: the text policy's weights carry over, the new speech encoder keeps its init."""
+    from vla.checkpoint import init_from_checkpoint
+
+    text = vla_factory(seed=1)
+    text.save_pretrained(tmp_path / "text")
+    heard = vla_factory(instruction="audio", speech_alignment=1.0, seed=2, **speech_parts())
+    fresh = {n: p.clone() for n, p in heard.named_parameters()}
+    init = init_from_checkpoint(heard, tmp_path / "text")
+    assert init["new"] and all(n.startswith("speech.") for n in init["new"]) and not init["unused"]
+    for name, p in heard.named_parameters():
+        source = dict(text.named_parameters()).get(name)
+        assert torch.equal(p, source if source is not None else fresh[name]), name
+    with pytest.raises(ValueError, match="tokenizer differs"):
+        other = vla_factory(instruction="audio", **speech_parts())
+        other.text_tokenizer.add_tokens(["<extra>"])
+        init_from_checkpoint(other, tmp_path / "text")
+    with pytest.raises(ValueError, match="another shape"):
+        init_from_checkpoint(vla_factory(action_horizon=3), tmp_path / "text")  # queries

@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from vla import keys
 from vla.atomic_file import write_json_atomic
+from vla.checkpoint import init_from_checkpoint
 from vla.data import EpisodeStore
 from vla.data.window_dataset import TRANSCRIBE_QUESTION
 from vla.training import PretrainedCheckpoints, VLATrainingModule
@@ -69,6 +70,14 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, VLATrainingModule, di
         texts.append(TRANSCRIBE_QUESTION)
     tokenizer.fit(texts)  # byte fallback for anything else
     model = instantiate(cfg.model, text_tokenizer=tokenizer)
+    if cfg.get("init_from"):  # fine-tune / staged training: start from a checkpoint's weights
+        init = init_from_checkpoint(model, cfg.init_from)
+        new = sorted({n.split(".")[0] + "." + n.split(".")[1] for n in init["new"] if "." in n})
+        print(
+            f"init_from={cfg.init_from}: {len(init['copied'])} parameter tensors copied; "
+            f"{len(init['new'])} new (fresh init: {', '.join(new) or 'none'}); "
+            f"{len(init['unused'])} of the checkpoint's unused"
+        )
     module = instantiate(cfg.optim, model=model, max_steps=cfg.trainer.max_steps)
     info = {
         "image_keys": list(cfg.dataset.image_keys),
