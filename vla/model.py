@@ -47,7 +47,7 @@ from vla.decoding import greedy_decode, positions
 from vla.history import History, check_history
 from vla.hydra_config import target_config, to_plain
 from vla.observation_encoder import ObservationEncoder
-from vla.spoken_instruction import SpokenInstructionEncoder, transcript_alignment_loss
+from vla.spoken_instruction import SpokenInstructionEncoder, aligned_speech
 from vla.text.text_tokenizer import TextTokenizer
 from vla.text_answers import generate_text, text_loss
 from vla.vision.timm_encoder import TimmEncoder
@@ -325,12 +325,9 @@ class VLA(nn.Module):
             )
             speech = None
             if audio is not None and self.speech_alignment:  # speech tokens once, two losses
-                speech = prompt.speech_tokens(self, audio, audio_length)  # (B, Q, D)
-                said = batch[keys.INSTRUCTION]
-                words, words_mask = prompt.embed_token_ids(
-                    self, self.text_tokenizer.encode_batch(said)
-                )  # (B, L, D), (B, L)
-                out["alignment_loss"] = transcript_alignment_loss(speech, words, words_mask, said)
+                speech, out["alignment_loss"] = aligned_speech(
+                    self, audio, audio_length, batch[keys.INSTRUCTION]
+                )  # (B, Q, D), ()
             prefix, mask = self.embed_prompt(
                 images, texts, state, bins.shape[1], audio, audio_length, speech
             )

@@ -59,9 +59,9 @@ def embed_prompt(
     ids = model.text_tokenizer.encode_batch(texts)
     longest = max((len(i) for i in ids), default=0)
     limit = model.llm.max_positions
-    if (audio is not None or speech is not None) and model.speech is None:
-        raise ValueError("audio given, but this model has no audio encoder")
-    spoken = 0 if audio is None and speech is None else model.speech.num_tokens
+    if audio is not None and speech is None:
+        speech = speech_tokens(model, audio, audio_length)  # (B, Q, D)
+    spoken = 0 if speech is None else speech.shape[1]
     total = model.obs.num_tokens + longest + spoken + 1 + extra
     if limit is not None and total > limit:
         i = max(range(len(ids)), key=lambda k: len(ids[k]))
@@ -73,8 +73,6 @@ def embed_prompt(
         )
     b = len(ids)
     text, text_mask = embed_token_ids(model, ids)  # (B, L, D), (B, L)
-    if audio is not None and speech is None:
-        speech = speech_tokens(model, audio, audio_length)  # (B, Q, D)
     if speech is not None:  # speech tokens right after the text: one instruction span
         text = torch.cat([text, speech], dim=1)  # (B, L + Q, D)
         ones = torch.ones(b, speech.shape[1], dtype=text_mask.dtype, device=model.device)

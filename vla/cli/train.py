@@ -72,7 +72,7 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, VLATrainingModule, di
     model = instantiate(cfg.model, text_tokenizer=tokenizer)
     if cfg.get("init_from"):  # fine-tune / staged training: start from a checkpoint's weights
         init = init_from_checkpoint(model, cfg.init_from)
-        new = sorted({n.split(".")[0] + "." + n.split(".")[1] for n in init["new"] if "." in n})
+        new = sorted({".".join(n.split(".")[:2]) for n in init["new"]})  # e.g. speech.encoder
         print(
             f"init_from={cfg.init_from}: {len(init['copied'])} parameter tensors copied; "
             f"{len(init['new'])} new (fresh init: {', '.join(new) or 'none'}); "
