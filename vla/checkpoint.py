@@ -1,8 +1,9 @@
 """Checkpoint folders: safetensors weights, resolved config, tokenizer, action bins, norm stats.
 
-Layout (``FORMAT_VERSION`` 1)::
+Layout (``FORMAT_VERSION`` 2; version 1, without the integrity record, still loads)::
 
-    config.json            {"format": "vla", "format_version": 1, "model": <Hydra node>}
+    config.json            {"format": "vla", "format_version": 2, "model": <config node>,
+                            "files": {<relative path>: {"bytes": n, "sha256": hex}, ...}}
     model.safetensors      every parameter and persistent buffer (action token ids included)
     tokenizer/             the text tokenizer's own files (fitted BPE merges, HF tokenizer ...)
     action_tokenizer.json  n_bins, q01 / q99 bounds and the bins' vocabulary ids, for people
@@ -10,30 +11,52 @@ Layout (``FORMAT_VERSION`` 1)::
     training.json          optional: what the trainer records (cameras, state key, env spec, step)
 
 The folder is written under a temporary name and renamed into place, so a crash never leaves a
-half-written checkpoint where a complete one is expected (DESIGN.md). Loading rebuilds the model
-from ``config.json`` with ``hydra.utils.instantiate`` (a from-pretrained LM or encoder is rebuilt
-from its recorded architecture, not from its original folder) and reads tensors with safetensors:
-nothing is unpickled.
+half-written checkpoint where a complete one is expected (DESIGN.md); ``config.json`` is written
+last, with the size and SHA-256 of every other file (``vla.checkpoint_files``).
+
+A checkpoint is untrusted input (people download them). Loading
+(``load_checkpoint`` / ``VLA.from_pretrained``):
+
+* checks every recorded file's size and SHA-256 before reading it, and refuses unlisted files in
+  ``tokenizer/``;
+* checks the whole config before building anything (``vla.trusted_config``): only this
+  package's model parts are instantiated (never Hydra's ``instantiate``, which runs any callable a
+  ``_target_`` names), no file outside the folder is named, no remote code is enabled;
+* reads tensors with safetensors (nothing is unpickled) and refuses NaN / inf weights.
+
+Every refusal is a ``CheckpointError`` (a ``ValueError``) naming the file.
 """
 
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from hydra.utils import instantiate
+from safetensors import SafetensorError
 from safetensors.torch import load_file, load_model, save_model
 
+from vla.checkpoint_files import (
+    MANIFEST_KEY,
+    CheckpointError,
+    file_record,
+    read_json,
+    verify_files,
+)
 from vla.hydra_config import to_plain
+from vla.trusted_config import build, check_config, inside_folder
 
 if TYPE_CHECKING:
     from vla.model import VLA
 
+__all__ = ["CheckpointError", "load_checkpoint", "read_config", "save_checkpoint"]
+
 FORMAT = "vla"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+SUPPORTED_FORMAT_VERSIONS = (1, 2)  # 1: no integrity record
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 TOKENIZER_DIR = "tokenizer"
@@ -41,6 +64,7 @@ ACTION_TOKENIZER_FILE = "action_tokenizer.json"
 NORMALIZATION_FILE = "normalization.json"
 TRAINING_FILE = "training.json"
 REQUIRED = (CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_DIR)
+TOKENIZER_PATH_KEY = "text_tokenizer.path"  # the one file key a checkpoint config may set
 
 
 def _write_json(path: Path, obj: Any) -> None:
@@ -64,9 +88,6 @@ def save_checkpoint(
     tmp.mkdir()
     config = model.model_config()
     config["text_tokenizer"]["path"] = TOKENIZER_DIR  # relative: the folder can be moved
-    _write_json(
-        tmp / CONFIG_FILE, {"format": FORMAT, "format_version": FORMAT_VERSION, "model": config}
-    )
     save_model(model, str(tmp / WEIGHTS_FILE))  # handles tied embeddings
     model.text_tokenizer.save_pretrained(tmp / TOKENIZER_DIR)
     at = model.action_tokenizer
@@ -82,6 +103,9 @@ def save_checkpoint(
     _write_json(tmp / NORMALIZATION_FILE, stats)
     if extra:
         _write_json(tmp / TRAINING_FILE, extra)
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": config}
+    meta[MANIFEST_KEY] = file_record(tmp, exclude=(CONFIG_FILE,))  # last: it seals the rest
+    _write_json(tmp / CONFIG_FILE, meta)
     old = directory.parent / f".{directory.name}.old-{os.getpid()}"
     if directory.exists():
         directory.rename(old)
@@ -93,11 +117,17 @@ def save_checkpoint(
 def read_training_info(directory: str | Path) -> dict[str, Any]:
     """``training.json`` of a checkpoint ({} when it was saved outside a training run)."""
     path = Path(directory) / TRAINING_FILE
-    return json.loads(path.read_text()) if path.exists() else {}
+    if not path.exists():
+        return {}
+    info = read_json(path)
+    if not isinstance(info, dict):
+        raise CheckpointError(f"{path}: must hold a JSON object, got {type(info).__name__}")
+    return info
 
 
-def read_config(directory: str | Path) -> dict[str, Any]:
-    """The checkpoint's ``config.json`` after checking the folder is complete and compatible."""
+def read_config(directory: str | Path, verify: bool = True) -> dict[str, Any]:
+    """The checkpoint's model config after checking the folder is complete, compatible and (with
+    ``verify``) that every file matches the integrity record."""
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"checkpoint {str(directory)!r} is not a folder")
@@ -107,43 +137,101 @@ def read_config(directory: str | Path) -> dict[str, Any]:
             f"checkpoint {str(directory)!r} is incomplete: missing {missing} (a VLA checkpoint "
             f"holds {list(REQUIRED)}; write one with VLA.save_pretrained)"
         )
-    meta = json.loads((directory / CONFIG_FILE).read_text())
-    if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
-        raise ValueError(
-            f"checkpoint {str(directory)!r} has format={meta.get('format')!r} version "
-            f"{meta.get('format_version')!r}; this vla reads format={FORMAT!r} version "
-            f"{FORMAT_VERSION}: re-save it with a matching vla release"
+    path = directory / CONFIG_FILE
+    meta = read_json(path)
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: must hold a JSON object, got {type(meta).__name__}")
+    version = meta.get("format_version")
+    if meta.get("format") != FORMAT or version not in SUPPORTED_FORMAT_VERSIONS:
+        raise CheckpointError(
+            f"{path}: format={meta.get('format')!r} version {version!r}; this vla reads "
+            f"format={FORMAT!r} versions {list(SUPPORTED_FORMAT_VERSIONS)}: re-save it with a "
+            "matching vla release"
         )
+    if not isinstance(meta.get("model"), dict):
+        raise CheckpointError(f"{path}: has no 'model' config object")
+    if version >= 2:
+        if MANIFEST_KEY not in meta:
+            raise CheckpointError(
+                f"{path}: format_version {version} but no integrity record ('{MANIFEST_KEY}'); "
+                "the config was edited or replaced: copy or download the checkpoint again"
+            )
+        if verify:
+            verify_files(directory, meta[MANIFEST_KEY], sealed_dirs=(TOKENIZER_DIR,))
     return meta["model"]
 
 
-def load_checkpoint(directory: str | Path, map_location: str = "cpu") -> "VLA":
-    """Rebuild and load a model written by ``save_checkpoint``; returned in eval mode."""
+def load_checkpoint(
+    directory: str | Path, map_location: str = "cpu", trusted_targets: Sequence[str] = ()
+) -> "VLA":
+    """Rebuild and load a model written by ``save_checkpoint``; returned in eval mode.
+
+    ``trusted_targets``: class paths outside this package that you wrote and trust (your own
+    adapter, say); everything else a config names must be one of vla's model parts.
+    """
     directory = Path(directory)
     config = read_config(directory)
-    config["text_tokenizer"]["path"] = str(directory / config["text_tokenizer"]["path"])
-    model = instantiate(config)
-    ids_before = model.action_tokenizer.token_ids.clone()  # as the rebuilt tokenizer assigned them
-    try:
-        missing, unexpected = load_model(
-            model, str(directory / WEIGHTS_FILE), strict=False, device=map_location
+    source = str(directory / CONFIG_FILE)
+    classes = check_config(
+        config, source, allowed_files=(TOKENIZER_PATH_KEY,), root=directory, trusted=trusted_targets
+    )
+    tokenizer = config.get("text_tokenizer")
+    if not isinstance(tokenizer, dict) or "_target_" not in tokenizer:
+        raise CheckpointError(f"{source}: model.text_tokenizer must be a config node")
+    where = f"{source}: {TOKENIZER_PATH_KEY}"
+    tokenizer["path"] = str(inside_folder(tokenizer.get("path"), directory, where))
+    from vla.model import VLA
+
+    model = build(config, classes)
+    if not isinstance(model, VLA):
+        raise CheckpointError(
+            f"{source}: the model config builds {type(model).__name__}, not a VLA"
         )
+    ids_before = model.action_tokenizer.token_ids.clone()  # as the rebuilt tokenizer assigned them
+    weights = directory / WEIGHTS_FILE
+    try:
+        missing, unexpected = load_model(model, str(weights), strict=False, device=map_location)
+    except SafetensorError as err:
+        raise CheckpointError(f"{weights}: not a readable safetensors file ({err})") from None
     except RuntimeError as err:  # shape mismatch: weights from another architecture
-        raise ValueError(
-            f"weights in {str(directory / WEIGHTS_FILE)!r} do not fit the model its "
-            f"config.json describes: {str(err)[:500]}"
-        ) from err
+        raise CheckpointError(
+            f"weights in {str(weights)!r} do not fit the model its config.json describes: "
+            f"{str(err)[:500]}"
+        ) from None
     if missing or unexpected:
-        raise ValueError(
-            f"weights in {str(directory / WEIGHTS_FILE)!r} do not match config.json: "
+        raise CheckpointError(
+            f"weights in {str(weights)!r} do not match config.json: "
             f"missing {sorted(missing)[:8]}, unexpected {sorted(unexpected)[:8]}"
         )
+    check_finite(model.state_dict().items(), weights)
     if not (model.action_tokenizer.token_ids == ids_before).all():
-        raise ValueError(
+        raise CheckpointError(
             f"the tokenizer in {str(directory / TOKENIZER_DIR)!r} assigns the action tokens "
             "other ids than the saved weights use: the folder mixes files of two checkpoints"
         )
     return model.to(map_location).eval()
+
+
+def check_finite(tensors: Any, source: Path) -> None:
+    """Refuse NaN / inf in any floating tensor, naming the first one."""
+    for name, t in tensors:
+        if t.is_floating_point() and not torch.isfinite(t).all():
+            bad = int((~torch.isfinite(t)).sum())
+            raise CheckpointError(
+                f"{source}: tensor {name!r} holds {bad} NaN/inf values (a diverged run or a "
+                "damaged file); use an earlier checkpoint"
+            )
+
+
+def load_weights(directory: Path) -> dict[str, torch.Tensor]:
+    """The checkpoint's tensors (finite, readable), for ``init_from``."""
+    weights = directory / WEIGHTS_FILE
+    try:
+        saved = load_file(str(weights))
+    except SafetensorError as err:
+        raise CheckpointError(f"{weights}: not a readable safetensors file ({err})") from None
+    check_finite(saved.items(), weights)
+    return saved
 
 
 def init_from_checkpoint(model: "VLA", directory: str | Path) -> dict[str, list[str]]:
@@ -156,12 +244,13 @@ def init_from_checkpoint(model: "VLA", directory: str | Path) -> dict[str, list[
     embeddings are tokens). Returns ``{"copied": [...], "new": [...], "unused": [...]}``.
     """
     directory = Path(directory)
-    config = read_config(directory)  # complete, readable folder
-    saved = load_file(str(directory / WEIGHTS_FILE))
+    config = read_config(directory)  # complete folder, every file as recorded
+    saved = load_weights(directory)
     ours = Path(tempfile.mkdtemp())
     try:
         model.text_tokenizer.save_pretrained(ours)
-        theirs = directory / config["text_tokenizer"]["path"]
+        where = f"{directory / CONFIG_FILE}: {TOKENIZER_PATH_KEY}"
+        theirs = inside_folder(config.get("text_tokenizer", {}).get("path"), directory, where)
         differ = [
             p.name
             for p in sorted(ours.iterdir())

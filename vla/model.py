@@ -438,8 +438,11 @@ class VLA(nn.Module):
         return save_checkpoint(self, directory, norm_stats)
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, map_location: str = "cpu") -> "VLA":
-        """Rebuild a model saved by ``save_pretrained`` (no pickle), in eval mode."""
+    def from_pretrained(
+        cls, directory: str | Path, map_location: str = "cpu", trusted_targets: Sequence[str] = ()
+    ) -> "VLA":
+        """Rebuild a model saved by ``save_pretrained`` (no pickle, only vla's model parts and
+        ``trusted_targets`` are built, every file checked against its SHA-256), in eval mode."""
         from vla.checkpoint import load_checkpoint
 
-        return load_checkpoint(directory, map_location)
+        return load_checkpoint(directory, map_location, trusted_targets)

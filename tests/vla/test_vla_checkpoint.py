@@ -117,5 +117,9 @@ def test_incomplete_or_foreign_checkpoints_are_refused(tmp_path, vla_factory):
     (path / CONFIG_FILE).write_text(json.dumps(meta))
     other = vla_factory(action_horizon=3).save_pretrained(tmp_path / "other")
     (other / WEIGHTS_FILE).replace(path / WEIGHTS_FILE)  # weights of another architecture
+    with pytest.raises(ValueError, match="model.safetensors: .* bytes but the checkpoint recorded"):
+        VLA.from_pretrained(path)  # the integrity record catches the swap first
+    del meta["files"]  # a format-1 folder (no record): the shape check still refuses it
+    (path / CONFIG_FILE).write_text(json.dumps({**meta, "format_version": 1}))
     with pytest.raises(ValueError, match="do not"):
         VLA.from_pretrained(path)
