@@ -39,10 +39,10 @@ from vla.data.episode_store import (
     _REPAIR,
     ATTR_FORMAT_VERSION,
     AUDIO_SCALE,
-    directory_bytes,
     meta_path,
 )
 from vla.data.store_error import InvalidStoreError
+from vla.data.store_integrity import WRITE_EVERY_CHUNK, Span, directory_bytes, read_range
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -73,6 +73,7 @@ class EpisodeAudio:
         self.ends: np.ndarray | None = None  # (N,) cumulative exclusive sample ends
         self.starts: np.ndarray | None = None  # (N,)
         self._samples: zarr.Array | None = None  # meta/audio (S,) int16
+        self._span: Span | None = None  # its committed samples, mapped to episodes
         if self.sample_rate is not None:
             self._load()
 
@@ -106,7 +107,8 @@ class EpisodeAudio:
                 f"'{meta_path(keys.EPISODE_ENDS)}' lists {n} episodes (episode "
                 f"{ends_array.shape[0]} has no audio); {_REPAIR}"
             )
-        ends = np.asarray(ends_array[:n], dtype=np.int64)  # (N,)
+        store._check_committed([ends_name])  # before the read: absent chunks read as 0
+        ends = np.asarray(store._read_all(ends_name), dtype=np.int64)  # (N,)
         store._check_ends(ends, keys.AUDIO_ENDS, unit="audio sample")
         audio = store._array(audio_name)
         store._check_dtype(audio, audio_name, np.dtype(np.int16), ndim=1)
@@ -119,7 +121,14 @@ class EpisodeAudio:
             )
         self.ends = ends
         self.starts = np.concatenate([[0], ends[:-1]]).astype(np.int64)  # (N,)
-        self._samples = audio
+        self._samples, self._span = audio, Span(audio_name, int(ends[-1]), "samples", ends)
+        store._check_committed([], self.spans()[1:])
+
+    def spans(self) -> list[tuple[zarr.Array, Span]]:
+        """``meta/audio_ends`` and ``meta/audio`` with their committed parts ([] without audio)."""
+        if self._samples is None or self._span is None:
+            return []
+        return [self.store.span(meta_path(keys.AUDIO_ENDS)), (self._samples, self._span)]
 
     @property
     def num_samples(self) -> int:
@@ -134,7 +143,8 @@ class EpisodeAudio:
                 "`vla-collect ... speech=true` (or append meta['audio'] with EpisodeWriter)"
             )
         stop = self.num_samples if stop is None else min(stop, self.num_samples)
-        return self._samples[start:stop]  # (stop - start,)
+        path, samples, span = self.store.path, self._samples, self._span
+        return read_range(path, samples, span, start, stop)  # (stop - start,)
 
     def pcm(self, index: int) -> np.ndarray:
         """Episode ``index``'s waveform as stored: int16 PCM ``(S_i,)``."""
@@ -196,8 +206,9 @@ class EpisodeAudioWriter:
         self._samples: zarr.Array | None = None  # meta/audio (S,) int16
         self._ends: zarr.Array | None = None  # meta/audio_ends (N,) int64
         if store.num_episodes and self.sample_rate is not None:
-            self._samples = group[meta_path(keys.AUDIO)]
-            self._ends = group[meta_path(keys.AUDIO_ENDS)]
+            # write_empty_chunks: a silent chunk is stored too, or it would look missing
+            self._samples = group[meta_path(keys.AUDIO)].with_config(WRITE_EVERY_CHUNK)
+            self._ends = group[meta_path(keys.AUDIO_ENDS)].with_config(WRITE_EVERY_CHUNK)
 
     # ------------------------------------------------------------------ opening
     def drop(self) -> None:
@@ -270,6 +281,7 @@ class EpisodeAudioWriter:
             dtype=np.int16,
             compressors=zstd,
             fill_value=0,
+            config=WRITE_EVERY_CHUNK,  # a silent chunk is stored too, or it would look missing
         )
         self._ends = self._group.create_array(
             meta_path(keys.AUDIO_ENDS),
@@ -277,6 +289,7 @@ class EpisodeAudioWriter:
             chunks=(self.ends_chunk,),
             dtype=np.int64,
             compressors=zstd,
+            config=WRITE_EVERY_CHUNK,
         )
         self.sample_rate = rate
         return format_version

@@ -30,8 +30,9 @@ class EpisodeDataModule(LightningDataModule):
         num_workers: loader worker processes (0 loads in the main process).
         pin_memory: page-locked batches for fast host-to-GPU copies; None means "if CUDA".
         persistent_workers: keep workers (and their open store / cache) across epochs.
-        shuffle_seed: seed of the training order (a new permutation per epoch, resumable
-            mid-epoch: ``train_sampler.resume_at``).
+        shuffle_seed: seed of the training order: an endless stream of per-epoch permutations
+            (``ResumableRandomSampler``), so a resumed run continues at the exact data position
+            (``train_sampler.resume_at``) and batches never drop samples at epoch ends.
     """
 
     def __init__(
@@ -113,7 +114,7 @@ class EpisodeDataModule(LightningDataModule):
             dataset,
             batch_size=self.batch_size,
             sampler=self.train_sampler if train else None,
-            drop_last=train and len(dataset) >= self.batch_size,  # equal-size training batches
+            # training batches come from an endless stream: all full, none dropped
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers,

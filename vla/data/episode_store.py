@@ -3,7 +3,8 @@
 Layout (diffusion_policy's, so stores interoperate)::
 
     zarr.json                 attributes: schema, format_version (1, or 2: may hold audio),
-                              env_spec, keys (+ audio_sample_rate: int Hz, only with audio)
+                              env_spec, keys (+ audio_sample_rate: int Hz, only with audio;
+                              + all_chunks_written: true, set by writers that store every chunk)
     data/<key>                (T, ...) every episode concatenated along time (first axis)
     meta/episode_ends         (N,) int64, cumulative and exclusive: episode i is
                               data[ends[i-1]:ends[i]] — the commit record (see EpisodeWriter)
@@ -19,23 +20,27 @@ Layout (diffusion_policy's, so stores interoperate)::
 killed mid-episode; they are not part of the store and readers never see them. The same holds
 for the audio: only ``audio_ends[:N]`` and the samples up to its last entry are committed.
 Both format versions are read; new stores are created at version 2 (see episode_audio).
+
+Chunks (see ``store_integrity``): zarr reads an absent chunk file as zeros, so opening lists
+every array's chunk files and refuses a store missing one that holds committed entries, naming
+the array, the chunk and its episodes (``check_chunks``, on for every reader: training, the
+writer, ``vla-data info``); reads name a chunk that fails to decode; ``verify()`` decodes all.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import zarr
-from tqdm import tqdm
-from zarr.storage import LocalStore
 
 from vla import keys
-from vla.data.store_error import InvalidStoreError
+from vla.data import store_integrity as integrity
+from vla.data.store_error import REPAIR, InvalidStoreError
+from vla.progress import progress as show_progress
 
 SCHEMA = "vla.episode_store"
 FORMAT_VERSION = 2
@@ -58,7 +63,7 @@ META_COLUMNS: dict[str, type] = {
 }
 LOWDIM_KEYS = (keys.ACTION, keys.STATE)  # float32 (T, D), checked finite
 AUDIO_SCALE = 32767  # int16 PCM <-> float: x_int = round(clip(x, -1, 1) * 32767), as save_wav
-_REPAIR = "restore the store from a backup or re-collect it"
+_REPAIR = REPAIR  # the name episode_audio imports
 
 
 def is_image_key(key: str) -> bool:
@@ -83,38 +88,6 @@ def data_path(key: str) -> str:
     return f"{keys.DATA}/{key}"
 
 
-def directory_bytes(path: Path) -> int:
-    """Bytes of every file under ``path`` (apparent sizes, so numbers agree across filesystems)."""
-    total = 0
-    for root, _, files in os.walk(path):
-        for name in files:
-            total += os.path.getsize(os.path.join(root, name))
-    return total
-
-
-def open_group(path: Path, read_only: bool = True) -> zarr.Group:
-    """Open the root group of a store, or raise InvalidStoreError saying what ``path`` is instead."""
-    if not path.exists():
-        raise InvalidStoreError(
-            f"{path}: no such episode store; create one with "
-            "EpisodeWriter.create_or_open(path, env_spec=...) or check the path"
-        )
-    if not (path / "zarr.json").is_file():
-        raise InvalidStoreError(
-            f"{path}: not a Zarr v3 store (no zarr.json); point at the store folder itself "
-            "(the one holding data/ and meta/)"
-        )
-    try:
-        node = zarr.open(
-            store=LocalStore(path, read_only=read_only), mode="r" if read_only else "r+"
-        )
-    except Exception as err:  # any zarr parse failure is one message to the user
-        raise InvalidStoreError(f"{path}: unreadable Zarr metadata ({err}); {_REPAIR}") from err
-    if not isinstance(node, zarr.Group):
-        raise InvalidStoreError(f"{path}: is a Zarr array, not an episode store (a group)")
-    return node
-
-
 def check_header(path: Path, attrs: dict[str, Any]) -> None:
     """Schema and format version: refuse stores this code does not know how to read."""
     if attrs.get(ATTR_SCHEMA) != SCHEMA:
@@ -135,33 +108,48 @@ class EpisodeStore:
     """A validated, read-only view of the committed episodes of a store.
 
     Opening checks the header, that every array exists with the right dtype, that arrays are
-    at least as long as ``meta/episode_ends`` says, and (``check_values``) that actions and
-    states are finite. Any problem raises :class:`InvalidStoreError` naming the array or
-    episode and the fix. Spoken instructions (``has_audio``) are checked alike (EpisodeAudio).
+    at least as long as ``meta/episode_ends`` says, (``check_chunks``) that the chunk files of
+    their committed entries exist, and (``check_values``) that actions and states are finite.
+    Any problem raises :class:`InvalidStoreError` naming the array or episode and the fix.
+    Spoken instructions (``has_audio``) are checked alike (EpisodeAudio).
 
     Args:
         path: the store folder.
         check_values: scan ``action`` / ``state`` for NaN and inf (reads them once; cheap).
+        check_chunks: list every array's chunk files and refuse a store missing one that holds
+            committed entries (zarr would read it as zeros); decodes nothing, so cheap.
     """
 
-    def __init__(self, path: str | Path, check_values: bool = True) -> None:
+    def __init__(
+        self, path: str | Path, check_values: bool = True, check_chunks: bool = True
+    ) -> None:
         self.path = Path(path)
-        self._group = open_group(self.path)
+        self._group = integrity.open_group(self.path)
+        self._opened: dict[str, zarr.Array] = {}  # arrays by path (see _array)
         attrs = self._group.attrs.asdict()
         check_header(self.path, attrs)
+        self.check_chunks = check_chunks
+        self._all_chunks_written = attrs.get(integrity.ATTR_ALL_CHUNKS) is True
         self.format_version: int = attrs[ATTR_FORMAT_VERSION]
         self.env_spec: dict[str, Any] = dict(attrs.get(ATTR_ENV_SPEC) or {})
         self.keys: list[str] = list(attrs.get(ATTR_KEYS) or [])
 
         ends_array = self._array(meta_path(keys.EPISODE_ENDS))
         self._check_dtype(ends_array, meta_path(keys.EPISODE_ENDS), np.dtype(np.int64), ndim=1)
-        self.episode_ends: np.ndarray = np.asarray(ends_array[:], dtype=np.int64)  # (N,)
+        self.num_episodes = ends_array.shape[0]  # its shape is the commit record
+        self._check_committed([meta_path(keys.EPISODE_ENDS)])
+        self.episode_ends: np.ndarray = self._read_all(meta_path(keys.EPISODE_ENDS))  # (N,)
         self._check_ends()
-        self.num_episodes = len(self.episode_ends)
         self.num_steps = int(self.episode_ends[-1]) if self.num_episodes else 0
         self.episode_starts = np.concatenate([[0], self.episode_ends[:-1]]).astype(np.int64)  # (N,)
         self.episode_lengths = self.episode_ends - self.episode_starts  # (N,)
 
+        # a store whose first episode never committed may lack data arrays: it is just empty
+        self.arrays: dict[str, zarr.Array] = {}
+        if self.num_episodes:
+            self.arrays = {key: self._data_array(key) for key in self.keys}
+        # before the columns are read: an absent chunk would read as "" / 0 / False
+        self._check_committed([*map(meta_path, META_COLUMNS), *map(data_path, self.arrays)])
         columns = {name: self._meta_column(name, kind) for name, kind in META_COLUMNS.items()}
         self.instructions: list[str] = columns[keys.INSTRUCTION]
         self.tasks: list[str] = columns[keys.TASK]
@@ -177,18 +165,15 @@ class EpisodeStore:
         self.audio_sample_rate: int | None = self._audio.sample_rate
         self.audio_ends: np.ndarray | None = self._audio.ends  # (N,) cumulative exclusive ends
         self.audio_starts: np.ndarray | None = self._audio.starts  # (N,)
-
-        # a store whose first episode never committed may lack data arrays: it is just empty
-        self.arrays: dict[str, zarr.Array] = {}
-        if self.num_episodes:
-            self.arrays = {key: self._data_array(key) for key in self.keys}
-            if check_values:
-                for key in LOWDIM_KEYS:
-                    if key in self.arrays:
-                        self._check_finite(key)
+        if check_values:
+            for key in LOWDIM_KEYS:
+                if key in self.arrays:
+                    self._check_finite(key)
 
     # ------------------------------------------------------------------ validation
     def _array(self, name: str) -> zarr.Array:
+        if name in self._opened:  # each zarr.json is parsed once per open
+            return self._opened[name]
         try:
             node = self._group[name]
         except KeyError:
@@ -197,6 +182,7 @@ class EpisodeStore:
             raise InvalidStoreError(
                 f"{self.path}: '{name}' is a group, expected an array; {_REPAIR}"
             )
+        self._opened[name] = node
         return node
 
     def _check_dtype(self, array: zarr.Array, name: str, dtype: np.dtype, ndim: int | None) -> None:
@@ -246,7 +232,7 @@ class EpisodeStore:
             )
         if not self.num_episodes:
             return []
-        return array[: self.num_episodes].tolist()
+        return self._read_all(meta_path(name)).tolist()
 
     def _data_array(self, key: str) -> zarr.Array:
         name = data_path(key)
@@ -275,6 +261,36 @@ class EpisodeStore:
                 f"episode); re-collect that episode or copy the store without it"
             )
 
+    # ------------------------------------------------------------------ chunks
+    def span(self, name: str, array: zarr.Array | None = None) -> tuple[zarr.Array, integrity.Span]:
+        """Array ``name`` (``data/<key>`` or ``meta/<column>``) and its committed part, cut to
+        the array's length (a shorter one is reported by the length checks)."""
+        array = self._array(name) if array is None else array
+        if name.startswith(keys.DATA + "/"):  # steps, mapped to episodes by episode_ends
+            size, unit, ends = min(array.shape[0], self.num_steps), "steps", self.episode_ends
+        else:
+            size, unit, ends = min(array.shape[0], self.num_episodes), "episodes", None
+        return array, integrity.Span(name, size, unit, ends)
+
+    def _check_committed(self, names: list[str], spans: list | None = None) -> None:
+        """With ``check_chunks``: raise InvalidStoreError unless every committed chunk of the
+        arrays ``names`` (and of ``spans``: ``(array, Span)`` pairs) is on disk."""
+        if self.check_chunks:
+            pairs = [self.span(name) for name in names] + list(spans or [])
+            integrity.check_chunks(self.path, pairs, self._all_chunks_written)
+
+    def _read_all(self, name: str) -> np.ndarray:
+        """The committed entries of meta/ array ``name``, or an error naming a broken chunk."""
+        array, span = self.span(name)
+        return integrity.read_range(self.path, array, span, 0, span.length)  # (N,)
+
+    def verify(self) -> int:
+        """Decode every committed chunk of every array (reads the whole store; slow on a big
+        one); raise one InvalidStoreError naming each that fails. Returns the chunks read."""
+        names = [meta_path(keys.EPISODE_ENDS), *map(meta_path, META_COLUMNS)]
+        pairs = [self.span(name) for name in [*names, *map(data_path, self.arrays)]]
+        return integrity.verify_chunks(self.path, pairs + self._audio.spans())
+
     # ------------------------------------------------------------------ reading
     def episode_of(self, step: int) -> int:
         """Index of the episode holding global ``step``."""
@@ -287,15 +303,16 @@ class EpisodeStore:
         """
         if key not in self.arrays:
             raise KeyError(f"key {key!r} is not in the store {self.path} (keys: {self.keys})")
-        array = self.arrays[key]
+        array, span = self.span(data_path(key), self.arrays[key])
         stop = self.num_steps if stop is None else min(stop, self.num_steps)
         if not progress:
-            return array[start:stop]  # (stop - start, ...)
+            return integrity.read_range(self.path, array, span, start, stop)  # (stop - start, ...)
         out = np.empty((stop - start, *array.shape[1:]), dtype=array.dtype)  # (stop - start, ...)
         block = max(array.chunks[0], (64 << 20) // max(1, out[:1].nbytes))  # ~64 MB per read
-        for lo in tqdm(range(start, stop, block), desc=f"loading {key}", unit="block"):
+        for lo in show_progress(range(start, stop, block), desc=f"loading {key}", unit="block"):
             hi = min(lo + block, stop)
-            out[lo - start : hi - start] = array[lo:hi]  # (hi - lo, ...)
+            block_values = integrity.read_range(self.path, array, span, lo, hi)  # (hi - lo, ...)
+            out[lo - start : hi - start] = block_values
         return out
 
     def episode(self, index: int) -> dict[str, np.ndarray]:
@@ -346,7 +363,7 @@ class EpisodeStore:
     # ------------------------------------------------------------------ reporting
     def disk_bytes(self, key: str | None = None) -> int:
         """Bytes on disk of the whole store, or of ``data/<key>``."""
-        return directory_bytes(self.path if key is None else self.path / keys.DATA / key)
+        return integrity.directory_bytes(self.path / keys.DATA / key if key else self.path)
 
     def bytes_per_frame(self, key: str | None = None) -> float:
         """Bytes on disk per step of ``data/<key>``, or of all data arrays together."""

@@ -23,6 +23,10 @@ Why an append is atomic (against ``kill -9``, an exception, a crash, at any inst
   appear at the first episode (they are dropped again if it never committed), so a store has
   audio for every episode or for none.
 
+Every chunk is written, even one equal to the fill value everywhere (zarr 3 skips those by
+default): readers take an absent chunk for damage (store_integrity), so every array handle is
+created or reopened with ``write_empty_chunks`` and new stores say so (``all_chunks_written``).
+
 A directory lock (``flock``) makes a second writer on the same store fail fast; the kernel
 releases it when the process dies, so a killed writer never leaves a stale lock. Power loss is
 a different failure (the page cache is lost): ``durable=True`` adds ``os.sync()`` barriers
@@ -64,8 +68,8 @@ from vla.data.episode_store import (
     data_path,
     is_image_key,
     meta_path,
-    open_group,
 )
+from vla.data.store_integrity import ATTR_ALL_CHUNKS, WRITE_EVERY_CHUNK, open_group
 
 META_CHUNK = 4096  # episodes per chunk of a meta/ column: one small file rewritten per append
 _PARTIAL = re.compile(r"\.[0-9a-f]{32}\.partial$")  # zarr LocalStore's temporary file names
@@ -168,6 +172,7 @@ class EpisodeWriter:
             ATTR_FORMAT_VERSION: FORMAT_VERSION,
             ATTR_ENV_SPEC: spec,
             ATTR_KEYS: list(data_keys or []),
+            ATTR_ALL_CHUNKS: True,
         }
         group = zarr.create_group(store=LocalStore(tmp), attributes=attrs)
         group.create_group(vla_keys.DATA)
@@ -178,6 +183,7 @@ class EpisodeWriter:
                 chunks=(META_CHUNK,),
                 dtype=dtype,
                 compressors=ZstdCodec(level=self.compression_level),
+                config=WRITE_EVERY_CHUNK,
             )
         try:
             os.rename(tmp, self.path)  # replaces an empty folder too (POSIX rename)
@@ -227,8 +233,9 @@ class EpisodeWriter:
             self.keys = list(data_keys)
             self._group.attrs.update({ATTR_KEYS: self.keys})
 
-        self._ends = self._group[meta_path(vla_keys.EPISODE_ENDS)]
-        self._columns = {name: self._group[meta_path(name)] for name in META_COLUMNS}
+        # zarr's runtime config is per handle, not stored: ask every handle to write all chunks
+        self._ends = self._array(meta_path(vla_keys.EPISODE_ENDS))
+        self._columns = {name: self._array(meta_path(name)) for name in META_COLUMNS}
         self._data: dict[str, zarr.Array] = {}
         self.format_version: int = store.format_version
         self._audio = EpisodeAudioWriter(
@@ -240,8 +247,10 @@ class EpisodeWriter:
                 del self._group[vla_keys.DATA]
             self._group.create_group(vla_keys.DATA)
             self._audio.drop()  # the next first episode decides again whether there is audio
+            if not attrs.get(ATTR_ALL_CHUNKS):  # an old empty store: from now on every chunk
+                self._group.attrs.update({ATTR_ALL_CHUNKS: True})
         else:
-            self._data = {key: self._group[data_path(key)] for key in self.keys}
+            self._data = {key: self._array(data_path(key)) for key in self.keys}
         # drop uncommitted tails so appends continue right after the last committed episode
         for array in self._data.values():
             if array.shape[0] != self.num_steps:
@@ -250,6 +259,9 @@ class EpisodeWriter:
             if array.shape[0] != self.num_episodes:
                 array.resize((self.num_episodes,))
         self._audio.truncate(self.num_episodes)
+
+    def _array(self, name: str) -> zarr.Array:
+        return self._group[name].with_config(WRITE_EVERY_CHUNK)
 
     @property
     def has_audio(self) -> bool:
@@ -360,6 +372,7 @@ class EpisodeWriter:
                 dtype=value.dtype,
                 compressors=ZstdCodec(level=self.compression_level),
                 fill_value=0,
+                config=WRITE_EVERY_CHUNK,  # an all-zero chunk is stored too (not "missing")
             )
         if not self.keys:
             self.keys = list(arrays)

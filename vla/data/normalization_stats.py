@@ -3,8 +3,10 @@
 The action tokenizer maps ``[q01, q99]`` to ``[-1, 1]`` (RT-2 / OpenVLA style percentile bounds,
 robust to a few outlier steps); ``min``, ``max``, ``mean`` and ``std`` are there for other
 normalizers and for reports. Statistics are cached in the store's ``stats`` group, keyed by the
-exact set of training episodes, so a different split (seed, fraction, more episodes) computes
-its own and reopening with the same split reuses them.
+exact set of training episodes and by the content they came from: the episode ends and a digest
+of the stat arrays' ``zarr.json`` and chunk files (names, sizes, mtimes). A different split
+(seed, fraction, more episodes) computes its own, reopening with the same split reuses them, and
+a deleted, replaced or rewritten chunk invalidates them instead of serving stale statistics.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ import zarr
 from zarr.storage import LocalStore
 
 from vla import keys
-from vla.data.episode_store import EpisodeStore
+from vla.data.episode_store import EpisodeStore, data_path
+from vla.data.store_integrity import content_digest
 
-STATS_VERSION = 1  # bump when the computation changes, so old caches are ignored
+STATS_VERSION = 2  # bump when the computation or the key changes, so old caches are ignored
+CACHE_ENTRIES = 8  # newest entries kept in stats/: each rewrite of the data adds one
 
 
 @dataclass(frozen=True)
@@ -99,7 +103,7 @@ class NormalizationStats:
                 "more episodes or lower val_fraction"
             )
         present = [key for key in stat_keys if key in store.arrays]
-        cache_key = _cache_key(episodes, present)
+        cache_key = _cache_key(store, episodes, present)
         if use_cache:
             cached = _read_cache(store).get(cache_key)
             if cached is not None:
@@ -113,9 +117,12 @@ class NormalizationStats:
         return stats
 
 
-def _cache_key(episodes: np.ndarray, stat_keys: Sequence[str]) -> str:
+def _cache_key(store: EpisodeStore, episodes: np.ndarray, stat_keys: Sequence[str]) -> str:
     digest = hashlib.sha1(episodes.astype("<i8").tobytes())  # the split is its episode set
+    digest.update(store.episode_ends.astype("<i8").tobytes())  # their step ranges
     digest.update(",".join(stat_keys).encode())
+    # the data itself: any chunk deleted, replaced or rewritten since gives another key
+    digest.update(content_digest(store.path, [data_path(key) for key in stat_keys]).encode())
     return f"v{STATS_VERSION}-{len(episodes)}ep-{digest.hexdigest()[:16]}"
 
 
@@ -133,7 +140,12 @@ def _write_cache(store: EpisodeStore, cache_key: str, entry: dict) -> None:
     try:
         # stats/zarr.json is replaced by one rename, so a concurrent reader sees old or new
         group = zarr.open_group(store=LocalStore(store.path), path=keys.STATS, mode="a")
-        group.attrs.update({cache_key: entry})
+        # keep this version's newest entries: stale ones (older data, older code) only take room
+        current = f"v{STATS_VERSION}-"
+        kept = {k: v for k, v in group.attrs.asdict().items() if k.startswith(current)}
+        kept.pop(cache_key, None)
+        kept = dict(list(kept.items())[1 - CACHE_ENTRIES :])  # (CACHE_ENTRIES - 1) newest
+        group.attrs.put({**kept, cache_key: entry})
     except OSError as err:
         warnings.warn(
             f"could not cache normalization stats in {store.path} ({err}); they will be "

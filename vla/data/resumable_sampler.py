@@ -1,4 +1,18 @@
-"""A shuffling sampler that can start mid-epoch, so a resumed run sees the data it would have."""
+"""An endless shuffled stream of sample indices that a resumed run continues exactly.
+
+Why endless: training is counted in steps (``trainer.max_steps``), not epochs. With finite epochs
+and ``drop_last`` every epoch drops ``len(dataset) % batch`` samples, so "where is step s in the
+data" depends on the epoch boundaries; and a Lightning run resumed mid-epoch counts the batches it
+had done against the shortened epoch of a sampler that skips them — it could end up with an empty
+epoch and train zero steps. Here the data is one stream: epoch ``e`` is the ``e``-th seeded
+permutation of the dataset, the stream is their concatenation, and a batch may span two epochs,
+so every sample is seen once per epoch and step ``s`` of a run with batch ``B`` on ``W`` ranks
+always reads stream positions ``[s * B * W, (s + 1) * B * W)``, resumed or not.
+
+Data parallel: rank ``r`` of ``W`` takes positions ``r, r + W, r + 2W ...`` (the trainer runs with
+``use_distributed_sampler: false``, so Lightning does not wrap it), so the ranks' batches of a
+step partition one global batch.
+"""
 
 from __future__ import annotations
 
@@ -8,32 +22,51 @@ import torch
 from torch.utils.data import Sampler
 
 
-class ResumableRandomSampler(Sampler[int]):
-    """A new seeded permutation every epoch (``set_epoch``, which Lightning calls), optionally
-    skipping the first ``start`` indices of the current epoch.
+def rank_and_world() -> tuple[int, int]:
+    """This process's rank and the number of processes (0, 1 without torch.distributed)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
 
-    On resume the trainer restores the step count but restarts the epoch's iteration; skipping
-    the samples already consumed continues at the same data position (``resume_at``).
+
+class ResumableRandomSampler(Sampler[int]):
+    """Endless stream of seeded per-epoch permutations of ``range(size)``, sharded over ranks.
+
+    Args:
+        size: samples in the dataset.
+        seed: seed of the permutations (epoch ``e`` uses ``seed * 1_000_003 + e``).
     """
 
     def __init__(self, size: int, seed: int = 0):
         if size < 1:
             raise ValueError(f"size={size} must be >= 1 (an empty training split?)")
-        self.size, self.seed, self.epoch, self.start = size, seed, 0, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        if epoch != self.epoch:
-            self.start = 0  # the skip applies to the epoch we resumed in only
-        self.epoch = epoch
+        self.size, self.seed = size, seed
+        self.position = 0  # global stream position the next iteration starts at
 
     def resume_at(self, samples_seen: int) -> None:
-        """Position after ``samples_seen`` samples since training began."""
-        self.epoch, self.start = divmod(samples_seen, self.size)
+        """Start the next iteration after ``samples_seen`` samples of the global stream."""
+        if samples_seen < 0:
+            raise ValueError(f"samples_seen={samples_seen} must be >= 0")
+        self.position = samples_seen
+
+    def epoch_of(self, samples_seen: int) -> float:
+        """Passes over the data after ``samples_seen`` stream positions."""
+        return samples_seen / self.size
+
+    def order(self, epoch: int) -> torch.Tensor:
+        """The permutation epoch ``epoch`` visits the samples in ``(size,)``."""
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        return torch.randperm(self.size, generator=g)  # (size,)
+
+    def stream(self, start: int, rank: int = 0, world: int = 1) -> Iterator[int]:
+        """Indices at global positions ``start + rank + k * world``, k = 0, 1, ... (endless)."""
+        p = start + rank
+        while True:
+            epoch, offset = divmod(p, self.size)
+            chunk = self.order(epoch)[offset::world]  # this rank's positions in this epoch
+            yield from chunk.tolist()
+            p += len(chunk) * world  # first of this rank's positions in the next epoch
 
     def __iter__(self) -> Iterator[int]:
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        order = torch.randperm(self.size, generator=g)  # (size,)
-        yield from order[self.start :].tolist()
-
-    def __len__(self) -> int:
-        return self.size - self.start
+        rank, world = rank_and_world()
+        return self.stream(self.position, rank, world)

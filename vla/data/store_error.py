@@ -1,5 +1,8 @@
 """The one error a malformed episode store raises."""
 
+# the fix for damage no checker can undo: every store error about lost or broken data ends so
+REPAIR = "restore the store from a backup or re-collect it"
+
 
 class InvalidStoreError(ValueError):
     """A path that is not a valid episode store, or a store whose contents disagree.

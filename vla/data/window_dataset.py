@@ -21,14 +21,15 @@ import torch
 import torch.nn.functional as F
 import zarr
 from torch.utils.data import Dataset, default_collate
-from tqdm import tqdm
 from zarr.storage import LocalStore
 
 from vla import keys
 from vla.data.episode_split import SPLITS, EpisodeSplit
 from vla.data.episode_store import AUDIO_SCALE, EpisodeStore, data_path, is_image_key, meta_path
 from vla.data.normalization_stats import NormalizationStats
+from vla.data.store_integrity import Span, read_range
 from vla.history import check_history, observation_steps
+from vla.progress import progress
 
 # what a speech model is asked when it co-trains on transcripts (``transcribe_fraction``)
 TRANSCRIBE_QUESTION = "what was said?"
@@ -176,6 +177,11 @@ class WindowDataset(Dataset):
         self._arrays: dict[str, zarr.Array] | None = None  # opened lazily, once per process
         self._audio_array: zarr.Array | None = None
         self._pid = -1
+        # committed extents of the lazily read arrays: a chunk that fails to decode is named
+        self._spans = {k: store.span(data_path(k))[1] for k in self.image_keys}
+        if audio:
+            name = meta_path(keys.AUDIO)
+            self._spans[name] = Span(name, store.num_audio_samples, "samples", store.audio_ends)
 
     def _check_keys(self, store: EpisodeStore) -> None:
         if store.num_episodes == 0:
@@ -202,7 +208,7 @@ class WindowDataset(Dataset):
         array = store.arrays[key]
         frames = np.empty((len(self._step), *array.shape[1:]), array.dtype)  # (N, H, W, 3)
         row = 0
-        for e in tqdm(self.episodes, desc=f"caching {key} ({self.split})", unit="episode"):
+        for e in progress(self.episodes, desc=f"caching {key} ({self.split})", unit="episode"):
             start, end = int(store.episode_starts[e]), int(store.episode_ends[e])
             frames[row : row + end - start] = store.read(key, start, end)  # (L, H, W, 3)
             row += end - start
@@ -257,7 +263,8 @@ class WindowDataset(Dataset):
         if self._audio_pcm is not None:
             return self._audio_pcm[lo:hi]  # (S_e,)
         self._open_arrays()
-        return self._audio_array[lo:hi]  # (S_e,)
+        span = self._spans[meta_path(keys.AUDIO)]
+        return read_range(self.path, self._audio_array, span, lo, hi)  # (S_e,)
 
     def _open_arrays(self) -> None:
         if self._arrays is None or self._pid != os.getpid():
@@ -274,8 +281,10 @@ class WindowDataset(Dataset):
         if key in self._frames:
             return self._frames[key][obs + self._cache_offset[episode]]  # (T, H, W, 3)
         self._open_arrays()
-        lo = int(obs[0])
-        return self._arrays[key][lo : int(obs[-1]) + 1][obs - lo]  # (T, H, W, 3)
+        lo, hi = int(obs[0]), int(obs[-1]) + 1
+        array, span = self._arrays[key], self._spans[key]
+        frames = read_range(self.path, array, span, lo, hi)  # (hi - lo, H, W, 3)
+        return frames[obs - lo]  # (T, H, W, 3)
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
