@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +24,14 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from vla import keys
 from vla.atomic_file import write_json_atomic
 from vla.checkpoint import init_from_checkpoint
+from vla.cli.errors import user_errors
 from vla.data import EpisodeStore
+from vla.data.store_error import InvalidStoreError
 from vla.data.window_dataset import TRANSCRIBE_QUESTION
 from vla.training import PretrainedCheckpoints, VLATrainingModule
 from vla.training.checkpoints import RESUME_FILE, SUCCESS_METRIC, VAL_METRIC
+from vla.training.lightning_noise import quiet_lightning
+from vla.training.run_folder import RunFolderError, prepare_run_folder, trim_metrics
 
 CONFIG_PATH = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
 
@@ -140,17 +145,25 @@ def check_specs(cfg: DictConfig, env_spec: dict[str, Any]) -> None:
 
 @hydra.main(config_path=CONFIG_PATH, config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    L.seed_everything(cfg.seed, workers=True)
+    with user_errors("vla-train", extra=(InvalidStoreError, RunFolderError)):
+        train(cfg)
+
+
+def train(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> L.Trainer:
+    """Everything ``vla-train`` does with a composed config; returns the finished trainer."""
+    quiet_lightning()
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
     out = Path(cfg.out)
     resume = out / "checkpoints" / RESUME_FILE
     if cfg.resume and not resume.exists():
         raise FileNotFoundError(f"resume=true but {resume} does not exist (nothing to resume)")
+    prepare_run_folder(out, bool(cfg.resume), bool(cfg.get("overwrite")))  # before any work
     data, module, extra = build(cfg)
     saver = PretrainedCheckpoints(
         out / "checkpoints", cfg.checkpoint_every_n_steps, extra["stats"], extra["info"]
     )
     callbacks = [instantiate(c) for c in (cfg.callbacks or {}).values() if c is not None]
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=[*callbacks, saver])
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=[*callbacks, saver, *extra_callbacks])
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / "config.json", OmegaConf.to_container(cfg, resolve=True))
     ckpt = str(resume) if cfg.resume else None
@@ -158,12 +171,27 @@ def main(cfg: DictConfig) -> None:
         import torch
 
         step = torch.load(ckpt, map_location="cpu", weights_only=True)["global_step"]
+        if step >= cfg.trainer.max_steps:
+            raise ValueError(
+                f"resume=true: {resume} is at step {step}, already >= trainer.max_steps="
+                f"{cfg.trainer.max_steps}; raise trainer.max_steps to train further"
+            )
         data.setup("fit")
         data.train_sampler.resume_at(step * data.batch_size * trainer.world_size)
+        if trainer.is_global_zero:
+            trim_metrics(out / "logs", step)  # rows past the checkpoint are logged again
     start = time.perf_counter()
     trainer.fit(module, datamodule=data, ckpt_path=ckpt, weights_only=True)
+    if trainer.global_step < cfg.trainer.max_steps and not (
+        trainer.interrupted or trainer.should_stop
+    ):
+        raise RuntimeError(
+            f"training stopped at step {trainer.global_step} of trainer.max_steps="
+            f"{cfg.trainer.max_steps} without an error: this is a bug, please report it"
+        )
     if trainer.is_global_zero:
         print_summary(trainer, saver, out, (time.perf_counter() - start) / 60)
+    return trainer
 
 
 def print_summary(trainer: L.Trainer, saver: PretrainedCheckpoints, out: Path, minutes: float):

@@ -25,6 +25,16 @@ SUCCESS_METRIC = "rollout/success_rate"
 RESUME_FILE = "last.ckpt"
 
 
+def data_epochs(trainer: L.Trainer) -> float | None:
+    """Passes over the training data so far (the sampler is one endless stream, so Lightning's
+    epoch counter stays 0); None without a ``vla`` data module."""
+    data = getattr(trainer, "datamodule", None)
+    sampler = getattr(data, "train_sampler", None)
+    if sampler is None or not hasattr(sampler, "epoch_of"):
+        return None
+    return round(sampler.epoch_of(trainer.global_step * data.batch_size * trainer.world_size), 3)
+
+
 class PretrainedCheckpoints(L.Callback):
     """Save ``last`` / ``best_val`` / ``best_success`` policy folders and the resume state.
 
@@ -56,7 +66,7 @@ class PretrainedCheckpoints(L.Callback):
             info = {
                 **self.info,
                 "step": trainer.global_step,
-                "epoch": trainer.current_epoch,
+                "epoch": data_epochs(trainer),
                 **extra,
             }
             save_checkpoint(module.policy_model, self.dirpath / name, self.norm_stats, extra=info)

@@ -24,8 +24,8 @@ class VLATrainingModule(L.LightningModule):
         warmup_steps: linear warmup from 0 to ``lr``.
         max_steps: the cosine decays to ``min_lr_ratio * lr`` at this step (the trainer's).
         min_lr_ratio: floor of the cosine, as a fraction of ``lr``.
-        ema_decay: keep an exponential moving average of the weights (validated and saved in
-            place of the raw weights); None disables it.
+        ema_decay: keep an exponential moving average of the weights and buffers (BatchNorm
+            statistics; validated and saved in place of the raw model); None disables it.
         random_shift: pad training images by this many pixels (edge replicate) and crop back at
             a random offset per sample (DrQ, Kostrikov et al. 2020; diffusion policy's crop);
             0 disables. Against memorizing scenes with a fixed camera.
@@ -78,9 +78,7 @@ class VLATrainingModule(L.LightningModule):
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         if self.ema is not None:
-            with torch.no_grad():
-                for e, p in zip(self.ema.parameters(), self.model.parameters(), strict=True):
-                    e.lerp_(p.detach(), 1.0 - self.ema_decay)
+            update_ema(self.ema, self.model, self.ema_decay)
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         out = self.policy_model(batch)
@@ -111,6 +109,20 @@ class VLATrainingModule(L.LightningModule):
         progress = min(1.0, (step - self.warmup_steps) / max(1, self.max_steps - self.warmup_steps))
         cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
         return self.min_lr_ratio + (1.0 - self.min_lr_ratio) * cosine
+
+
+@torch.no_grad()
+def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    """One EMA step over parameters *and* buffers: BatchNorm running statistics are buffers, so
+    an EMA of parameters alone would validate and save with the statistics of the first step
+    (timm's ModelEmaV2/V3 average buffers too). Integer buffers (counters, token ids) are copied."""
+    for e, p in zip(ema.parameters(), model.parameters(), strict=True):
+        e.lerp_(p.detach(), 1.0 - decay)
+    for e, b in zip(ema.buffers(), model.buffers(), strict=True):
+        if e.is_floating_point():
+            e.lerp_(b.detach().to(e.dtype), 1.0 - decay)
+        else:
+            e.copy_(b)
 
 
 def shift_images(images: torch.Tensor, pad: int) -> torch.Tensor:

@@ -28,3 +28,23 @@ def test_lr_schedule_warms_up_then_decays_to_the_floor():
     m.warmup_steps, m.max_steps, m.min_lr_ratio = 10, 110, 0.1
     assert m._lr_factor(0) == 0.1 and m._lr_factor(9) == 1.0
     assert m._lr_factor(60) < 1.0 and abs(m._lr_factor(110) - 0.1) < 1e-9
+
+
+def test_ema_averages_batchnorm_statistics_too(vla_factory, batch_factory):
+    model = vla_factory()
+    module = VLATrainingModule(model, ema_decay=0.5)
+    bn = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    ema_bn = next(m for m in module.ema.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    start = ema_bn.running_mean.clone()
+    batch = batch_factory(model)
+    model.train()
+    for _ in range(3):
+        expected = start.clone() if _ == 0 else ema_bn.running_mean.clone()
+        with torch.no_grad():
+            model(batch)  # training-mode forward: BatchNorm running statistics move
+        module.on_train_batch_end(None, batch, 0)
+        expected.lerp_(bn.running_mean, 0.5)
+        assert torch.allclose(ema_bn.running_mean, expected)
+    assert not torch.allclose(ema_bn.running_mean, start)  # the EMA statistics moved
+    assert int(ema_bn.num_batches_tracked) == int(bn.num_batches_tracked) == 3
+    assert module.policy_model is module.ema

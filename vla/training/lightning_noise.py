@@ -1,0 +1,33 @@
+"""Keep a clean run's log clean: Lightning messages that say nothing about this run.
+
+Each filter is narrow (one message, by its text), so a new or real warning still shows.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+# (message regex, why it is noise here)
+_WARNINGS = (
+    # torch deprecated LeafSpec; Lightning 2.6's _pytree still calls it: not actionable by users
+    (r".*isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning),
+    # the model summary's byte estimate assumes fp32 under bf16-mixed; the parameter counts hold
+    (r"Precision bf16-mixed is not supported by the model summary", UserWarning),
+)
+_INFO_PREFIXES = ("💡 Tip:",)  # advertisements for cloud services
+
+
+class _DropAdverts(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.getMessage()).startswith(_INFO_PREFIXES)
+
+
+def quiet_lightning() -> None:
+    """Install the filters (idempotent)."""
+    for message, category in _WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category)
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropAdverts) for f in logger.filters):
+            logger.addFilter(_DropAdverts())
