@@ -27,12 +27,12 @@ from typing import Any
 os.environ.setdefault("MUJOCO_GL", "egl")  # before mujoco is imported, here and in workers
 
 import numpy as np  # noqa: E402
-from tqdm import tqdm  # noqa: E402
 
 from envs import keys as obs_keys  # noqa: E402
 from vla import keys  # noqa: E402
 from vla.atomic_file import write_text_atomic  # noqa: E402
 from vla.data import EpisodeStore, EpisodeWriter  # noqa: E402
+from vla.progress import Progress  # noqa: E402
 
 _worker: dict[str, Any] = {}  # per worker process: its env, expert and speech synthesizer
 SPEECH = "speech"  # extras field of the synthesizer's choices (voice, rate, pitch, snr, ...)
@@ -224,23 +224,25 @@ def collect(
         need = episodes - done
         attempted = successes = added = 0
         if need > 0:
-            bar = tqdm(
-                total=need, unit="ep", desc=f"collect {spec['env_id']}", disable=not progress
-            )
             seeds = iter(range(first, sys.maxsize))
             worker_args = (noise, seed, speech, speech_seed)
-            with closing(_rollouts(env_cfg, worker_args, seeds, workers)) as rollouts:
+            # a bar on a terminal, a line every 30 s in a log (vla/progress.py)
+            bar = Progress(
+                total=need, desc=f"collect {spec['env_id']}", unit="episode", disable=not progress
+            )
+            with bar, closing(_rollouts(env_cfg, worker_args, seeds, workers)) as rollouts:
                 for episode, meta in rollouts:
                     attempted += 1
                     successes += meta[keys.SUCCESS]
-                    if meta[keys.SUCCESS] or keep_failures:
+                    kept = meta[keys.SUCCESS] or keep_failures
+                    if kept:
                         writer.append(episode, meta)
                         added += 1
-                        bar.update(1)
-                    bar.set_postfix(expert_success=f"{successes / attempted:.0%}", kept=added)
+                    rate = f"{successes / attempted:.0%}"
+                    bar.set_postfix(expert_success=rate, run=attempted, refresh=False)
+                    bar.update(int(kept))  # the count and postfix of one line agree
                     if added >= need:
                         break
-            bar.close()
         total = writer.num_episodes
     summary = CollectSummary(out, total, added, attempted, successes, time.perf_counter() - start)
     write_card(out, summary, noise=noise, keep_failures=keep_failures)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 import os
+import sys
+import tempfile
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass
@@ -22,12 +24,12 @@ os.environ.setdefault("MUJOCO_GL", "egl")  # before mujoco is imported, here and
 import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv  # noqa: E402
-from tqdm import tqdm  # noqa: E402
 
 from envs import keys  # noqa: E402
 from policies.batch import BatchPolicy  # noqa: E402
 from policies.video import annotate, write_video  # noqa: E402
 from vla.atomic_file import write_json_atomic  # noqa: E402
+from vla.progress import Progress  # noqa: E402
 
 
 @dataclass
@@ -75,13 +77,16 @@ def evaluate(
         env: env config node (``{_target_: gymnasium.make, id: ..., split: ...}``).
         policy: acts on batches of ``num_envs`` observations.
         num_envs: envs stepping together (> 1: each in its own process).
-        out: folder for ``report.json``, ``videos/`` and ``success_per_task.png``.
+        out: folder for ``report.json``, ``videos/`` and ``success_per_task.png``; made and
+            checked writable before the first episode (:func:`prepare_out`). The report lists
+            the videos and the plot this run wrote (``videos``, ``plot``, relative to ``out``).
         video_episodes: the first K episodes (by seed) are filmed.
         checkpoint: recorded in the report.
     """
     if episodes < 1 or num_envs < 1:
         raise ValueError(f"episodes={episodes} and num_envs={num_envs} must be >= 1")
     num_envs = min(num_envs, episodes)
+    out = None if out is None else prepare_out(out)  # a bad `out` fails now, not after the run
     film = out is not None and video_episodes > 0
     privileged = bool(getattr(policy, "needs_privileged", False))  # scripted experts do
     make = partial(
@@ -100,6 +105,9 @@ def evaluate(
     start = time.perf_counter()
     results: list[Episode] = []
     frames: dict[int, list[np.ndarray]] = defaultdict(list)
+    videos: list[Path] = []
+    # a bar on a terminal, a line every 30 s in a log (vla/progress.py)
+    bar = Progress(total=episodes, desc="evaluate", unit="episode", disable=not progress)
     try:
         queue = list(range(seed, seed + episodes))
         running: list[int | None] = [queue.pop(0) for _ in range(num_envs)]  # seed per env
@@ -108,7 +116,6 @@ def evaluate(
         task, text = list(info["task"]), [str(t) for t in obs[keys.INSTRUCTION]]
         qa = [_qa_of(info, i) for i in range(num_envs)]
         lengths = np.zeros(num_envs, int)
-        bar = tqdm(total=episodes, unit="ep", desc="evaluate", disable=not progress)
         while any(s is not None for s in running):
             if film:
                 _film(envs, running, seed + video_episodes, frames)
@@ -133,10 +140,11 @@ def evaluate(
                 results.append(ep)
                 if film and ep.seed in frames:
                     frames[ep.seed].append(last_frames[i])
-                    _write_episode_video(Path(out), ep, frames.pop(ep.seed))
+                    videos.append(_write_episode_video(out, ep, frames.pop(ep.seed)))
                 running[i] = queue.pop(0) if queue else None
-                bar.update(1)
-            bar.set_postfix(success=f"{np.mean([r.success for r in results]):.0%}")
+            rate = f"{np.mean([r.success for r in results]):.0%}"
+            bar.set_postfix(success=rate, refresh=False)
+            bar.update(int(done.sum()))
             restart = done & np.array([s is not None for s in running])
             if restart.any():
                 new_obs, new_info = envs.reset(
@@ -149,13 +157,37 @@ def evaluate(
                     task[i], text[i] = new_info["task"][i], str(new_obs[keys.INSTRUCTION][i])
                     qa[i] = _qa_of(new_info, i)
                     lengths[i] = 0
-        bar.close()
     finally:
+        bar.close()
         envs.close()
     report = make_report(results, env, seed, checkpoint, time.perf_counter() - start, num_envs)
     if out is not None:
-        write_report(Path(out), report)
+        report["videos"] = sorted(str(v.relative_to(out)) for v in videos)
+        write_report(out, report)
     return report
+
+
+def prepare_out(out: str | Path, field: str = "out") -> Path:
+    """Make the folder ``out`` and prove it writable (a temporary file made and removed).
+
+    Called before the first episode: a file or an unwritable path given as ``out`` would
+    otherwise fail only when the report is written, after every episode has run.
+    """
+    path = Path(out)
+    fix = f"set {field}= to a folder that can be made and written (or {field}=null: no files)"
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{field}={out} is a file, not a folder: {fix}")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".write-test-")
+        os.close(fd)
+        os.remove(probe)
+    except OSError as err:
+        where = f" ({err.filename})" if err.filename else ""
+        raise ValueError(
+            f"{field}={out} cannot be written: {err.strerror or err}{where}: {fix}"
+        ) from err
+    return path
 
 
 def _qa_of(info: dict[str, Any], i: int) -> tuple[str, str] | None:
@@ -181,12 +213,12 @@ def _film(envs, running: list[int | None], first_unfilmed: int, frames: dict) ->
                 frames[s].append(frame)
 
 
-def _write_episode_video(out: Path, ep: Episode, frames: list[np.ndarray]) -> None:
+def _write_episode_video(out: Path, ep: Episode, frames: list[np.ndarray]) -> Path:
     text = f"[{ep.task}] {ep.instruction}"
     annotated = [annotate(f, text) for f in frames[:-1]]
     annotated += [annotate(frames[-1], text, ep.success)] * 5  # hold the verdict for 0.5 s
     verdict = "success" if ep.success else "failure"
-    write_video(out / "videos" / f"seed{ep.seed:04d}_{ep.task}_{verdict}.mp4", annotated)
+    return write_video(out / "videos" / f"seed{ep.seed:04d}_{ep.task}_{verdict}.mp4", annotated)
 
 
 def make_report(
@@ -236,10 +268,17 @@ def _norm(text: str | None) -> str:
 
 
 def write_report(out: Path, report: dict[str, Any]) -> None:
-    """``report.json`` (atomically) and ``success_per_task.png``."""
+    """``success_per_task.png`` and ``report.json`` (atomically), which names the plot (``plot``:
+    None if it could not be drawn: the numbers matter more than the picture)."""
     out.mkdir(parents=True, exist_ok=True)
+    plot = out / "success_per_task.png"
+    try:
+        plot_per_task(report, plot)
+        report["plot"] = plot.name
+    except Exception as err:  # a broken matplotlib must not lose the results
+        print(f"warning: {plot} not written ({type(err).__name__}: {err})", file=sys.stderr)
+        report["plot"] = None
     write_json_atomic(out / "report.json", report)
-    plot_per_task(report, out / "success_per_task.png")
 
 
 def plot_per_task(report: dict[str, Any], path: Path) -> Path:

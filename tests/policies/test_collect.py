@@ -152,3 +152,13 @@ def test_missing_espeak_fails_before_any_episode(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="espeak-ng not found.*apt-get install espeak-ng"):
         collect(TOUCH, tmp_path / "s.zarr", episodes=1, workers=1, speech=True, progress=False)
     assert not (tmp_path / "s.zarr").exists()
+
+
+def test_progress_off_a_terminal_is_plain_lines(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("VLA_PROGRESS_INTERVAL", "1000")  # only the final line
+    collect(TOUCH, tmp_path / "p.zarr", episodes=3, workers=1)
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    (line,) = err.splitlines()
+    assert line.startswith("collect vla/Touch-v0: 3/3 episodes (100%), ")
+    assert line.endswith("expert_success=100%, run=3")

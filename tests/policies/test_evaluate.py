@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from policies.batch import PerEnvPolicies, obs_at
-from policies.evaluate import evaluate, wilson_interval
+from policies.evaluate import evaluate, prepare_out, wilson_interval
 from policies.scripted_expert import ScriptedExpert
 
 ENV = {"_target_": "gymnasium.make", "id": "envs:vla/MultiTask-v0", "image_size": 32}
@@ -64,3 +64,41 @@ def test_cli_prints_and_writes_the_report(tmp_path):
 def test_bad_arguments():
     with pytest.raises(ValueError, match="episodes=0"):
         evaluate(ENV, PerEnvPolicies(ScriptedExpert, 1), episodes=0)
+
+
+def test_out_is_made_and_checked_before_any_episode(tmp_path):
+    made = prepare_out(tmp_path / "a" / "b")
+    assert made.is_dir() and list(made.iterdir()) == []  # the write test left nothing
+    afile = tmp_path / "report.txt"
+    afile.write_text("x")
+    with pytest.raises(ValueError, match=r"out=.*report.txt is a file, not a folder: set out="):
+        prepare_out(afile)
+    with pytest.raises(ValueError, match=r"out=.*report.txt/sub cannot be written: .*set out="):
+        prepare_out(afile / "sub")
+
+    class NeverActs(PerEnvPolicies):
+        def act_batch(self, obs):
+            raise AssertionError("an episode ran before `out` was checked")
+
+    with pytest.raises(ValueError, match="is a file"):
+        evaluate(ENV, NeverActs(ScriptedExpert, 1), episodes=1, num_envs=1, out=afile)
+
+
+def test_report_lists_only_what_this_run_wrote_and_progress_is_plain_lines(tmp_path, capsys):
+    out = tmp_path / "ev"
+    (out / "videos").mkdir(parents=True)
+    (out / "videos" / "old.mp4").write_bytes(b"")  # a previous run's: not this report's
+    report = evaluate(dict(ENV, id="envs:vla/Touch-v0"), PerEnvPolicies(ScriptedExpert, 1),
+                      episodes=3, num_envs=1, out=out, video_episodes=1)  # fmt: skip
+    assert report["videos"] == ["videos/seed0000_touch_success.mp4"]
+    assert report["plot"] == "success_per_task.png" and (out / report["plot"]).exists()
+    assert json.loads((out / "report.json").read_text())["videos"] == report["videos"]
+    err = capsys.readouterr().err  # not a terminal: one final line, no bar redraws
+    assert "\r" not in err
+    assert err.splitlines()[-1].startswith("evaluate: 3/3 episodes (100%), ")
+    assert err.splitlines()[-1].endswith("success=100%")
+    none = evaluate(dict(ENV, id="envs:vla/Touch-v0"), PerEnvPolicies(ScriptedExpert, 1),
+                    episodes=1, num_envs=1, out=tmp_path / "nv", video_episodes=0,
+                    progress=False)  # fmt: skip
+    assert none["videos"] == [] and not (tmp_path / "nv" / "videos").exists()
+    assert capsys.readouterr().err == ""
