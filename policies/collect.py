@@ -2,7 +2,7 @@
 
 Each episode is seeded (``seed``, ``seed + 1``, ...) and workers return finished episodes to
 this process, which alone writes them (``vla.data.EpisodeWriter``: one atomic commit per
-episode). Results are consumed in seed order, so the store is the same whatever the number
+batch of up to ``COMMIT_EVERY`` episodes, all or none). Results are consumed in seed order, so the store is the same whatever the number
 of workers, and an interrupted collection resumes after the last committed seed.
 
 With ``speech=True`` every instruction is also spoken (``policies.speech.SpeechSynthesizer``,
@@ -35,6 +35,8 @@ from vla.data import EpisodeStore, EpisodeWriter  # noqa: E402
 from vla.progress import Progress  # noqa: E402
 
 _worker: dict[str, Any] = {}  # per worker process: its env, expert and speech synthesizer
+COMMIT_EVERY = 16  # episodes per store commit (see collect)
+COMMIT_EVERY_S = 2.0  # ... or this many seconds since the last commit, whichever comes first
 SPEECH = "speech"  # extras field of the synthesizer's choices (voice, rate, pitch, snr, ...)
 
 
@@ -230,19 +232,32 @@ def collect(
             bar = Progress(
                 total=need, desc=f"collect {spec['env_id']}", unit="episode", disable=not progress
             )
+            # finished episodes are committed in batches (one atomic commit each: ~40 ms of
+            # metadata writes per commit, 3.5 ms per episode in batches of 16); a kill loses at
+            # most the uncommitted batch, which a resumed run collects again (same seeds)
+            pending: list[tuple[dict, dict]] = []
+            last_commit = time.monotonic()
             with bar, closing(_rollouts(env_cfg, worker_args, seeds, workers)) as rollouts:
-                for episode, meta in rollouts:
-                    attempted += 1
-                    successes += meta[keys.SUCCESS]
-                    kept = meta[keys.SUCCESS] or keep_failures
-                    if kept:
-                        writer.append(episode, meta)
-                        added += 1
-                    rate = f"{successes / attempted:.0%}"
-                    bar.set_postfix(expert_success=rate, run=attempted, refresh=False)
-                    bar.update(int(kept))  # the count and postfix of one line agree
-                    if added >= need:
-                        break
+                try:
+                    for episode, meta in rollouts:
+                        attempted += 1
+                        successes += meta[keys.SUCCESS]
+                        kept = meta[keys.SUCCESS] or keep_failures
+                        if kept:
+                            pending.append((episode, meta))
+                            added += 1
+                        due = time.monotonic() - last_commit >= COMMIT_EVERY_S
+                        if pending and (len(pending) >= COMMIT_EVERY or due or added >= need):
+                            writer.append_many(pending)
+                            pending, last_commit = [], time.monotonic()
+                        rate = f"{successes / attempted:.0%}"
+                        bar.set_postfix(expert_success=rate, run=attempted, refresh=False)
+                        bar.update(int(kept))  # the count and postfix of one line agree
+                        if added >= need:
+                            break
+                finally:  # an interrupt (Ctrl-C) keeps the finished episodes too
+                    if pending:
+                        writer.append_many(pending)
         total = writer.num_episodes
     summary = CollectSummary(out, total, added, attempted, successes, time.perf_counter() - start)
     write_card(out, summary, noise=noise, keep_failures=keep_failures)
