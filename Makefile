@@ -57,6 +57,7 @@ quickstart: setup
 	$(BIN)/vla-train experiment=quickstart
 	$(BIN)/vla-eval checkpoint=$(QS)/train/checkpoints/last env=touch env.image_size=64 'env.cameras=[front,top]' split=train episodes=50 out=$(QS)/eval
 	$(BIN)/vla-eval checkpoint=$(QS)/train/checkpoints/last env=touch env.image_size=64 'env.cameras=[front,top]' split=test episodes=50 out=$(QS)/eval_test
+	$(BIN)/vla-eval checkpoint=$(QS)/train/checkpoints/last env=touch env.image_size=64 'env.cameras=[front,top]' split=train episodes=50 instruction=shuffled out=$(QS)/eval_shuffled
 
 # Video grounding: "touch the object that lit up" (vla/Recall-v0). The same data trains a policy
 # that keeps the episode's first frame (history=start) and a single-frame control; both are

@@ -27,6 +27,7 @@ from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv  # noq
 
 from envs import keys  # noqa: E402
 from policies.batch import BatchPolicy  # noqa: E402
+from policies.instruction_control import control_instructions, replace_instructions  # noqa: E402
 from policies.video import annotate, write_video  # noqa: E402
 from vla.atomic_file import write_json_atomic  # noqa: E402
 from vla.progress import Progress  # noqa: E402
@@ -42,6 +43,7 @@ class Episode:
     question: str | None = None  # tasks that ask one (recall), for policies that answer text
     answer: str | None = None  # the simulator's truth
     predicted: str | None = None  # the policy's answer at the episode's end
+    given: str | None = None  # what the policy was told instead (instruction=shuffled / empty)
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -70,6 +72,7 @@ def evaluate(
     video_episodes: int = 4,
     checkpoint: str | None = None,
     progress: bool = True,
+    instruction: str = "given",
 ) -> dict[str, Any]:
     """Run ``episodes`` seeded episodes and return the report (also written under ``out``).
 
@@ -82,6 +85,9 @@ def evaluate(
             the videos and the plot this run wrote (``videos``, ``plot``, relative to ``out``).
         video_episodes: the first K episodes (by seed) are filmed.
         checkpoint: recorded in the report.
+        instruction: ``given`` (the env's), or a language control: ``shuffled`` (another
+            episode's instruction, naming another target) or ``empty``
+            (``policies.instruction_control``); the report says which (``instruction_control``).
     """
     if episodes < 1 or num_envs < 1:
         raise ValueError(f"episodes={episodes} and num_envs={num_envs} must be >= 1")
@@ -92,6 +98,7 @@ def evaluate(
     make = partial(
         _make_env, env, privileged=privileged, **({"render_mode": "rgb_array"} if film else {})
     )
+    given = control_instructions(make, range(seed, seed + episodes), instruction)
     vector_cls = AsyncVectorEnv if num_envs > 1 else SyncVectorEnv
     kwargs = {"context": "spawn", "shared_memory": False} if num_envs > 1 else {}
     envs = vector_cls([make] * num_envs, autoreset_mode=AutoresetMode.DISABLED, **kwargs)
@@ -119,7 +126,10 @@ def evaluate(
         while any(s is not None for s in running):
             if film:
                 _film(envs, running, seed + video_episodes, frames)
-            actions = policy.act_batch(obs)  # (N, D)
+            seen = obs
+            if given is not None:  # a language control: the policy reads another instruction
+                seen = replace_instructions(obs, keys.INSTRUCTION, [given.get(s) for s in running])
+            actions = policy.act_batch(seen)  # (N, D)
             obs, _, terminated, truncated, info = envs.step(actions)
             lengths += 1
             done = (terminated | truncated) & np.array([s is not None for s in running])
@@ -136,6 +146,7 @@ def evaluate(
                 ep = Episode(
                     running[i], task[i], text[i], bool(info["success"][i]), int(lengths[i]),
                     *(qa[i] or (None, None)), answers.get(int(i)),
+                    None if given is None else given[running[i]],
                 )  # fmt: skip
                 results.append(ep)
                 if film and ep.seed in frames:
@@ -161,6 +172,7 @@ def evaluate(
         bar.close()
         envs.close()
     report = make_report(results, env, seed, checkpoint, time.perf_counter() - start, num_envs)
+    report["instruction_control"] = instruction
     if out is not None:
         report["videos"] = sorted(str(v.relative_to(out)) for v in videos)
         write_report(out, report)

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
+from vla.text.normalize import normalize_instruction
+
 if TYPE_CHECKING:
     from vla.model import VLA
 
@@ -22,9 +24,10 @@ def instruction_inputs(
     model: "VLA", texts: Sequence[str], audio: Tensor | None, audio_length: Tensor | None
 ) -> tuple[Sequence[str], Tensor | None, Tensor | None]:
     """What of an instruction ``model`` reads: the text unless ``instruction=audio`` (then empty
-    strings), the speech when ``instruction`` is ``audio`` or ``both`` (then required)."""
+    strings), the speech when ``instruction`` is ``audio`` or ``both`` (then required). Typed
+    text is normalized (``vla.text.normalize``: case, whitespace, outer punctuation)."""
     if model.instruction == "text":
-        return texts, None, None
+        return [normalize_instruction(t) for t in texts], None, None  # "Touch it." = "touch it"
     if audio is None:
         raise ValueError(
             f"this model takes spoken instructions (instruction={model.instruction!r}): pass "
@@ -33,7 +36,7 @@ def instruction_inputs(
         )
     if model.instruction == "audio":
         texts = [""] * len(texts)  # the typed text is never read
-    return texts, audio, audio_length
+    return [normalize_instruction(t) for t in texts], audio, audio_length
 
 
 def embed_prompt(

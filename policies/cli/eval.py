@@ -33,7 +33,9 @@ CONFIG_PATH = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
 
 
 def print_report(report: dict, out: Path | None) -> None:
-    table = Table(title=f"{report['env']} | {report['split']} split | seed {report['seed']}")
+    control = report.get("instruction_control", "given")
+    told = "" if control == "given" else f" | instruction={control} (language control)"
+    table = Table(title=f"{report['env']} | {report['split']} split | seed {report['seed']}{told}")
     for col in ("task", "success", "95% CI", "episodes"):
         table.add_column(col, justify="right")
     rows = [(t, r) for t, r in report["per_task"].items()]
@@ -106,6 +108,7 @@ def main(cfg: DictConfig) -> None:
             out=out,
             video_episodes=cfg.video_episodes,
             checkpoint=cfg.checkpoint,
+            instruction=cfg.instruction,
         )
     except (ValueError, FileNotFoundError) as err:  # bad input: the message, not a traceback
         if full_error():

@@ -102,3 +102,38 @@ def test_report_lists_only_what_this_run_wrote_and_progress_is_plain_lines(tmp_p
                     progress=False)  # fmt: skip
     assert none["videos"] == [] and not (tmp_path / "nv" / "videos").exists()
     assert capsys.readouterr().err == ""
+
+
+class ToldPolicy:
+    """Acts like the scripted expert (privileged) and records what instruction it was told."""
+
+    def __init__(self, num_envs: int):
+        self.inner = PerEnvPolicies(ScriptedExpert, num_envs)
+        self.needs_privileged = True
+        self.told: list[str] = []
+
+    def reset(self, mask):
+        self.inner.reset(mask)
+
+    def act_batch(self, obs):
+        self.told += [str(t) for t in obs["instruction"]]
+        return self.inner.act_batch(obs)
+
+
+@pytest.mark.parametrize("control", ["shuffled", "empty"])
+def test_language_controls_change_only_what_the_policy_reads(control):
+    env = {"_target_": "gymnasium.make", "id": "envs:vla/Touch-v0", "image_size": 32}
+    policy = ToldPolicy(1)
+    report = evaluate(env, policy, episodes=6, seed=11, num_envs=1, instruction=control,
+                      progress=False)  # fmt: skip
+    assert report["instruction_control"] == control
+    for ep in report["episodes_detail"]:
+        assert ep["given"] != ep["instruction"]  # the env's own instruction is never shown
+        if control == "empty":
+            assert ep["given"] == ""
+    if control == "shuffled":
+        own = {e["instruction"] for e in report["episodes_detail"]}
+        assert {e["given"] for e in report["episodes_detail"]} <= own  # other episodes' words
+    assert set(policy.told) == {e["given"] for e in report["episodes_detail"]}
+    with pytest.raises(ValueError, match="instruction='typo'"):
+        evaluate(env, policy, episodes=1, instruction="typo", progress=False)

@@ -28,6 +28,7 @@ from vla.cli.errors import user_errors
 from vla.data import EpisodeStore
 from vla.data.store_error import InvalidStoreError
 from vla.data.window_dataset import TRANSCRIBE_QUESTION
+from vla.text.normalize import normalize_instruction
 from vla.training import PretrainedCheckpoints, VLATrainingModule
 from vla.training.checkpoints import RESUME_FILE, SUCCESS_METRIC, VAL_METRIC
 from vla.training.lightning_noise import quiet_lightning
@@ -67,7 +68,7 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, VLATrainingModule, di
         cfg.model.state_high = stats[state]["q99"] if state else None
     tokenizer = instantiate(cfg.model.text_tokenizer)
     train_episodes = [i for i, s in enumerate(store.splits) if s == "train"]
-    texts = [store.instructions[i] for i in train_episodes]
+    texts = [normalize_instruction(store.instructions[i]) for i in train_episodes]  # as fed
     if cfg.dataset.get("qa_fraction"):  # co-training: questions and answers are text too
         qa = [store.extras[i] for i in train_episodes if keys.ANSWER in store.extras[i]]
         texts += [x[keys.QUESTION] for x in qa] + [x[keys.ANSWER] for x in qa]
