@@ -6,6 +6,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
+import vla  # noqa: F401 -- registers the ${vla.cpu_precision:} resolver the trainer configs use
+
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
