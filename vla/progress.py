@@ -125,8 +125,19 @@ def interval_from_env(default: float = DEFAULT_INTERVAL_S) -> float:
 class Progress(Generic[T]):
     """A tqdm-like progress report: ``update``, ``set_postfix``, ``close``, ``with``, ``for``.
 
-    Build it with :func:`progress`. ``tty=None`` asks ``stream.isatty()``; ``clock`` is the
-    time source of the plain lines (a fake one in tests).
+    A tqdm bar on a terminal, a plain line every ``interval_s`` off one (``progress`` is the
+    same class).
+
+    Args:
+        iterable: items to yield (``for x in progress(items)``); or None and call ``update``.
+        total: expected count (defaults to ``len(iterable)``); None: no percentage or ETA.
+        desc: what is progressing ("collect vla/Touch-v0").
+        unit: singular name of one item ("episode"); plurals add an "s".
+        interval_s: seconds between plain lines (None: ``VLA_PROGRESS_INTERVAL`` or 30 s).
+        disable: write nothing.
+        stream: where to write (default ``sys.stderr``); its ``isatty()`` picks the mode.
+        tty: force the mode (True: tqdm bar, False: plain lines).
+        clock: seconds, monotonic: the plain lines' time source.
     """
 
     def __init__(
@@ -147,7 +158,7 @@ class Progress(Generic[T]):
         self.n: float = 0
         self.disable, self.closed = disable, False
         self.stream = stream if stream is not None else sys.stderr
-        self.tty = _isatty(self.stream) if tty is None else tty
+        self.tty = is_terminal(self.stream) if tty is None else tty
         self.interval_s = interval_from_env() if interval_s is None else interval_s
         if self.interval_s < 0:
             raise ValueError(f"interval_s={interval_s} must be >= 0 seconds")
@@ -232,34 +243,11 @@ class Progress(Generic[T]):
         self.close()
 
 
-def progress(
-    iterable: Iterable[T] | None = None,
-    total: float | None = None,
-    desc: str = "",
-    unit: str = "it",
-    interval_s: float | None = None,
-    disable: bool = False,
-    stream: IO[str] | None = None,
-    tty: bool | None = None,
-    clock: Callable[[], float] = time.monotonic,
-) -> Progress[T]:
-    """A progress report: a tqdm bar on a terminal, a plain line every ``interval_s`` off one.
-
-    Args:
-        iterable: items to yield (``for x in progress(items)``); or None and call ``update``.
-        total: expected count (defaults to ``len(iterable)``); None: no percentage or ETA.
-        desc: what is progressing ("collect vla/Touch-v0").
-        unit: singular name of one item ("episode"); plurals add an "s".
-        interval_s: seconds between plain lines (None: ``VLA_PROGRESS_INTERVAL`` or 30 s).
-        disable: write nothing.
-        stream: where to write (default ``sys.stderr``); its ``isatty()`` picks the mode.
-        tty: force the mode (True: tqdm bar, False: plain lines).
-        clock: seconds, monotonic: the plain lines' time source.
-    """
-    return Progress(iterable, total, desc, unit, interval_s, disable, stream, tty, clock)
+progress = Progress  # the documented name: ``progress(items, desc=..., unit=...)``
 
 
-def _isatty(stream: IO[str]) -> bool:
+def is_terminal(stream: IO[str]) -> bool:
+    """Whether ``stream`` is a terminal (False for pipes, files and closed streams)."""
     try:
         return bool(stream.isatty())
     except (AttributeError, ValueError):  # no isatty, or a closed stream

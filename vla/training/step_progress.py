@@ -22,7 +22,13 @@ from typing import IO, Any
 import lightning as L
 from lightning.pytorch.callbacks.progress.progress_bar import ProgressBar
 
-from vla.progress import TTY_MININTERVAL_S, format_duration, format_rate, interval_from_env
+from vla.progress import (
+    TTY_MININTERVAL_S,
+    format_duration,
+    format_rate,
+    interval_from_env,
+    is_terminal,
+)
 
 
 def _fmt(value: Any) -> str:
@@ -65,10 +71,7 @@ class StepProgress(ProgressBar):
 
     @property
     def _tty(self) -> bool:
-        try:
-            return bool(self._out.isatty())
-        except (AttributeError, ValueError):
-            return False
+        return is_terminal(self._out)
 
     def _active(self, trainer: L.Trainer) -> bool:
         return self._enabled and trainer.is_global_zero
