@@ -1,4 +1,4 @@
-"""Keep a clean run's log clean: Lightning messages that say nothing about this run.
+"""Keep a clean run's log clean: Lightning (and PyOpenGL) messages that say nothing about it.
 
 Each filter is narrow (one message, by its text), so a new or real warning still shows.
 """
@@ -27,6 +27,8 @@ def quiet_lightning() -> None:
     """Install the filters (idempotent)."""
     for message, category in _WARNINGS:
         warnings.filterwarnings("ignore", message=message, category=category)
+    # PyOpenGL (imported with MuJoCo's renderer) says at INFO that an optional C module is absent
+    logging.getLogger("OpenGL.acceleratesupport").setLevel(logging.WARNING)
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
         logger = logging.getLogger(name)
         if not any(isinstance(f, _DropAdverts) for f in logger.filters):
