@@ -33,7 +33,13 @@ def store(tmp_path_factory):
 
 def test_train_resume_and_evaluate(store, tmp_path):
     out = tmp_path / "run"
-    run("vla.cli.train", f"dataset.path={store}", f"out={out}", "trainer.max_steps=8", *TINY)
+    first = run(
+        "vla.cli.train", f"dataset.path={store}", f"out={out}", "trainer.max_steps=8", *TINY
+    )
+    log = first.stdout + first.stderr  # a clean run's log: no spurious warnings, steps not epochs
+    for noise in ("exists and is not empty", "deprecated", "Tip:", "Epoch ", "Warning"):
+        assert noise not in log, noise
+    assert "train: step 8/8 (100%)" in log
     ckpts = out / "checkpoints"
     for name in ("last", "best_val", "best_success"):
         assert (ckpts / name / "model.safetensors").exists(), name

@@ -98,7 +98,9 @@ class StepProgress(ProgressBar):
             f"in {format_duration(elapsed)}" if final else f"ETA {format_duration(eta)}",
         ]
         metrics = self.metrics_line(trainer, module, "train/")
-        return "train: " + ", ".join(parts + ([metrics] if metrics else []))
+        rollout = self.metrics_line(trainer, module, "rollout/")  # the latest rollout success
+        shown = [m for m in (metrics, rollout and f"rollout {rollout}") if m]
+        return "train: " + ", ".join(parts + shown)
 
     # hooks
     def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:

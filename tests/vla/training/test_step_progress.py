@@ -40,6 +40,8 @@ def test_plain_lines_every_interval_with_rate_eta_and_loss():
     assert lines[0] == "train: step 40/100 (40%), 2.0 steps/s, ETA 30s, loss=0.025"
     assert "validation at step 60: loss=0.25" in lines
     assert lines[-1] == "train: step 100/100 (100%), 2.0 steps/s, in 40s, loss=0.01"
+    trainer.callback_metrics["rollout/success_rate"] = 0.8  # the rollout callback's last number
+    assert bar.status(trainer, None).endswith("loss=0.01, rollout success_rate=0.8")
 
 
 def test_other_ranks_and_disabled_bars_write_nothing():
