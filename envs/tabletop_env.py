@@ -106,6 +106,11 @@ class TabletopEnv(MujocoEnv):
 
     # ---- construction helpers ------------------------------------------------------------
 
+    @property
+    def task_names(self) -> tuple[str, ...]:
+        """The tasks this env draws from (``tasks=[name]`` makes an env of one of them)."""
+        return tuple(t.name for t in self.tasks)
+
     def _observation_space(self) -> spaces.Dict:
         img = spaces.Box(0, 255, (self.image_size, self.image_size, 3), np.uint8)
         obs = {keys.image_key(c, self.cameras): img for c in self.cameras}

@@ -73,6 +73,7 @@ def evaluate(
     checkpoint: str | None = None,
     progress: bool = True,
     instruction: str = "given",
+    episodes_per_task: int | None = None,
 ) -> dict[str, Any]:
     """Run ``episodes`` seeded episodes and return the report (also written under ``out``).
 
@@ -88,17 +89,77 @@ def evaluate(
         instruction: ``given`` (the env's), or a language control: ``shuffled`` (another
             episode's instruction, naming another target) or ``empty``
             (``policies.instruction_control``); the report says which (``instruction_control``).
+        episodes_per_task: in a multi-task env, this many episodes of every task instead of
+            ``episodes`` drawn at random (task ``j`` gets seeds ``seed + j * K`` onwards, in an env
+            made with ``tasks=[name]``), so every per-task rate has the same count; the first
+            ``video_episodes`` of each task are filmed.
     """
     if episodes < 1 or num_envs < 1:
         raise ValueError(f"episodes={episodes} and num_envs={num_envs} must be >= 1")
+    if episodes_per_task is not None and episodes_per_task < 1:
+        raise ValueError(f"episodes_per_task={episodes_per_task} must be >= 1 (or null)")
     num_envs = min(num_envs, episodes)
     out = None if out is None else prepare_out(out)  # a bad `out` fails now, not after the run
-    film = out is not None and video_episodes > 0
+    start = time.perf_counter()
+    plan = [(env, list(range(seed, seed + episodes)))]
+    if episodes_per_task is not None:  # the same number of episodes for every task
+        names = task_names(env)
+        k = episodes_per_task
+        plan = [({**env, "tasks": [name]}, list(range(seed + j * k, seed + (j + 1) * k)))
+                for j, name in enumerate(names)]  # fmt: skip
+    total = sum(len(seeds) for _, seeds in plan)
+    results: list[Episode] = []
+    videos: list[Path] = []
+    # a bar on a terminal, a line every 30 s in a log (vla/progress.py)
+    with Progress(total=total, desc="evaluate", unit="episode", disable=not progress) as bar:
+        for env_cfg, seeds in plan:  # the first video_episodes of each part are filmed
+            film = out is not None and video_episodes > 0
+            _run(env_cfg, policy, seeds, min(num_envs, len(seeds)), out if film else None,
+                 seeds[0] + video_episodes, instruction, bar, results, videos)  # fmt: skip
+    report = make_report(results, env, seed, checkpoint, time.perf_counter() - start, num_envs)
+    report["instruction_control"] = instruction
+    if out is not None:
+        report["videos"] = sorted(str(v.relative_to(out)) for v in videos)
+        write_report(out, report)
+    return report
+
+
+def task_names(env: dict[str, Any]) -> tuple[str, ...]:
+    """The tasks of a multi-task env (its ``unwrapped.task_names``), or a ValueError saying why
+    ``episodes_per_task`` cannot be used with it."""
+    probe = _make_env(env)
+    try:
+        names = tuple(getattr(probe.unwrapped, "task_names", ()) or ())
+    finally:
+        probe.close()
+    if len(names) < 2:
+        raise ValueError(
+            f"episodes_per_task needs a multi-task env, but {env.get('id')} has tasks "
+            f"{list(names) or 'unknown'}: use env=multitask, or episodes= for one task"
+        )
+    return names
+
+
+def _run(
+    env: dict[str, Any],
+    policy: BatchPolicy,
+    seeds: list[int],
+    num_envs: int,
+    out: Path | None,
+    film_below: int,
+    instruction: str,
+    bar: Progress,
+    results: list[Episode],
+    videos: list[Path],
+) -> None:
+    """Episodes ``seeds`` in ``num_envs`` envs; appends to ``results`` and ``videos`` (episodes
+    with a seed below ``film_below`` are filmed when ``out`` is set)."""
+    film = out is not None
     privileged = bool(getattr(policy, "needs_privileged", False))  # scripted experts do
     make = partial(
         _make_env, env, privileged=privileged, **({"render_mode": "rgb_array"} if film else {})
     )
-    given = control_instructions(make, range(seed, seed + episodes), instruction)
+    given = control_instructions(make, seeds, instruction)
     vector_cls = AsyncVectorEnv if num_envs > 1 else SyncVectorEnv
     kwargs = {"context": "spawn", "shared_memory": False} if num_envs > 1 else {}
     envs = vector_cls([make] * num_envs, autoreset_mode=AutoresetMode.DISABLED, **kwargs)
@@ -109,14 +170,9 @@ def evaluate(
         except ValueError:
             envs.close()
             raise
-    start = time.perf_counter()
-    results: list[Episode] = []
     frames: dict[int, list[np.ndarray]] = defaultdict(list)
-    videos: list[Path] = []
-    # a bar on a terminal, a line every 30 s in a log (vla/progress.py)
-    bar = Progress(total=episodes, desc="evaluate", unit="episode", disable=not progress)
     try:
-        queue = list(range(seed, seed + episodes))
+        queue = list(seeds)
         running: list[int | None] = [queue.pop(0) for _ in range(num_envs)]  # seed per env
         obs, info = envs.reset(seed=running)
         policy.reset(np.ones(num_envs, bool))
@@ -125,7 +181,7 @@ def evaluate(
         lengths = np.zeros(num_envs, int)
         while any(s is not None for s in running):
             if film:
-                _film(envs, running, seed + video_episodes, frames)
+                _film(envs, running, film_below, frames)
             seen = obs
             if given is not None:  # a language control: the policy reads another instruction
                 seen = replace_instructions(obs, keys.INSTRUCTION, [given.get(s) for s in running])
@@ -169,14 +225,7 @@ def evaluate(
                     qa[i] = _qa_of(new_info, i)
                     lengths[i] = 0
     finally:
-        bar.close()
         envs.close()
-    report = make_report(results, env, seed, checkpoint, time.perf_counter() - start, num_envs)
-    report["instruction_control"] = instruction
-    if out is not None:
-        report["videos"] = sorted(str(v.relative_to(out)) for v in videos)
-        write_report(out, report)
-    return report
 
 
 def prepare_out(out: str | Path, field: str = "out") -> Path:

@@ -109,6 +109,7 @@ def main(cfg: DictConfig) -> None:
             video_episodes=cfg.video_episodes,
             checkpoint=cfg.checkpoint,
             instruction=cfg.instruction,
+            episodes_per_task=cfg.get("episodes_per_task"),
         )
     except (ValueError, FileNotFoundError) as err:  # bad input: the message, not a traceback
         if full_error():

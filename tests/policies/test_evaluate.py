@@ -137,3 +137,17 @@ def test_language_controls_change_only_what_the_policy_reads(control):
     assert set(policy.told) == {e["given"] for e in report["episodes_detail"]}
     with pytest.raises(ValueError, match="instruction='typo'"):
         evaluate(env, policy, episodes=1, instruction="typo", progress=False)
+
+
+def test_episodes_per_task_gives_every_task_the_same_count(tmp_path):
+    policy = PerEnvPolicies(ScriptedExpert, 2)
+    report = evaluate(ENV, policy, seed=3, num_envs=2, episodes_per_task=2, out=tmp_path,
+                      video_episodes=1, progress=False)  # fmt: skip
+    tasks = ("touch", "lift", "push", "pick_place", "relation")
+    assert {t: r["episodes"] for t, r in report["per_task"].items()} == dict.fromkeys(tasks, 2)
+    assert [e["seed"] for e in report["episodes_detail"]] == list(range(3, 13))
+    assert [e["task"] for e in report["episodes_detail"]] == [t for t in tasks for _ in "ab"]
+    assert report["episodes"] == 10 and len(report["videos"]) == 5  # a video of every task
+    single = {"_target_": "gymnasium.make", "id": "envs:vla/Touch-v0", "image_size": 32}
+    with pytest.raises(ValueError, match="episodes_per_task needs a multi-task env"):
+        evaluate(single, policy, episodes_per_task=2, progress=False)
