@@ -163,13 +163,16 @@ def _run(
     vector_cls = AsyncVectorEnv if num_envs > 1 else SyncVectorEnv
     kwargs = {"context": "spawn", "shared_memory": False} if num_envs > 1 else {}
     envs = vector_cls([make] * num_envs, autoreset_mode=AutoresetMode.DISABLED, **kwargs)
-    check = getattr(policy, "check_observation_space", None)
-    if check is not None:  # a learned policy: same cameras and image size as in training
-        try:
-            check(envs.single_observation_space)
-        except ValueError:
-            envs.close()
-            raise
+    try:  # a learned policy: the cameras, image size and action size it was trained with
+        for check, space in (
+            (getattr(policy, "check_observation_space", None), envs.single_observation_space),
+            (getattr(policy, "check_action_space", None), envs.single_action_space),
+        ):
+            if check is not None:
+                check(space)
+    except ValueError:
+        envs.close()
+        raise
     frames: dict[int, list[np.ndarray]] = defaultdict(list)
     try:
         queue = list(seeds)

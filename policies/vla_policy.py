@@ -115,6 +115,17 @@ class VLAPolicy:
         return cls(model, keys, n_action_steps, temporal_ensemble, cameras, None, speech_split,
                    speech_seed)  # fmt: skip
 
+    def check_action_space(self, space: Any) -> None:
+        """Fail before any rollout if the env takes actions of another size than the model makes
+        (a checkpoint trained on another robot or task suite)."""
+        shape = tuple(getattr(space, "shape", None) or ())
+        dim = self.model.action_tokenizer.action_dim
+        if shape != (dim,):
+            raise ValueError(
+                f"the env takes actions of shape {shape} but the checkpoint predicts {dim}-d "
+                "actions: evaluate it in the env (or robot) it was trained for"
+            )
+
     def check_observation_space(self, space: Any) -> None:
         """Fail before any rollout if the env's cameras or image size differ from training."""
         size = self.model.obs.vision.image_size

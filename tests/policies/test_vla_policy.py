@@ -54,3 +54,23 @@ def test_policy_frames_match_training_windows(history):
         expected = observation_steps(t, 0, 3, history).tolist()
         assert frames[:, 0, 0, 0, 0].tolist() == expected
         assert states[:, 0].tolist() == expected
+
+
+def test_an_action_size_mismatch_fails_before_any_rollout():
+    from gymnasium import spaces
+
+    from policies.evaluate import evaluate
+
+    policy = VLAPolicy(tiny_vla(), ("image",))
+    policy.check_action_space(spaces.Box(-1, 1, (4,)))  # the tabletop's 4-d action: fine
+    with pytest.raises(ValueError, match=r"actions of shape \(7,\) but the checkpoint predicts 4"):
+        policy.check_action_space(spaces.Box(-1, 1, (7,)))
+    seven = VLAPolicy(VLA(
+        vision=TimmEncoder("resnet10t", image_size=32, feature_stage=3,
+                           model_kwargs={"channels": [8, 8, 8, 8], "stem_width": 8}),
+        adapter=MLP, llm=CausalLM(config=LM), text_tokenizer=ByteTokenizer(),
+        action_tokenizer=ActionTokenizer(low=[-1.0] * 7, high=[1.0] * 7, n_bins=8),
+    ).eval(), ("image",))  # fmt: skip
+    env = {"_target_": "gymnasium.make", "id": "envs:vla/Touch-v0", "image_size": 32}
+    with pytest.raises(ValueError, match="predicts 7-d actions"):
+        evaluate(env, seven, episodes=1, num_envs=1, progress=False)
