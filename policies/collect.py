@@ -248,8 +248,9 @@ def collect(
                             added += 1
                         due = time.monotonic() - last_commit >= COMMIT_EVERY_S
                         if pending and (len(pending) >= COMMIT_EVERY or due or added >= need):
-                            writer.append_many(pending)
-                            pending, last_commit = [], time.monotonic()
+                            batch, pending = pending, []  # a failed commit is not retried below
+                            writer.append_many(batch)
+                            last_commit = time.monotonic()
                         rate = f"{successes / attempted:.0%}"
                         bar.set_postfix(expert_success=rate, run=attempted, refresh=False)
                         bar.update(int(kept))  # the count and postfix of one line agree
@@ -257,7 +258,8 @@ def collect(
                             break
                 finally:  # an interrupt (Ctrl-C) keeps the finished episodes too
                     if pending:
-                        writer.append_many(pending)
+                        batch, pending = pending, []
+                        writer.append_many(batch)
         total = writer.num_episodes
     summary = CollectSummary(out, total, added, attempted, successes, time.perf_counter() - start)
     write_card(out, summary, noise=noise, keep_failures=keep_failures)

@@ -110,10 +110,10 @@ def evaluate(
     total = sum(len(seeds) for _, seeds in plan)
     results: list[Episode] = []
     videos: list[Path] = []
+    film = out is not None and video_episodes > 0
     # a bar on a terminal, a line every 30 s in a log (vla/progress.py)
     with Progress(total=total, desc="evaluate", unit="episode", disable=not progress) as bar:
         for env_cfg, seeds in plan:  # the first video_episodes of each part are filmed
-            film = out is not None and video_episodes > 0
             _run(env_cfg, policy, seeds, min(num_envs, len(seeds)), out if film else None,
                  seeds[0] + video_episodes, instruction, bar, results, videos)  # fmt: skip
     report = make_report(results, env, seed, checkpoint, time.perf_counter() - start, num_envs)

@@ -81,8 +81,6 @@ def read_json(path: Path) -> Any:
     """Parse a JSON file, or raise CheckpointError naming it (never a bare JSONDecodeError)."""
     try:
         return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise CheckpointError(
             f"{path}: not valid JSON ({err}); the checkpoint is damaged: copy or download it again"

@@ -12,7 +12,7 @@ prefix). Measured with ``python benchmarks/model.py --grounding-steps 1000`` (a 
 the <colour> block" task, default model, batch 32, lr 1e-3, same seed; ~2.5 min per order on this
 machine's 2 CPU cores): the predicted direction has cosine 0.96 to the target with ``text_first``
 and 0.63 with ``vision_first``, where a predictor that ignores the image gets 0.60, i.e.
-vision-first had not started grounding (the failure issue 5's calibration describes).
+vision-first had not started grounding.
 
 Two decoding modes, chosen by config and trained the way they decode:
 

@@ -1,8 +1,8 @@
 """Build a model from an untrusted config (a downloaded checkpoint's ``config.json``) safely.
 
 A ``_target_`` is code: Hydra's ``instantiate`` imports and calls whatever a config names, and its
-blocklist (``os.system``, ``exec``) is not a boundary — ``torch.load(weights_only=False)`` on a
-pickle beside the config, or ``builtins.open(mode="w")``, run fine through it. So checkpoints are
+blocklist (``os.system``, ``exec``) is not a boundary — ``torch.load`` with unpickling allowed, on
+a pickle beside the config, or ``builtins.open(mode="w")``, run fine through it. So checkpoints are
 never given to Hydra. This module checks the *whole* config before anything is imported outside
 this package or built, then builds it with a small instantiate of its own:
 

@@ -35,13 +35,8 @@ from zarr.codecs import ZstdCodec
 
 from vla import keys
 from vla.data.episode_checks import check_audio
-from vla.data.episode_store import (
-    _REPAIR,
-    ATTR_FORMAT_VERSION,
-    AUDIO_SCALE,
-    meta_path,
-)
-from vla.data.store_error import InvalidStoreError
+from vla.data.episode_store import ATTR_FORMAT_VERSION, AUDIO_SCALE, meta_path
+from vla.data.store_error import REPAIR, InvalidStoreError
 from vla.data.store_integrity import WRITE_EVERY_CHUNK, Span, directory_bytes, read_range
 
 if TYPE_CHECKING:
@@ -84,12 +79,12 @@ class EpisodeAudio:
         if version < AUDIO_FORMAT_VERSION:
             raise InvalidStoreError(
                 f"{path}: attribute {ATTR_AUDIO_SAMPLE_RATE}={rate!r} is set but "
-                f"{ATTR_FORMAT_VERSION}={version} stores hold no audio; {_REPAIR}"
+                f"{ATTR_FORMAT_VERSION}={version} stores hold no audio; {REPAIR}"
             )
         if isinstance(rate, bool) or not isinstance(rate, int) or rate < 1:
             raise InvalidStoreError(
                 f"{path}: attribute {ATTR_AUDIO_SAMPLE_RATE}={rate!r} must be a positive int "
-                f"(Hz); {_REPAIR}"
+                f"(Hz); {REPAIR}"
             )
         return rate
 
@@ -105,7 +100,7 @@ class EpisodeAudio:
             raise InvalidStoreError(
                 f"{store.path}: array '{ends_name}' has {ends_array.shape[0]} entries but "
                 f"'{meta_path(keys.EPISODE_ENDS)}' lists {n} episodes (episode "
-                f"{ends_array.shape[0]} has no audio); {_REPAIR}"
+                f"{ends_array.shape[0]} has no audio); {REPAIR}"
             )
         store._check_committed([ends_name])  # before the read: absent chunks read as 0
         ends = np.asarray(store._read_all(ends_name), dtype=np.int64)  # (N,)
@@ -117,7 +112,7 @@ class EpisodeAudio:
             raise InvalidStoreError(
                 f"{store.path}: array '{audio_name}' has {audio.shape[0]} samples but "
                 f"'{ends_name}' says {ends[-1]} (episode {episode} ends at {ends[episode]}); the "
-                f"array was truncated: {_REPAIR}"
+                f"array was truncated: {REPAIR}"
             )
         self.ends = ends
         self.starts = np.concatenate([[0], ends[:-1]]).astype(np.int64)  # (N,)

@@ -63,7 +63,6 @@ META_COLUMNS: dict[str, type] = {
 }
 LOWDIM_KEYS = (keys.ACTION, keys.STATE)  # float32 (T, D), checked finite
 AUDIO_SCALE = 32767  # int16 PCM <-> float: x_int = round(clip(x, -1, 1) * 32767), as save_wav
-_REPAIR = REPAIR  # the name episode_audio imports
 
 
 def is_image_key(key: str) -> bool:
@@ -177,10 +176,10 @@ class EpisodeStore:
         try:
             node = self._group[name]
         except KeyError:
-            raise InvalidStoreError(f"{self.path}: array '{name}' is missing; {_REPAIR}") from None
+            raise InvalidStoreError(f"{self.path}: array '{name}' is missing; {REPAIR}") from None
         if not isinstance(node, zarr.Array):
             raise InvalidStoreError(
-                f"{self.path}: '{name}' is a group, expected an array; {_REPAIR}"
+                f"{self.path}: '{name}' is a group, expected an array; {REPAIR}"
             )
         self._opened[name] = node
         return node
@@ -193,7 +192,7 @@ class EpisodeStore:
             )
         if ndim is not None and array.ndim != ndim:
             raise InvalidStoreError(
-                f"{self.path}: array '{name}' has shape {array.shape}, expected {ndim} dims; {_REPAIR}"
+                f"{self.path}: array '{name}' has shape {array.shape}, expected {ndim} dims; {REPAIR}"
             )
 
     def _check_ends(
@@ -204,14 +203,14 @@ class EpisodeStore:
         if len(ends) and ends[0] <= 0:
             raise InvalidStoreError(
                 f"{self.path}: episode 0 ends at {ends[0]} in '{name}'; ends must be positive and "
-                f"increasing (every episode has >= 1 {unit}); {_REPAIR}"
+                f"increasing (every episode has >= 1 {unit}); {REPAIR}"
             )
         bad = np.flatnonzero(np.diff(ends) <= 0)
         if len(bad):
             i = int(bad[0]) + 1
             raise InvalidStoreError(
                 f"{self.path}: episode {i} ends at {ends[i]} <= the end of episode {i - 1} "
-                f"({ends[i - 1]}) in '{name}'; ends must increase; {_REPAIR}"
+                f"({ends[i - 1]}) in '{name}'; ends must increase; {REPAIR}"
             )
 
     def _meta_column(self, name: str, kind: type) -> list[Any]:
@@ -220,7 +219,7 @@ class EpisodeStore:
             if array.dtype.kind not in "TUO":  # numpy StringDType, fixed unicode, object
                 raise InvalidStoreError(
                     f"{self.path}: array '{meta_path(name)}' has dtype {array.dtype}, expected "
-                    f"strings; {_REPAIR}"
+                    f"strings; {REPAIR}"
                 )
         else:
             self._check_dtype(array, meta_path(name), np.dtype(kind), ndim=1)
@@ -228,7 +227,7 @@ class EpisodeStore:
             raise InvalidStoreError(
                 f"{self.path}: array '{meta_path(name)}' has {array.shape[0]} entries but "
                 f"'{meta_path(keys.EPISODE_ENDS)}' lists {self.num_episodes} episodes "
-                f"(episode {array.shape[0]} has no {name}); {_REPAIR}"
+                f"(episode {array.shape[0]} has no {name}); {REPAIR}"
             )
         if not self.num_episodes:
             return []
@@ -245,7 +244,7 @@ class EpisodeStore:
             raise InvalidStoreError(
                 f"{self.path}: array '{name}' has {array.shape[0]} steps but "
                 f"'{meta_path(keys.EPISODE_ENDS)}' says {self.num_steps} (episode {episode} ends at "
-                f"{self.episode_ends[episode]}); the array was truncated: {_REPAIR}"
+                f"{self.episode_ends[episode]}); the array was truncated: {REPAIR}"
             )
         return array
 

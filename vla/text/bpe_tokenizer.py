@@ -1,7 +1,7 @@
 """Byte-level BPE fitted on the dataset's instructions, with a fixed vocabulary budget (GPT-2 style).
 
 Why this is the default for from-scratch LMs: the LM's sequence length dominates training compute
-on a CPU (issue 5 calibration), and an instruction like "touch the red cube" is 18 byte tokens but 4
+on a CPU (``benchmarks/model.py``), and an instruction like "touch the red cube" is 18 byte tokens but 4
 BPE tokens once the merges are learned from the training split; a word that is one token is also
 one embedding to ground rather than a spelling to compose. The base alphabet is all 256 bytes
 (``ByteLevel``), so a word never seen in training still encodes, as bytes: there is no unknown token.

@@ -1,8 +1,8 @@
 """UTF-8 byte tokenizer: 256 byte ids, ``<pad>``, ``<eos>``, then added tokens (ByT5 / Perceiver).
 
 No vocabulary to learn, so it works before any data exists and covers every string; the price is
-sequence length (one token per byte), which costs compute in the LM (issue 5 calibration: 24
-instruction bytes cost as much as 16 image tokens). ``BPETokenizer`` is the default for that reason.
+sequence length (one token per byte), which costs compute in the LM (measured with
+``benchmarks/model.py``: 24 instruction bytes cost as much as 16 image tokens). ``BPETokenizer`` is the default for that reason.
 """
 
 import json
