@@ -25,6 +25,9 @@ from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
 from envs import keys
 from envs.palette import COLOURS, HALF_SIZE, SHAPES, SPLITS, check_choice
 from envs.tasks import TASKS, EpisodeSpec, SceneView, Task
+from envs.tasks.base import PlacementError
+
+LAYOUT_ATTEMPTS = 20  # draws of a scene before a crowded layout is an error
 
 ASSET = Path(__file__).parent / "assets" / "tabletop.xml"
 CAMERAS = ("front", "top", "wrist")
@@ -164,13 +167,24 @@ class TabletopEnv(MujocoEnv):
             check_choice("shape", shape, SHAPES)
         return super().reset(seed=seed, options=options)
 
+    def _sample_layout(self, rng: np.random.Generator) -> EpisodeSpec:
+        """The task's scene for this episode. A crowded draw (rejection sampling found no free
+        spot, rare: pads, bowl and up to 6 objects) is drawn again from the same generator, so
+        every seed resets, reproducibly, and seeds whose first draw fits keep their scene."""
+        for _ in range(LAYOUT_ATTEMPTS - 1):
+            try:
+                return self.task.sample(rng, self.split, self._options.get("target"))
+            except PlacementError:
+                continue
+        return self.task.sample(rng, self.split, self._options.get("target"))
+
     def reset_model(self):
         rng = self.np_random
         if "task" in self._options:
             self.task = next(t for t in self.tasks if t.name == self._options["task"])
         else:
             self.task = self.tasks[int(rng.integers(len(self.tasks)))]
-        self.spec_ = spec = self.task.sample(rng, self.split, self._options.get("target"))
+        self.spec_ = spec = self._sample_layout(rng)
         qpos = self._park_qpos.copy()
         self._layout_objects(spec, qpos)
         self._layout_places(spec)

@@ -178,6 +178,10 @@ def draw_distractors(
     return [out[i] for i in rng.permutation(len(out))]
 
 
+class PlacementError(RuntimeError):
+    """No free spot was found for an object: the layout drawn so far is too crowded."""
+
+
 def draw_xy(
     rng: np.random.Generator,
     taken: list[np.ndarray],
@@ -195,7 +199,7 @@ def draw_xy(
         xy = np.array([rng.uniform(*region_x), rng.uniform(*region_y)])  # (2,)
         if all(np.linalg.norm(xy - t) >= gap for t in taken) and (ok is None or ok(xy)):
             return xy
-    raise RuntimeError(f"could not place an object {gap} m from {len(taken)} others")
+    raise PlacementError(f"could not place an object {gap} m from {len(taken)} others")
 
 
 def random_yaw(rng: np.random.Generator) -> float:
