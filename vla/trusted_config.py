@@ -33,7 +33,7 @@ TARGET, PARTIAL = "_target_", "_partial_"
 SPECIAL_KEYS = (TARGET, PARTIAL)
 PACKAGE = "vla"
 # keys whose value names a file or folder to read: a checkpoint carries its files itself
-FILE_KEYS = ("path", "pretrained_path", "gguf_file", "pretrained_cfg_overlay")
+FILE_KEYS = ("path", "pretrained_path", "gguf_file", "pretrained_cfg_overlay", "tokenizer_path")
 REMOTE_CODE_KEYS = ("trust_remote_code", "auto_map")
 ATTENTION_KEY = "attn_implementation"
 BUILTIN_ATTENTION = (
@@ -57,10 +57,20 @@ def part_bases() -> tuple[type, ...]:
     from vla.audio.audio_encoder import AudioEncoder
     from vla.causal_lm import CausalLM
     from vla.model import VLA
+    from vla.text.text_encoder import TextEncoder
     from vla.text.text_tokenizer import TextTokenizer
     from vla.vision.timm_encoder import TimmEncoder
 
-    return (VLA, TimmEncoder, Adapter, CausalLM, AudioEncoder, TextTokenizer, ActionTokenizer)
+    return (
+        VLA,
+        TimmEncoder,
+        Adapter,
+        CausalLM,
+        AudioEncoder,
+        TextTokenizer,
+        TextEncoder,
+        ActionTokenizer,
+    )
 
 
 def check_config(

@@ -21,7 +21,7 @@ import hydra  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from hydra.errors import InstantiationException  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
-from omegaconf import DictConfig, OmegaConf  # noqa: E402
+from omegaconf import DictConfig, OmegaConf, open_dict  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
@@ -78,6 +78,9 @@ def load_policy(cfg: DictConfig) -> Any:
             f"checkpoint=null but policy={choice} loads one: pass checkpoint=DIR (a vla-train "
             "checkpoint, e.g. runs/quickstart/train/checkpoints/last), or policy=expert"
         )
+    if "allow_empty_instruction" in cfg.policy and cfg.get("instruction") == "empty":
+        with open_dict(cfg):
+            cfg.policy.allow_empty_instruction = True  # the control gives empty ones on purpose
     try:
         return instantiate(cfg.policy)
     except InstantiationException as err:  # Hydra's wrapper: report what the loader said

@@ -12,7 +12,9 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 def options(group: str) -> list[str]:
-    return sorted(p.stem for p in (CONFIGS / group).glob("*.yaml"))
+    """Option names of ``group``, those in subfolders too (``ablations/touch_v1``)."""
+    root = CONFIGS / group
+    return sorted(p.relative_to(root).with_suffix("").as_posix() for p in root.rglob("*.yaml"))
 
 
 def make(name: str, overrides: list[str]):

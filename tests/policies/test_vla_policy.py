@@ -74,3 +74,16 @@ def test_an_action_size_mismatch_fails_before_any_rollout():
     env = {"_target_": "gymnasium.make", "id": "envs:vla/Touch-v0", "image_size": 32}
     with pytest.raises(ValueError, match="predicts 7-d actions"):
         evaluate(env, seven, episodes=1, num_envs=1, progress=False)
+
+
+@pytest.mark.parametrize("text", ["", "   ", " . "])
+def test_an_empty_instruction_is_refused_unless_allowed(text):
+    obs = {"image": np.zeros((32, 32, 3), np.uint8), "state": np.zeros(7, np.float32),
+           "instruction": text}  # fmt: skip
+    policy = VLAPolicy(tiny_vla(), ("image",))
+    policy.reset()
+    with pytest.raises(ValueError, match="is empty: give the task as a sentence"):
+        policy.act(obs)
+    blind = VLAPolicy(tiny_vla(), ("image",), allow_empty_instruction=True)
+    blind.reset()
+    assert blind.act(obs).shape == (4,)  # an instruction-blind control acts

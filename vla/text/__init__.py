@@ -1,8 +1,10 @@
-"""Text tokenizers: instruction strings -> LM ids (see ``TextTokenizer``)."""
+"""Text tokenizers (instruction strings -> LM ids, see ``TextTokenizer``) and pretrained text
+encoders (instruction strings -> token states, see ``TextEncoder``)."""
 
 from vla.text.bpe_tokenizer import BPETokenizer
 from vla.text.byte_tokenizer import ByteTokenizer
 from vla.text.hf_tokenizer import HFTokenizer
+from vla.text.text_encoder import TextEncoder
 from vla.text.text_tokenizer import TextTokenizer
 
-__all__ = ["BPETokenizer", "ByteTokenizer", "HFTokenizer", "TextTokenizer"]
+__all__ = ["BPETokenizer", "ByteTokenizer", "HFTokenizer", "TextEncoder", "TextTokenizer"]

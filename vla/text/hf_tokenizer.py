@@ -1,10 +1,16 @@
 """The tokenizer of a pretrained Hugging Face LM, loaded from a local folder (never downloaded).
 
+The folder holds the tokenizer files ``save_pretrained`` writes, or a GGUF file (llama.cpp's
+format, which stores the vocabulary and merges as metadata beside the weights): ``gguf_file``
+reads the tokenizer from it, and ``save_pretrained`` still writes ordinary tokenizer files, so a
+checkpoint's ``tokenizer/`` folder reloads with ``HFTokenizer(path=...)`` and no GGUF.
+
 Action tokens are added with ``add_tokens`` (as special tokens, so a typed instruction cannot be
 split into them by accident), which gives them explicit ids: ``len(tokenizer)`` upward, or inside
 the LM's padded embedding rows when it has spare ones (Qwen2 does).
 """
 
+import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,16 +25,36 @@ class HFTokenizer(TextTokenizer):
 
     Args:
         path: local folder holding the tokenizer files (usually the pretrained LM's folder).
+        gguf_file: name of a GGUF file inside ``path`` to read the tokenizer from (needs
+            ``gguf``), e.g. the LM's own ``SmolLM2-135M-Instruct.Q4_1.gguf``.
     """
 
-    def __init__(self, path: str) -> None:
-        if not Path(path).is_dir():
+    def __init__(self, path: str, gguf_file: str | None = None) -> None:
+        if not isinstance(path, str | Path) or not Path(path).is_dir():
             raise FileNotFoundError(
                 f"path={path!r} is not a folder: pass a local folder holding tokenizer files "
-                "(nothing is downloaded)"
+                "(nothing is downloaded); model/text_tokenizer=pretrained reads the LM's folder, "
+                "so pair it with model/llm=pretrained"
             )
-        self.config = target_config(self, path=str(path))
-        self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        kwargs = {}
+        if gguf_file is None:
+            self.config = target_config(self, path=str(path))
+        else:
+            full = Path(path) / gguf_file
+            if not full.is_file():
+                found = sorted(p.name for p in Path(path).glob("*.gguf"))
+                raise FileNotFoundError(
+                    f"gguf_file={gguf_file!r} is not in path={path!r} (GGUF files there: "
+                    f"{found}): name one of them"
+                )
+            if importlib.util.find_spec("gguf") is None:
+                raise ImportError(
+                    f"gguf_file={gguf_file!r} needs the 'gguf' package: pip install 'vla[language]'"
+                )
+            # the resolved file, as for the LM (vla.causal_lm): no dependence on the working dir
+            kwargs["gguf_file"] = str(full.resolve())
+            self.config = target_config(self, path=str(path), gguf_file=gguf_file)
+        self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True, **kwargs)
         tok = self.tokenizer
         eos = tok.eos_token_id if tok.eos_token_id is not None else tok.pad_token_id
         pad = tok.pad_token_id if tok.pad_token_id is not None else eos
@@ -63,4 +89,6 @@ class HFTokenizer(TextTokenizer):
         return [int(i) for i in ids]
 
     def save_pretrained(self, directory: str | Path) -> None:
+        """Ordinary tokenizer files (``tokenizer.json`` ...), whatever the source: a GGUF-read
+        tokenizer reloads from them with ``HFTokenizer(path=directory)``."""
         self.tokenizer.save_pretrained(str(directory))

@@ -14,6 +14,9 @@ _WARNINGS = (
     (r".*isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning),
     # the model summary's byte estimate assumes fp32 under bf16-mixed; the parameter counts hold
     (r"Precision bf16-mixed is not supported by the model summary", UserWarning),
+    # VLA.train keeps frozen parts (a pretrained text encoder, a frozen image encoder's
+    # BatchNorm) and the EMA copy in eval mode on purpose; Lightning warns for any module in eval
+    (r"Found \d+ module\(s\) in eval mode at the start of training", UserWarning),
 )
 _INFO_PREFIXES = ("💡 Tip:",)  # advertisements for cloud services
 

