@@ -101,6 +101,9 @@ def evaluate(
     num_envs = min(num_envs, episodes)
     out = None if out is None else prepare_out(out)  # a bad `out` fails now, not after the run
     start = time.perf_counter()
+    check_tasks = getattr(policy, "check_tasks", None)  # a checkpoint knows what it trained on
+    if check_tasks is not None:
+        check_tasks(env_tasks(env))
     plan = [(env, list(range(seed, seed + episodes)))]
     if episodes_per_task is not None:  # the same number of episodes for every task
         names = task_names(env)
@@ -124,14 +127,19 @@ def evaluate(
     return report
 
 
+def env_tasks(env: dict[str, Any]) -> tuple[str, ...]:
+    """The task names an env config runs (``unwrapped.task_names``; empty when it has none)."""
+    probe = _make_env(env)
+    try:
+        return tuple(getattr(probe.unwrapped, "task_names", ()) or ())
+    finally:
+        probe.close()
+
+
 def task_names(env: dict[str, Any]) -> tuple[str, ...]:
     """The tasks of a multi-task env (its ``unwrapped.task_names``), or a ValueError saying why
     ``episodes_per_task`` cannot be used with it."""
-    probe = _make_env(env)
-    try:
-        names = tuple(getattr(probe.unwrapped, "task_names", ()) or ())
-    finally:
-        probe.close()
+    names = env_tasks(env)
     if len(names) < 2:
         raise ValueError(
             f"episodes_per_task needs a multi-task env, but {env.get('id')} has tasks "

@@ -20,7 +20,7 @@ frame is repeated at the start of an episode, exactly as in training windows.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,8 @@ class VLAPolicy:
             refusing it: for instruction-blind policies and the ``instruction=empty`` control.
             Otherwise an empty instruction is an error: it is almost always a lost field, and
             the policy would silently act without knowing its task.
+        state_key: observation key of the proprioception (the training store's ``state_key``).
+        trained_tasks: the task names the training store had episodes of (empty: unknown).
     """
 
     def __init__(
@@ -75,8 +77,12 @@ class VLAPolicy:
         speech_split: str = "train",
         speech_seed: int = 0,
         allow_empty_instruction: bool = False,
+        state_key: str = obs_keys.STATE,
+        trained_tasks: Sequence[str] = (),
     ):
         self.model = model
+        self.state_key = state_key
+        self.trained_tasks = tuple(trained_tasks)
         self.allow_empty_instruction = allow_empty_instruction
         self.reads_text = getattr(model, "instruction", "text") != "audio"
         self.listens = getattr(model, "instruction", "text") != "text"
@@ -131,8 +137,22 @@ class VLAPolicy:
         info = read_training_info(checkpoint)
         keys = tuple(image_keys or info.get("image_keys") or (obs_keys.IMAGE,))
         cameras = (info.get("env_spec") or {}).get("cameras")
+        state_key = info.get("state_key") or obs_keys.STATE
         return cls(model, keys, n_action_steps, temporal_ensemble, cameras, None, speech_split,
-                   speech_seed, allow_empty_instruction)  # fmt: skip
+                   speech_seed, allow_empty_instruction, state_key,
+                   info.get("tasks") or ())  # fmt: skip
+
+    def check_tasks(self, names: Sequence[str]) -> None:
+        """Fail before any rollout if the env runs tasks the checkpoint never saw in training
+        (its store had no episode of them): a multi-task store missing a task."""
+        trained = self.trained_tasks
+        unseen = [n for n in names if trained and n not in trained]
+        if unseen:
+            raise ValueError(
+                f"the env runs tasks {unseen} that this checkpoint's training store has no "
+                f"episodes of (it trained on {list(trained)}): evaluate those, e.g. "
+                f"'env.tasks=[{','.join(n for n in names if n in trained)}]'"
+            )
 
     def check_action_space(self, space: Any) -> None:
         """Fail before any rollout if the env takes actions of another size than the model makes
@@ -225,7 +245,12 @@ class VLAPolicy:
                 "make the env with the same cameras it was trained with"
             )
         frame = np.stack([obs[k] for k in self.image_keys])  # (V, H, W, 3)
-        state = np.asarray(obs[obs_keys.STATE], np.float32)  # (S,)
+        if self.use_state and self.state_key not in obs:
+            raise ValueError(
+                f"observation lacks {self.state_key!r}, the proprioception this checkpoint reads "
+                f"({self.model.obs.state_dim} values; its keys: {sorted(obs)})"
+            )
+        state = np.asarray(obs.get(self.state_key, np.zeros(0)), np.float32)  # (S,)
         env["instruction"] = str(obs[obs_keys.INSTRUCTION])
         if self.reads_text and not self.allow_empty_instruction:
             check_instruction(env["instruction"])

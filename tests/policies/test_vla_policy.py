@@ -87,3 +87,15 @@ def test_an_empty_instruction_is_refused_unless_allowed(text):
     blind = VLAPolicy(tiny_vla(), ("image",), allow_empty_instruction=True)
     blind.reset()
     assert blind.act(obs).shape == (4,)  # an instruction-blind control acts
+
+
+def test_a_task_missing_from_the_training_store_fails_before_any_rollout():
+    from policies.evaluate import evaluate
+
+    policy = VLAPolicy(tiny_vla(num_cameras=1), ("image",), trained_tasks=("touch", "lift"))
+    policy.check_tasks(("touch",))  # a subset of what it trained on: fine
+    env = {"_target_": "gymnasium.make", "id": "envs:vla/MultiTask-v0", "image_size": 32}
+    with pytest.raises(ValueError, match=r"tasks \['push', 'pick_place', 'relation'\] that this"):
+        evaluate(env, policy, episodes_per_task=1, progress=False)
+    unknown = VLAPolicy(tiny_vla(num_cameras=1), ("image",))  # trained tasks not recorded
+    unknown.check_tasks(("touch", "push"))

@@ -90,6 +90,7 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, VLATrainingModule, di
         "state_key": cfg.dataset.state_key,
         "dataset": str(cfg.dataset.path),
         "env_spec": store.env_spec,
+        "tasks": sorted({store.tasks[i] for i in train_episodes}),  # what evaluation may ask
         "obs_horizon": cfg.model.obs_horizon,
         "action_horizon": cfg.model.action_horizon,
     }
@@ -130,7 +131,8 @@ def check_specs(cfg: DictConfig, env_spec: dict[str, Any]) -> None:
             f"the dataset's images are {size} px but model.vision.image_size="
             f"{cfg.model.vision.image_size}: set model.vision.image_size={size}"
         )
-    env = cfg.get("env") or {}
+    rollouts = (cfg.get("callbacks") or {}).get("rollout")
+    env = (cfg.get("env") or {}) if rollouts else {}  # the env matters only to the rollouts
     cams = env_spec.get("cameras")
     if cams is not None and env.get("cameras") is not None and list(env.cameras) != list(cams):
         raise ValueError(

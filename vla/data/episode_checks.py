@@ -66,6 +66,12 @@ def check_episode(
                 f"{name} has {len(value)} steps but episode[{expected[0]!r}] has {len(first)}: "
                 "every key needs one entry per step"
             )
+        if not is_image_key(key) and value.dtype == np.uint8 and value.ndim == 4:
+            raise ValueError(
+                f"{name} is uint8 {value.shape}, a camera, but camera arrays are named "
+                f"{keys.IMAGE!r} or '{keys.IMAGE}_<camera>' in a store (its chunking and checks "
+                f"follow the name): rename it, e.g. '{keys.IMAGE}_{key}'"
+            )
         if is_image_key(key):
             if value.dtype != np.uint8 or value.ndim != 4 or value.shape[-1] != 3:
                 raise ValueError(
