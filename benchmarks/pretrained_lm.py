@@ -25,7 +25,6 @@ import argparse
 import contextlib
 import json
 import resource
-import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +34,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from rich.console import Console
 from rich.table import Table
+from train_step import median_s  # benchmarks/train_step.py (this folder)
 
 from vla import keys
 from vla.model import VLA
@@ -78,14 +78,7 @@ def batch(model: VLA, b: int) -> dict:
 
 
 def median_ms(fn: Callable[[], object], repeats: int, warmup: int) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000
+    return median_s(fn, repeats, warmup) * 1000
 
 
 def train_ms(model: VLA, b: int, repeats: int, warmup: int, bf16: bool) -> float:

@@ -102,11 +102,13 @@ def evaluate(
     out = None if out is None else prepare_out(out)  # a bad `out` fails now, not after the run
     start = time.perf_counter()
     check_tasks = getattr(policy, "check_tasks", None)  # a checkpoint knows what it trained on
+    per_task = episodes_per_task is not None
+    names = env_tasks(env) if check_tasks is not None or per_task else ()  # one probe env
     if check_tasks is not None:
-        check_tasks(env_tasks(env))
+        check_tasks(names)
     plan = [(env, list(range(seed, seed + episodes)))]
-    if episodes_per_task is not None:  # the same number of episodes for every task
-        names = task_names(env)
+    if per_task:  # the same number of episodes for every task
+        require_tasks(env, names)
         k = episodes_per_task
         plan = [({**env, "tasks": [name]}, list(range(seed + j * k, seed + (j + 1) * k)))
                 for j, name in enumerate(names)]  # fmt: skip
@@ -136,16 +138,13 @@ def env_tasks(env: dict[str, Any]) -> tuple[str, ...]:
         probe.close()
 
 
-def task_names(env: dict[str, Any]) -> tuple[str, ...]:
-    """The tasks of a multi-task env (its ``unwrapped.task_names``), or a ValueError saying why
-    ``episodes_per_task`` cannot be used with it."""
-    names = env_tasks(env)
+def require_tasks(env: dict[str, Any], names: tuple[str, ...]) -> None:
+    """A ValueError saying why ``episodes_per_task`` cannot be used with an env of ``names``."""
     if len(names) < 2:
         raise ValueError(
             f"episodes_per_task needs a multi-task env, but {env.get('id')} has tasks "
             f"{list(names) or 'unknown'}: use env=multitask, or episodes= for one task"
         )
-    return names
 
 
 def _run(

@@ -225,10 +225,10 @@ class TextEncoder(nn.Module):
                         f"instruction {t[:40]!r}... is {len(w)} words, more than the text "
                         f"encoder's context of {self.max_length}: shorten it"
                     )
-            vectors = self._cached(list(dict.fromkeys(x for w in words for x in w)))
+            vectors = self._cached([x for w in words for x in w])
             empty = torch.zeros(0, self.embed_dim)
             return [torch.cat([vectors[x] for x in w]) if w else empty for w in words]
-        cached = self._cached(list(dict.fromkeys(texts)))
+        cached = self._cached(texts)
         return [cached[t] for t in texts]
 
     def _cached(self, texts: Sequence[str]) -> dict[str, Tensor]:
