@@ -1,7 +1,8 @@
 """Where a training step's time goes, beside this CPU's measured peaks (a roofline table).
 
     python benchmarks/train_step.py [--experiment quickstart] [--store PATH] [--repeats 15]
-                                    [--json out.json] [--skip-trainer]
+                                    [--json out.json] [--skip-trainer] [override ...]
+    python benchmarks/train_step.py optim.compile=true     # any vla-train override
 
 Builds the experiment's real model and data module exactly as ``vla-train`` does (the store
 must exist: ``make quickstart`` collects the quickstart's), then measures, each as a median:
@@ -75,10 +76,10 @@ def peaks(repeats: int) -> dict[str, float]:
     return out
 
 
-def build(experiment: str, store: str | None, workers: int | None):
+def build(experiment: str, store: str | None, workers: int | None, extra: list[str] = ()):
     from vla.cli.train import build as build_run
 
-    overrides = [f"experiment={experiment}", "callbacks.rollout=null"]
+    overrides = [f"experiment={experiment}", "callbacks.rollout=null", *extra]
     if store:
         overrides.append(f"dataset.path={store}")
     if workers is not None:
@@ -157,14 +158,20 @@ def main() -> None:
     parser.add_argument("--trainer-steps", type=int, default=150)
     parser.add_argument("--skip-trainer", action="store_true")
     parser.add_argument("--json", default=None)
+    parser.add_argument(
+        "overrides", nargs="*", help="config overrides, as for vla-train (optim.compile=true)"
+    )
     args = parser.parse_args()
     os.environ.setdefault("MUJOCO_GL", "egl")
+    from vla.cpu_runtime import retain_freed_memory
     from vla.training.lightning_noise import quiet_lightning
 
+    retain_freed_memory()  # as vla-train does
     quiet_lightning()
     torch.manual_seed(0)
 
-    cfg, data, module = build(args.experiment, args.store, workers=0)
+    extra = list(args.overrides)
+    cfg, data, module = build(args.experiment, args.store, workers=0, extra=extra)
     precision = str(cfg.trainer.precision)
     model = module.model.train()
     loader = iter(data.train_dataloader())
@@ -198,8 +205,8 @@ def main() -> None:
     flops = {name: flops_of(fn) for name, fn in parts.items() if name != "AdamW step"}
     model.zero_grad(set_to_none=True)
     times["data (main process)"] = median_s(lambda: next(loader), args.repeats)
-    workers = int(compose_workers(args.experiment))
-    _, wdata, _ = build(args.experiment, args.store, workers=workers)
+    workers = int(compose_workers(args.experiment, extra))
+    _, wdata, _ = build(args.experiment, args.store, workers=workers, extra=extra)
     wloader = iter(wdata.train_dataloader())
     times[f"data ({workers} workers, alone)"] = median_s(lambda: next(wloader), args.repeats * 3)
     rest = times["whole step"] - sum(times[k] for k in list(parts)[:3])
@@ -216,20 +223,20 @@ def main() -> None:
         **{f"peak_gflops_per_s/{k}": v for k, v in peak.items()},
     }
     if not args.skip_trainer:
-        _, tdata, _ = build(args.experiment, args.store, workers=None)  # warm store caches
+        _, tdata, _ = build(args.experiment, args.store, None, extra)  # warm store caches
         del tdata
         with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
             tcfg = compose("train", [f"experiment={args.experiment}", "callbacks.rollout=null"]
-                           + ([f"dataset.path={args.store}"] if args.store else []))  # fmt: skip
+                           + ([f"dataset.path={args.store}"] if args.store else []) + extra)  # fmt: skip
         result["trainer_steps_per_s"] = trainer_steps_per_s(tcfg, args.trainer_steps)
     show(result, times, flops, peak)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
 
 
-def compose_workers(experiment: str) -> int:
+def compose_workers(experiment: str, extra: list[str]) -> int:
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        return compose("train", [f"experiment={experiment}"]).dataset.num_workers
+        return compose("train", [f"experiment={experiment}", *extra]).dataset.num_workers
 
 
 def show(result: dict, times: dict, flops: dict, peak: dict) -> None:

@@ -13,6 +13,7 @@ Control runs at 10 Hz with 50 physics substeps of 2 ms.
 
 from __future__ import annotations
 
+import os
 import string
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +24,13 @@ from gymnasium import spaces
 from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
 
 from envs import keys
+
+# Mesa's llvmpipe (the software OpenGL behind MUJOCO_GL=egl / osmesa without a GPU) hands every
+# frame to rasterizer threads; LP_NUM_THREADS=0 draws in the calling thread. Read when the first
+# GL context is made (the first render), so setting it here is in time. Measured on this
+# project's 2-core VM: a 64 px camera view takes 0.91 ms instead of 1.46 ms, with the same pixels,
+# and rendering no longer competes with training threads for the cores (rollout callback).
+os.environ.setdefault("LP_NUM_THREADS", "0")
 from envs.palette import COLOURS, HALF_SIZE, SHAPES, SPLITS, check_choice
 from envs.tasks import TASKS, EpisodeSpec, SceneView, Task
 from envs.tasks.base import PlacementError

@@ -25,6 +25,7 @@ from vla import keys
 from vla.atomic_file import write_json_atomic
 from vla.checkpoint import init_from_checkpoint
 from vla.cli.errors import user_errors
+from vla.cpu_runtime import retain_freed_memory
 from vla.data import EpisodeStore
 from vla.data.store_error import InvalidStoreError
 from vla.data.window_dataset import TRANSCRIBE_QUESTION
@@ -154,6 +155,7 @@ def main(cfg: DictConfig) -> None:
 
 def train(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> L.Trainer:
     """Everything ``vla-train`` does with a composed config; returns the finished trainer."""
+    retain_freed_memory()  # ~15% faster CPU steps, same results (vla.cpu_runtime)
     quiet_lightning()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     out = Path(cfg.out)

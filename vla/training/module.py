@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import shutil
 from typing import Any
 
 import lightning as L
@@ -29,6 +30,12 @@ class VLATrainingModule(L.LightningModule):
         random_shift: pad training images by this many pixels (edge replicate) and crop back at
             a random offset per sample (DrQ, Kostrikov et al. 2020; diffusion policy's crop);
             0 disables. Against memorizing scenes with a fixed camera.
+        compile: run the LM's decoder through ``torch.compile`` in training steps
+            (``CausalLM.compile_training``; validation and inference stay eager). Needs a C++
+            compiler on CPUs (inductor); without one training runs eager, with a message.
+        foreach_optimizer: AdamW updates all parameters with multi-tensor ops (``foreach=True``)
+            instead of a Python loop of small ops per parameter; same update rule. (The fused
+            kernel is faster still, but Lightning refuses gradient clipping with it.)
     """
 
     def __init__(
@@ -42,6 +49,8 @@ class VLATrainingModule(L.LightningModule):
         min_lr_ratio: float = 0.1,
         ema_decay: float | None = None,
         random_shift: int = 0,
+        compile: bool = False,
+        foreach_optimizer: bool = True,
     ):
         super().__init__()
         if lr <= 0 or max_steps < 1 or warmup_steps < 0:
@@ -61,6 +70,10 @@ class VLATrainingModule(L.LightningModule):
         if ema_decay is not None:
             self.ema = copy.deepcopy(model).eval()
             self.ema.requires_grad_(False)
+        self.foreach_optimizer = foreach_optimizer
+        self.compiled = bool(compile) and compile_available()
+        if self.compiled:  # after the EMA copy: that one only validates, eagerly
+            model.llm.compile_training()
 
     @property
     def policy_model(self) -> VLA:
@@ -96,7 +109,9 @@ class VLATrainingModule(L.LightningModule):
             {"params": decay, "weight_decay": self.weight_decay},
             {"params": no_decay, "weight_decay": 0.0},
         ]
-        optimizer = torch.optim.AdamW(groups, lr=self.lr, betas=self.betas)
+        optimizer = torch.optim.AdamW(
+            groups, lr=self.lr, betas=self.betas, foreach=self.foreach_optimizer or None
+        )
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self._lr_factor)
         return {
             "optimizer": optimizer,
@@ -109,6 +124,23 @@ class VLATrainingModule(L.LightningModule):
         progress = min(1.0, (step - self.warmup_steps) / max(1, self.max_steps - self.warmup_steps))
         cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
         return self.min_lr_ratio + (1.0 - self.min_lr_ratio) * cosine
+
+
+def compile_available() -> bool:
+    """Whether ``torch.compile`` can build kernels here: inductor compiles C++ on CPUs."""
+    if torch.cuda.is_available():
+        return True
+    from torch._inductor import config as inductor_config
+
+    names = inductor_config.cpp.cxx  # (None, $CXX or g++): the compilers inductor tries
+    names = names if isinstance(names, (list, tuple)) else (names,)
+    if any(shutil.which(n) for n in names if n):
+        return True
+    print(
+        f"optim.compile=true needs a C++ compiler for torch.compile on CPU ({names[-1]} not "
+        "found: apt-get install g++, or set CXX); training runs eager instead, same results"
+    )
+    return False
 
 
 @torch.no_grad()

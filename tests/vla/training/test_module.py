@@ -48,3 +48,45 @@ def test_ema_averages_batchnorm_statistics_too(vla_factory, batch_factory):
     assert not torch.allclose(ema_bn.running_mean, start)  # the EMA statistics moved
     assert int(ema_bn.num_batches_tracked) == int(bn.num_batches_tracked) == 3
     assert module.policy_model is module.ema
+
+
+def test_compiled_training_body_matches_eager_and_leaves_eval_and_weights_alone(
+    vla_factory, batch_factory
+):
+    torch.manual_seed(0)
+    model = vla_factory()
+    batch = batch_factory(model)
+    model.train()
+    eager = model(batch)["loss"]
+    names = list(model.state_dict())
+    # dynamo traces the real decoder; the eager backend skips inductor's C++ build (seconds)
+    model.llm.compile_training(backend="eager")
+    compiled_calls = []
+    body = model.llm.__dict__["_train_body"]
+    model.llm.__dict__["_train_body"] = lambda *a, **k: compiled_calls.append(1) or body(*a, **k)
+    assert torch.allclose(model(batch)["loss"], eager, atol=1e-6)
+    assert compiled_calls == [1]  # a training forward runs the compiled body ...
+    model.eval()
+    model(batch)
+    with torch.no_grad():
+        model.train()
+        model(batch)
+    assert compiled_calls == [1]  # ... evaluation and no-grad forwards the eager one
+    assert list(model.state_dict()) == names  # not a submodule: checkpoints are unchanged
+
+
+def test_compile_without_a_cpp_compiler_trains_eager_with_a_message(
+    vla_factory, monkeypatch, capsys
+):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    module = VLATrainingModule(vla_factory(), compile=True)
+    assert not module.compiled and "_train_body" not in module.model.llm.__dict__
+    assert "C++ compiler" in capsys.readouterr().out
+
+
+def test_adamw_updates_all_parameters_with_multi_tensor_ops(vla_factory):
+    optimizer = VLATrainingModule(vla_factory()).configure_optimizers()["optimizer"]
+    assert optimizer.defaults["foreach"] is True
+    loop = VLATrainingModule(vla_factory(), foreach_optimizer=False).configure_optimizers()
+    assert not loop["optimizer"].defaults["foreach"]
