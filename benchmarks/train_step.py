@@ -31,7 +31,7 @@ import os
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -76,7 +76,7 @@ def peaks(repeats: int) -> dict[str, float]:
     return out
 
 
-def build(experiment: str, store: str | None, workers: int | None, extra: list[str] = ()):
+def build(experiment: str, store: str | None, workers: int | None, extra: Sequence[str] = ()):
     from vla.cli.train import build as build_run
 
     overrides = [f"experiment={experiment}", "callbacks.rollout=null", *extra]
@@ -234,7 +234,7 @@ def main() -> None:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
 
 
-def compose_workers(experiment: str, extra: list[str]) -> int:
+def compose_workers(experiment: str, extra: Sequence[str]) -> int:
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
         return compose("train", [f"experiment={experiment}", *extra]).dataset.num_workers
 

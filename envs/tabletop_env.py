@@ -24,6 +24,9 @@ from gymnasium import spaces
 from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
 
 from envs import keys
+from envs.palette import COLOURS, HALF_SIZE, SHAPES, SPLITS, check_choice
+from envs.tasks import TASKS, EpisodeSpec, SceneView, Task
+from envs.tasks.base import PlacementError
 
 # Mesa's llvmpipe (the software OpenGL behind MUJOCO_GL=egl / osmesa without a GPU) hands every
 # frame to rasterizer threads; LP_NUM_THREADS=0 draws in the calling thread. Read when the first
@@ -31,9 +34,6 @@ from envs import keys
 # project's 2-core VM: a 64 px camera view takes 0.91 ms instead of 1.46 ms, with the same pixels,
 # and rendering no longer competes with training threads for the cores (rollout callback).
 os.environ.setdefault("LP_NUM_THREADS", "0")
-from envs.palette import COLOURS, HALF_SIZE, SHAPES, SPLITS, check_choice
-from envs.tasks import TASKS, EpisodeSpec, SceneView, Task
-from envs.tasks.base import PlacementError
 
 LAYOUT_ATTEMPTS = 20  # draws of a scene before a crowded layout is an error
 

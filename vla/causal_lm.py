@@ -208,8 +208,8 @@ class CausalLM(nn.Module):
         """Run the decoder body through ``torch.compile`` (``options``) in training forwards only
         (train mode with gradients): validation, evaluation and batch-1 control keep the eager
         body, so they never wait for a compile of their shapes. Fuses the decoder's elementwise
-        work (norms, rotary embeddings, activations, casts) around the matmuls; measured
-        speed-ups are in ``vla.training.module`` (``compile``). Weights and state-dict names are
+        work (norms, rotary embeddings, activations, casts) around the matmuls (measured in
+        the README's training-speed table). Weights and state-dict names are
         unchanged: the compiled wrapper is not registered as a submodule."""
         self.__dict__["_train_body"] = torch.compile(self.body, **options)
 

@@ -4,8 +4,8 @@
 blocks over a threshold, and trimming the heap top), so the next training step's activations land
 on fresh pages and every page is faulted in again. Measured on this project's 2-core VM (AMD
 EPYC, bf16 autocast), the quickstart's training step took ~14,000 page faults; with the freed
-memory kept in the process it takes ~60 and the step is ~15% faster (median 271 -> 231 ms,
-``benchmarks/train_step.py``). jemalloc / tcmalloc do the same when preloaded; this needs
+memory kept in the process it takes ~60 (the step median went 271 -> 231 ms in one paired run,
+within the VM's +-15% noise in others; README: Training speed). jemalloc / tcmalloc do the same when preloaded; this needs
 nothing installed. The cost is that the process keeps its peak heap until it exits.
 
 ``VLA_CPU_TUNING=0`` in the environment turns it off.

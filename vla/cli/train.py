@@ -155,7 +155,7 @@ def main(cfg: DictConfig) -> None:
 
 def train(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> L.Trainer:
     """Everything ``vla-train`` does with a composed config; returns the finished trainer."""
-    retain_freed_memory()  # ~15% faster CPU steps, same results (vla.cpu_runtime)
+    retain_freed_memory()  # far fewer page faults per CPU step, same results (vla.cpu_runtime)
     quiet_lightning()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     out = Path(cfg.out)
