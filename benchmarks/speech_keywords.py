@@ -33,7 +33,7 @@ from torch import nn  # noqa: E402
 
 from envs.palette import COLOURS, NOUNS  # noqa: E402
 from vla.data import EpisodeStore  # noqa: E402
-from vla.data.episode_store import AUDIO_SCALE  # noqa: E402
+from vla.data.store_format import AUDIO_SCALE  # noqa: E402
 
 CONFIGS = str(Path(__file__).resolve().parents[1] / "configs")
 COLOUR_NAMES, SHAPE_NAMES = list(COLOURS), list(NOUNS)

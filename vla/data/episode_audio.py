@@ -1,5 +1,5 @@
 """Spoken instructions in an episode store: ``meta/audio``, ``meta/audio_ends`` and the
-``audio_sample_rate`` attribute (the whole layout is in ``episode_store``'s docstring).
+``audio_sample_rate`` attribute (the whole layout is in ``store_format``'s docstring).
 
 This module owns a store's optional per-episode audio. :class:`EpisodeAudio` validates and
 reads the two arrays for :class:`EpisodeStore`, which delegates ``audio(i)``, ``audio_pcm``,
@@ -7,8 +7,9 @@ reads the two arrays for :class:`EpisodeStore`, which delegates ``audio(i)``, ``
 all-or-none rule for :class:`EpisodeWriter`, creates the arrays at a store's first episode, adds
 the samples to each append's payload and truncates uncommitted ones on reopen, so the writer's
 atomicity argument holds for audio unchanged. They are their hosts' audio halves, split off to
-keep each file short: EpisodeAudio uses the store's private array checks, and EpisodeStore
-imports this module inside ``__init__`` because this module imports the store's.
+keep each file short. This module imports neither host: EpisodeAudio reads through the store's
+public array surface (:class:`AudioHost`), EpisodeAudioWriter is handed the committed counts, and
+the names, checks and PCM scaling they share with their hosts come from ``store_format``.
 
 Why ragged and per episode: an instruction is spoken once for the whole episode and its length
 follows the words, not the number of steps, so it cannot be a ``data/<key>`` array cut by
@@ -26,8 +27,9 @@ audio.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 import zarr
@@ -35,18 +37,42 @@ from zarr.codecs import ZstdCodec
 
 from vla import keys
 from vla.data.episode_checks import check_audio
-from vla.data.episode_store import ATTR_FORMAT_VERSION, AUDIO_SCALE, meta_path
+from vla.data.ragged import pack_segments, segment_starts
 from vla.data.store_error import REPAIR, InvalidStoreError
+from vla.data.store_format import (
+    ATTR_AUDIO_SAMPLE_RATE,
+    ATTR_FORMAT_VERSION,
+    AUDIO_FORMAT_VERSION,
+    check_covers,
+    check_dtype,
+    check_ends,
+    check_per_episode,
+    meta_path,
+    pcm_to_float,
+)
 from vla.data.store_integrity import WRITE_EVERY_CHUNK, Span, directory_bytes, read_range
 
-if TYPE_CHECKING:
-    from pathlib import Path
-
-    from vla.data.episode_store import EpisodeStore
-
-AUDIO_FORMAT_VERSION = 2  # the first format version that may hold audio
-ATTR_AUDIO_SAMPLE_RATE = keys.AUDIO_SAMPLE_RATE  # root attribute: int Hz, only with audio
 AUDIO_CHUNK = 1 << 18  # int16 samples per chunk of meta/audio: 512 KB raw, 16 s at 16 kHz
+
+
+class AudioHost(Protocol):
+    """What EpisodeAudio uses of the store it belongs to: EpisodeStore's public array surface."""
+
+    path: Path
+    format_version: int
+    num_episodes: int
+
+    def open_array(self, name: str) -> zarr.Array: ...
+
+    def span(self, name: str) -> tuple[zarr.Array, Span]: ...
+
+    def check_committed(
+        self, names: Sequence[str], spans: Sequence[tuple[zarr.Array, Span]] = ()
+    ) -> None: ...
+
+    def read_committed(self, name: str) -> np.ndarray: ...
+
+    def episode_bounds(self, index: int) -> tuple[int, int]: ...
 
 
 class EpisodeAudio:
@@ -62,7 +88,7 @@ class EpisodeAudio:
         attrs: the store's root attributes (``audio_sample_rate`` is read from them).
     """
 
-    def __init__(self, store: EpisodeStore, attrs: Mapping[str, Any]) -> None:
+    def __init__(self, store: AudioHost, attrs: Mapping[str, Any]) -> None:
         self.store = store
         self.sample_rate: int | None = self._check_sample_rate(attrs.get(ATTR_AUDIO_SAMPLE_RATE))
         self.ends: np.ndarray | None = None  # (N,) cumulative exclusive sample ends
@@ -94,30 +120,19 @@ class EpisodeAudio:
         if not n:  # a first episode that never committed may have left the arrays half made
             return
         ends_name, audio_name = meta_path(keys.AUDIO_ENDS), meta_path(keys.AUDIO)
-        ends_array = store._array(ends_name)
-        store._check_dtype(ends_array, ends_name, np.dtype(np.int64), ndim=1)
-        if ends_array.shape[0] < n:
-            raise InvalidStoreError(
-                f"{store.path}: array '{ends_name}' has {ends_array.shape[0]} entries but "
-                f"'{meta_path(keys.EPISODE_ENDS)}' lists {n} episodes (episode "
-                f"{ends_array.shape[0]} has no audio); {REPAIR}"
-            )
-        store._check_committed([ends_name])  # before the read: absent chunks read as 0
-        ends = np.asarray(store._read_all(ends_name), dtype=np.int64)  # (N,)
-        store._check_ends(ends, keys.AUDIO_ENDS, unit="audio sample")
-        audio = store._array(audio_name)
-        store._check_dtype(audio, audio_name, np.dtype(np.int16), ndim=1)
-        if audio.shape[0] < ends[-1]:
-            episode = int(np.searchsorted(ends, audio.shape[0], side="right"))
-            raise InvalidStoreError(
-                f"{store.path}: array '{audio_name}' has {audio.shape[0]} samples but "
-                f"'{ends_name}' says {ends[-1]} (episode {episode} ends at {ends[episode]}); the "
-                f"array was truncated: {REPAIR}"
-            )
+        ends_array = store.open_array(ends_name)
+        check_dtype(store.path, ends_array, ends_name, np.dtype(np.int64), ndim=1)
+        check_per_episode(store.path, ends_name, ends_array.shape[0], n, what="audio")
+        store.check_committed([ends_name])  # before the read: absent chunks read as 0
+        ends = np.asarray(store.read_committed(ends_name), dtype=np.int64)  # (N,)
+        check_ends(store.path, ends, keys.AUDIO_ENDS, unit="audio sample")
+        audio = store.open_array(audio_name)
+        check_dtype(store.path, audio, audio_name, np.dtype(np.int16), ndim=1)
+        check_covers(store.path, audio_name, audio.shape[0], ends, keys.AUDIO_ENDS, unit="samples")
         self.ends = ends
-        self.starts = np.concatenate([[0], ends[:-1]]).astype(np.int64)  # (N,)
+        self.starts = segment_starts(ends)  # (N,)
         self._samples, self._span = audio, Span(audio_name, int(ends[-1]), "samples", ends)
-        store._check_committed([], self.spans()[1:])
+        store.check_committed([], self.spans()[1:])
 
     def spans(self) -> list[tuple[zarr.Array, Span]]:
         """``meta/audio_ends`` and ``meta/audio`` with their committed parts ([] without audio)."""
@@ -143,14 +158,14 @@ class EpisodeAudio:
 
     def pcm(self, index: int) -> np.ndarray:
         """Episode ``index``'s waveform as stored: int16 PCM ``(S_i,)``."""
-        self.store._bounds(index)
+        self.store.episode_bounds(index)
         if self.ends is None:
             return self.read_pcm()  # no audio: raises the error that says so
         return self.read_pcm(int(self.starts[index]), int(self.ends[index]))
 
     def waveform(self, index: int) -> np.ndarray:
         """Episode ``index``'s waveform: float32 ``(S_i,)`` in [-1, 1] at ``sample_rate`` Hz."""
-        return self.pcm(index).astype(np.float32) / AUDIO_SCALE  # (S_i,)
+        return pcm_to_float(self.pcm(index))  # (S_i,)
 
     def summary(self) -> dict[str, Any] | None:
         """Seconds of speech and its disk cost, or None without audio."""
@@ -174,33 +189,38 @@ class EpisodeAudio:
 class EpisodeAudioWriter:
     """EpisodeWriter's audio side: the all-or-none rule, lazy arrays, payload and truncation.
 
-    Built by the writer (which holds the store's lock) from the freshly validated ``store``;
+    Built by the writer (which holds the store's lock) from the freshly validated store's counts;
     opening has no side effects: the writer calls ``drop`` or ``truncate`` when it cuts its own
     uncommitted tails.
 
     Args:
         group: the store's root group, open for writing.
         path: the store folder (for messages).
-        store: the committed part of the store, as just validated.
         compression_level: zstd level of the audio arrays.
         ends_chunk: entries per chunk of ``meta/audio_ends`` (the writer's meta column chunk).
+        num_episodes: the store's committed episodes, as just validated (EpisodeStore).
+        sample_rate: its ``audio_sample_rate`` in Hz, None while its episodes carry no audio.
+        num_samples: its committed samples of ``meta/audio``.
     """
 
     def __init__(
         self,
         group: zarr.Group,
         path: Path,
-        store: EpisodeStore,
         compression_level: int,
         ends_chunk: int,
+        *,
+        num_episodes: int,
+        sample_rate: int | None,
+        num_samples: int,
     ) -> None:
         self._group, self.path = group, path
         self.compression_level, self.ends_chunk = compression_level, ends_chunk
-        self.sample_rate: int | None = store.audio_sample_rate
-        self.num_samples = store.num_audio_samples  # committed samples of meta/audio
+        self.sample_rate: int | None = sample_rate
+        self.num_samples = num_samples  # committed samples of meta/audio
         self._samples: zarr.Array | None = None  # meta/audio (S,) int16
         self._ends: zarr.Array | None = None  # meta/audio_ends (N,) int64
-        if store.num_episodes and self.sample_rate is not None:
+        if num_episodes and self.sample_rate is not None:
             # write_empty_chunks: a silent chunk is stored too, or it would look missing
             self._samples = group[meta_path(keys.AUDIO)].with_config(WRITE_EVERY_CHUNK)
             self._ends = group[meta_path(keys.AUDIO_ENDS)].with_config(WRITE_EVERY_CHUNK)
@@ -300,9 +320,8 @@ class EpisodeAudioWriter:
         """
         if self._samples is None or self._ends is None:
             return [], self.num_samples
-        ends = self.num_samples + np.cumsum([len(p) for p in pcm])  # (k,)
+        samples, ends = pack_segments(pcm, offset=self.num_samples)  # (sum S,) int16, (k,)
         end = int(ends[-1])
-        samples = pcm[0] if len(pcm) == 1 else np.concatenate(pcm)  # (sum S,) int16
         return [
             (self._samples, self.num_samples, end, samples),
             (self._ends, n, n + len(pcm), ends),

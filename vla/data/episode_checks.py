@@ -10,11 +10,12 @@ import numpy as np
 import zarr
 
 from vla import keys
-from vla.data.episode_store import (
+from vla.data.store_format import (
     AUDIO_SCALE,
     LOWDIM_KEYS,
     META_COLUMNS,
     expected_dtype,
+    float_to_pcm,
     is_image_key,
 )
 
@@ -105,7 +106,7 @@ def check_episode(
 
 
 def check_meta(meta: Mapping[str, Any], length: int) -> dict[str, Any]:
-    """One row of the ``meta/`` columns (plus ``length``), defaults filled, or a ValueError."""
+    """One row of the ``meta/`` columns, defaults filled and ``length`` checked, or a ValueError."""
     if not isinstance(meta, Mapping):
         raise ValueError(f"meta must be a dict, got {type(meta).__name__}")
     row: dict[str, Any] = {}
@@ -137,7 +138,6 @@ def check_meta(meta: Mapping[str, Any], length: int) -> dict[str, Any]:
             keys.SEED: int(seed),
             keys.SUCCESS: bool(success),
             keys.EXTRA: json.dumps(to_json(extra, "meta extra fields"), sort_keys=True),
-            keys.LENGTH: length,
         }
     )
     return row
@@ -180,5 +180,4 @@ def check_audio(meta: Mapping[str, Any]) -> tuple[np.ndarray, int] | None:
         raise ValueError(
             f"meta[{keys.AUDIO!r}] holds NaN/inf at sample {int(np.argmax(bad))}: fix the signal"
         )
-    pcm = np.round(np.clip(wave, -1.0, 1.0) * AUDIO_SCALE).astype(np.int16)  # (S,)
-    return pcm, int(rate)
+    return float_to_pcm(wave), int(rate)  # (S,) int16

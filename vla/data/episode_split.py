@@ -1,4 +1,13 @@
-"""Episode-level train/val split: whole episodes go to one side, never steps of one to both."""
+"""Episode-level train/val split: whole episodes go to one side, never steps of one to both.
+
+"Split" means three things in this project, each spelled in one place:
+
+- the **scene split** an env draws from (``envs.palette.SPLITS``: ``train`` / ``test`` targets
+  and instruction templates; ``env.split=test`` holds out colour x shape combinations);
+- an episode's **label** in a store (``meta/split``): the scene split it was collected in;
+- the **data split** here (``DATA_SPLITS``): which of a store's ``train``-labelled episodes
+  train the model and which validate it (``dataset.val_fraction``), ``all`` for both.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +19,7 @@ import numpy as np
 TRAIN = "train"
 VAL = "val"
 ALL = "all"  # both sides: evaluation over everything
-SPLITS = (TRAIN, VAL, ALL)
+DATA_SPLITS = (TRAIN, VAL, ALL)
 
 
 @dataclass(frozen=True)
@@ -53,4 +62,4 @@ class EpisodeSplit:
             return self.val
         if split == ALL:
             return np.sort(np.concatenate([self.train, self.val]))
-        raise ValueError(f"split={split!r} must be one of {SPLITS}")
+        raise ValueError(f"split={split!r} must be one of {DATA_SPLITS}")

@@ -1,20 +1,6 @@
 """Read side of the episode store: open, validate and read a Zarr v3 store of demonstrations.
 
-Layout (diffusion_policy's, so stores interoperate)::
-
-    zarr.json                 attributes: schema, format_version (1, or 2: may hold audio),
-                              env_spec, keys (+ audio_sample_rate: int Hz, only with audio;
-                              + all_chunks_written: true, set by writers that store every chunk)
-    data/<key>                (T, ...) every episode concatenated along time (first axis)
-    meta/episode_ends         (N,) int64, cumulative and exclusive: episode i is
-                              data[ends[i-1]:ends[i]] — the commit record (see EpisodeWriter)
-    meta/<column>             (N,) one entry per episode: instruction, task, split, seed,
-                              success, extra (a JSON object of free-form fields)
-    meta/audio                (S,) int16 PCM (x / 32767 -> [-1, 1]), optional: every
-                              episode's spoken instruction concatenated (see episode_audio)
-    meta/audio_ends           (N,) int64, cumulative and exclusive sample ends: episode i's
-                              waveform is audio[audio_ends[i-1]:audio_ends[i]] (never empty)
-    stats/                    cached normalization statistics (NormalizationStats)
+The layout, its attributes and its naming rules are in ``store_format``.
 
 ``meta/episode_ends`` is the truth: arrays may hold steps or entries past it, left by a writer
 killed mid-episode; they are not part of the store and readers never see them. The same holds
@@ -31,6 +17,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,68 +26,28 @@ import zarr
 
 from vla import keys
 from vla.data import store_integrity as integrity
+from vla.data.episode_audio import EpisodeAudio
+from vla.data.ragged import segment_starts
 from vla.data.store_error import REPAIR, InvalidStoreError
+from vla.data.store_format import (
+    ATTR_ALL_CHUNKS,
+    ATTR_ENV_SPEC,
+    ATTR_FORMAT_VERSION,
+    ATTR_KEYS,
+    LOWDIM_KEYS,
+    META_COLUMNS,
+    SCHEMA,
+    check_covers,
+    check_dtype,
+    check_ends,
+    check_header,
+    check_per_episode,
+    data_path,
+    expected_dtype,
+    is_image_key,
+    meta_path,
+)
 from vla.progress import progress as show_progress
-
-SCHEMA = "vla.episode_store"
-FORMAT_VERSION = 2
-SUPPORTED_FORMAT_VERSIONS = (1, 2)
-
-# the store's header: root group attribute names
-ATTR_SCHEMA = "schema"
-ATTR_FORMAT_VERSION = "format_version"
-ATTR_ENV_SPEC = "env_spec"
-ATTR_KEYS = "keys"
-
-# per-episode columns in meta/ and their dtypes (str columns are Zarr variable-length UTF-8)
-META_COLUMNS: dict[str, type] = {
-    keys.INSTRUCTION: str,
-    keys.TASK: str,
-    keys.SPLIT: str,
-    keys.SEED: np.int64,
-    keys.SUCCESS: np.bool_,
-    keys.EXTRA: str,
-}
-LOWDIM_KEYS = (keys.ACTION, keys.STATE)  # float32 (T, D), checked finite
-AUDIO_SCALE = 32767  # int16 PCM <-> float: x_int = round(clip(x, -1, 1) * 32767), as save_wav
-
-
-def is_image_key(key: str) -> bool:
-    """Camera arrays are ``image`` (first camera) and ``image_<camera>`` (the env's naming)."""
-    return key == keys.IMAGE or key.startswith(keys.IMAGE + "_")
-
-
-def expected_dtype(key: str) -> np.dtype | None:
-    """The dtype a data key must have, or None when any numeric dtype is fine."""
-    if is_image_key(key):
-        return np.dtype(np.uint8)
-    if key in LOWDIM_KEYS:
-        return np.dtype(np.float32)
-    return None
-
-
-def meta_path(column: str) -> str:
-    return f"{keys.META}/{column}"
-
-
-def data_path(key: str) -> str:
-    return f"{keys.DATA}/{key}"
-
-
-def check_header(path: Path, attrs: dict[str, Any]) -> None:
-    """Schema and format version: refuse stores this code does not know how to read."""
-    if attrs.get(ATTR_SCHEMA) != SCHEMA:
-        raise InvalidStoreError(
-            f"{path}: attribute {ATTR_SCHEMA}={attrs.get(ATTR_SCHEMA)!r} is not {SCHEMA!r}, so "
-            "this Zarr group is not a vla episode store; write stores with vla.data.EpisodeWriter"
-        )
-    version = attrs.get(ATTR_FORMAT_VERSION)
-    if version not in SUPPORTED_FORMAT_VERSIONS:
-        raise InvalidStoreError(
-            f"{path}: {ATTR_FORMAT_VERSION}={version!r} is not supported by this vla "
-            f"(supported: {list(SUPPORTED_FORMAT_VERSIONS)}); upgrade vla if the store is newer, "
-            "or re-collect it"
-        )
 
 
 class EpisodeStore:
@@ -110,7 +57,9 @@ class EpisodeStore:
     at least as long as ``meta/episode_ends`` says, (``check_chunks``) that the chunk files of
     their committed entries exist, and (``check_values``) that actions and states are finite.
     Any problem raises :class:`InvalidStoreError` naming the array or episode and the fix.
-    Spoken instructions (``has_audio``) are checked alike (EpisodeAudio).
+    Spoken instructions (``has_audio``) are checked alike by EpisodeAudio, through the same
+    public array surface: ``open_array``, ``span``, ``check_committed``, ``read_committed`` and
+    ``episode_bounds`` (``episode_audio.AudioHost``).
 
     Args:
         path: the store folder.
@@ -124,23 +73,24 @@ class EpisodeStore:
     ) -> None:
         self.path = Path(path)
         self._group = integrity.open_group(self.path)
-        self._opened: dict[str, zarr.Array] = {}  # arrays by path (see _array)
+        self._opened: dict[str, zarr.Array] = {}  # arrays by path (see open_array)
         attrs = self._group.attrs.asdict()
         check_header(self.path, attrs)
         self.check_chunks = check_chunks
-        self._all_chunks_written = attrs.get(integrity.ATTR_ALL_CHUNKS) is True
+        self._all_chunks_written = attrs.get(ATTR_ALL_CHUNKS) is True
         self.format_version: int = attrs[ATTR_FORMAT_VERSION]
         self.env_spec: dict[str, Any] = dict(attrs.get(ATTR_ENV_SPEC) or {})
         self.keys: list[str] = list(attrs.get(ATTR_KEYS) or [])
 
-        ends_array = self._array(meta_path(keys.EPISODE_ENDS))
-        self._check_dtype(ends_array, meta_path(keys.EPISODE_ENDS), np.dtype(np.int64), ndim=1)
+        ends_name = meta_path(keys.EPISODE_ENDS)
+        ends_array = self.open_array(ends_name)
+        check_dtype(self.path, ends_array, ends_name, np.dtype(np.int64), ndim=1)
         self.num_episodes = ends_array.shape[0]  # its shape is the commit record
-        self._check_committed([meta_path(keys.EPISODE_ENDS)])
-        self.episode_ends: np.ndarray = self._read_all(meta_path(keys.EPISODE_ENDS))  # (N,)
-        self._check_ends()
+        self.check_committed([ends_name])
+        self.episode_ends: np.ndarray = self.read_committed(ends_name)  # (N,)
+        check_ends(self.path, self.episode_ends, keys.EPISODE_ENDS, unit="step")
         self.num_steps = int(self.episode_ends[-1]) if self.num_episodes else 0
-        self.episode_starts = np.concatenate([[0], self.episode_ends[:-1]]).astype(np.int64)  # (N,)
+        self.episode_starts = segment_starts(self.episode_ends)  # (N,)
         self.episode_lengths = self.episode_ends - self.episode_starts  # (N,)
 
         # a store whose first episode never committed may lack data arrays: it is just empty
@@ -148,7 +98,7 @@ class EpisodeStore:
         if self.num_episodes:
             self.arrays = {key: self._data_array(key) for key in self.keys}
         # before the columns are read: an absent chunk would read as "" / 0 / False
-        self._check_committed([*map(meta_path, META_COLUMNS), *map(data_path, self.arrays)])
+        self.check_committed([*map(meta_path, META_COLUMNS), *map(data_path, self.arrays)])
         columns = {name: self._meta_column(name, kind) for name, kind in META_COLUMNS.items()}
         self.instructions: list[str] = columns[keys.INSTRUCTION]
         self.tasks: list[str] = columns[keys.TASK]
@@ -158,8 +108,6 @@ class EpisodeStore:
         self.extras: list[dict[str, Any]] = [json.loads(text) for text in columns[keys.EXTRA]]
 
         # spoken instructions (format 2, optional): one ragged int16 waveform per episode
-        from vla.data.episode_audio import EpisodeAudio  # not at the top: it imports this module
-
         self._audio = EpisodeAudio(self, attrs)  # validates the rate and the audio arrays
         self.audio_sample_rate: int | None = self._audio.sample_rate
         self.audio_ends: np.ndarray | None = self._audio.ends  # (N,) cumulative exclusive ends
@@ -170,7 +118,9 @@ class EpisodeStore:
                     self._check_finite(key)
 
     # ------------------------------------------------------------------ validation
-    def _array(self, name: str) -> zarr.Array:
+    def open_array(self, name: str) -> zarr.Array:
+        """Array ``name`` (``data/<key>`` or ``meta/<column>``), opened once per store object,
+        or InvalidStoreError when it is missing or a group."""
         if name in self._opened:  # each zarr.json is parsed once per open
             return self._opened[name]
         try:
@@ -184,68 +134,31 @@ class EpisodeStore:
         self._opened[name] = node
         return node
 
-    def _check_dtype(self, array: zarr.Array, name: str, dtype: np.dtype, ndim: int | None) -> None:
-        if array.dtype != dtype:
-            raise InvalidStoreError(
-                f"{self.path}: array '{name}' has dtype {array.dtype}, expected {dtype}; "
-                f"rewrite it as {dtype} (EpisodeWriter stores the right dtypes)"
-            )
-        if ndim is not None and array.ndim != ndim:
-            raise InvalidStoreError(
-                f"{self.path}: array '{name}' has shape {array.shape}, expected {ndim} dims; {REPAIR}"
-            )
-
-    def _check_ends(
-        self, ends: np.ndarray | None = None, column: str = keys.EPISODE_ENDS, unit: str = "step"
-    ) -> None:
-        ends = self.episode_ends if ends is None else ends
-        name = meta_path(column)
-        if len(ends) and ends[0] <= 0:
-            raise InvalidStoreError(
-                f"{self.path}: episode 0 ends at {ends[0]} in '{name}'; ends must be positive and "
-                f"increasing (every episode has >= 1 {unit}); {REPAIR}"
-            )
-        bad = np.flatnonzero(np.diff(ends) <= 0)
-        if len(bad):
-            i = int(bad[0]) + 1
-            raise InvalidStoreError(
-                f"{self.path}: episode {i} ends at {ends[i]} <= the end of episode {i - 1} "
-                f"({ends[i - 1]}) in '{name}'; ends must increase; {REPAIR}"
-            )
-
     def _meta_column(self, name: str, kind: type) -> list[Any]:
-        array = self._array(meta_path(name))
+        path = meta_path(name)
+        array = self.open_array(path)
         if kind is str:
             if array.dtype.kind not in "TUO":  # numpy StringDType, fixed unicode, object
                 raise InvalidStoreError(
-                    f"{self.path}: array '{meta_path(name)}' has dtype {array.dtype}, expected "
-                    f"strings; {REPAIR}"
+                    f"{self.path}: array '{path}' has dtype {array.dtype}, expected strings; "
+                    f"{REPAIR}"
                 )
         else:
-            self._check_dtype(array, meta_path(name), np.dtype(kind), ndim=1)
-        if array.shape[0] < self.num_episodes:
-            raise InvalidStoreError(
-                f"{self.path}: array '{meta_path(name)}' has {array.shape[0]} entries but "
-                f"'{meta_path(keys.EPISODE_ENDS)}' lists {self.num_episodes} episodes "
-                f"(episode {array.shape[0]} has no {name}); {REPAIR}"
-            )
+            check_dtype(self.path, array, path, np.dtype(kind), ndim=1)
+        check_per_episode(self.path, path, array.shape[0], self.num_episodes, what=name)
         if not self.num_episodes:
             return []
-        return self._read_all(meta_path(name)).tolist()
+        return self.read_committed(path).tolist()
 
     def _data_array(self, key: str) -> zarr.Array:
         name = data_path(key)
-        array = self._array(name)
+        array = self.open_array(name)
         dtype = expected_dtype(key)
         if dtype is not None:
-            self._check_dtype(array, name, dtype, ndim=4 if is_image_key(key) else 2)
-        if array.shape[0] < self.num_steps:
-            episode = int(np.searchsorted(self.episode_ends, array.shape[0], side="right"))
-            raise InvalidStoreError(
-                f"{self.path}: array '{name}' has {array.shape[0]} steps but "
-                f"'{meta_path(keys.EPISODE_ENDS)}' says {self.num_steps} (episode {episode} ends at "
-                f"{self.episode_ends[episode]}); the array was truncated: {REPAIR}"
-            )
+            check_dtype(self.path, array, name, dtype, ndim=4 if is_image_key(key) else 2)
+        check_covers(
+            self.path, name, array.shape[0], self.episode_ends, keys.EPISODE_ENDS, unit="steps"
+        )
         return array
 
     def _check_finite(self, key: str) -> None:
@@ -264,21 +177,23 @@ class EpisodeStore:
     def span(self, name: str, array: zarr.Array | None = None) -> tuple[zarr.Array, integrity.Span]:
         """Array ``name`` (``data/<key>`` or ``meta/<column>``) and its committed part, cut to
         the array's length (a shorter one is reported by the length checks)."""
-        array = self._array(name) if array is None else array
+        array = self.open_array(name) if array is None else array
         if name.startswith(keys.DATA + "/"):  # steps, mapped to episodes by episode_ends
             size, unit, ends = min(array.shape[0], self.num_steps), "steps", self.episode_ends
         else:
             size, unit, ends = min(array.shape[0], self.num_episodes), "episodes", None
         return array, integrity.Span(name, size, unit, ends)
 
-    def _check_committed(self, names: list[str], spans: list | None = None) -> None:
+    def check_committed(
+        self, names: Sequence[str], spans: Sequence[tuple[zarr.Array, integrity.Span]] = ()
+    ) -> None:
         """With ``check_chunks``: raise InvalidStoreError unless every committed chunk of the
         arrays ``names`` (and of ``spans``: ``(array, Span)`` pairs) is on disk."""
         if self.check_chunks:
-            pairs = [self.span(name) for name in names] + list(spans or [])
+            pairs = [self.span(name) for name in names] + list(spans)
             integrity.check_chunks(self.path, pairs, self._all_chunks_written)
 
-    def _read_all(self, name: str) -> np.ndarray:
+    def read_committed(self, name: str) -> np.ndarray:
         """The committed entries of meta/ array ``name``, or an error naming a broken chunk."""
         array, span = self.span(name)
         return integrity.read_range(self.path, array, span, 0, span.length)  # (N,)
@@ -316,7 +231,7 @@ class EpisodeStore:
 
     def episode(self, index: int) -> dict[str, np.ndarray]:
         """Every data array of one episode: ``{key: (L, ...)}``."""
-        start, end = self._bounds(index)
+        start, end = self.episode_bounds(index)
         return {key: self.read(key, start, end) for key in self.keys}
 
     @property
@@ -343,7 +258,7 @@ class EpisodeStore:
 
     def episode_meta(self, index: int) -> dict[str, Any]:
         """The metadata the episode was appended with, plus its ``length`` (not its audio)."""
-        self._bounds(index)
+        self.episode_bounds(index)
         return {
             keys.INSTRUCTION: self.instructions[index],
             keys.TASK: self.tasks[index],
@@ -354,7 +269,8 @@ class EpisodeStore:
             **self.extras[index],
         }
 
-    def _bounds(self, index: int) -> tuple[int, int]:
+    def episode_bounds(self, index: int) -> tuple[int, int]:
+        """Steps ``[start, end)`` of episode ``index``, or IndexError naming the range."""
         if not 0 <= index < self.num_episodes:
             raise IndexError(f"episode={index} out of range: the store has {self.num_episodes}")
         return int(self.episode_starts[index]), int(self.episode_ends[index])

@@ -55,21 +55,20 @@ from zarr.storage import LocalStore
 from vla import keys as vla_keys  # `keys` is the constructor argument the collector passes
 from vla.data.episode_audio import EpisodeAudioWriter
 from vla.data.episode_checks import check_episode, check_meta, to_json
-from vla.data.episode_store import (
+from vla.data.episode_store import EpisodeStore
+from vla.data.ragged import pack_segments
+from vla.data.store_format import (
+    ATTR_ALL_CHUNKS,
     ATTR_ENV_SPEC,
-    ATTR_FORMAT_VERSION,
     ATTR_KEYS,
-    ATTR_SCHEMA,
-    FORMAT_VERSION,
     META_COLUMNS,
-    SCHEMA,
-    EpisodeStore,
     check_header,
     data_path,
     is_image_key,
     meta_path,
+    new_store_attrs,
 )
-from vla.data.store_integrity import ATTR_ALL_CHUNKS, WRITE_EVERY_CHUNK, open_group
+from vla.data.store_integrity import WRITE_EVERY_CHUNK, open_group
 
 META_CHUNK = 4096  # episodes per chunk of a meta/ column: one small file rewritten per append
 _PARTIAL = re.compile(r"\.[0-9a-f]{32}\.partial$")  # zarr LocalStore's temporary file names
@@ -167,13 +166,7 @@ class EpisodeWriter:
         # built beside the target and renamed into place: a store exists complete or not at all
         tmp = self.path.parent / f".{self.path.name}.{uuid.uuid4().hex}.tmp"
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        attrs = {
-            ATTR_SCHEMA: SCHEMA,
-            ATTR_FORMAT_VERSION: FORMAT_VERSION,
-            ATTR_ENV_SPEC: spec,
-            ATTR_KEYS: list(data_keys or []),
-            ATTR_ALL_CHUNKS: True,
-        }
+        attrs = new_store_attrs(spec, list(data_keys or []))
         group = zarr.create_group(store=LocalStore(tmp), attributes=attrs)
         group.create_group(vla_keys.DATA)
         for name, dtype in {vla_keys.EPISODE_ENDS: np.int64, **META_COLUMNS}.items():
@@ -239,7 +232,13 @@ class EpisodeWriter:
         self._data: dict[str, zarr.Array] = {}
         self.format_version: int = store.format_version
         self._audio = EpisodeAudioWriter(
-            self._group, self.path, store, self.compression_level, ends_chunk=META_CHUNK
+            self._group,
+            self.path,
+            self.compression_level,
+            ends_chunk=META_CHUNK,
+            num_episodes=store.num_episodes,
+            sample_rate=store.audio_sample_rate,
+            num_samples=store.num_audio_samples,
         )
         if self.num_episodes == 0:
             # nothing committed: drop arrays a killed first append may have half-created
@@ -317,18 +316,17 @@ class EpisodeWriter:
                 pcm.append(clip)
         if rate is not None and not self._audio.created:  # only after every episode passed
             self.format_version = self._audio.create(rate, self.format_version)
-        n, old = self.num_episodes, self.num_steps
-        lengths = np.array([row.pop(vla_keys.LENGTH) for _, row in checked], dtype=np.int64)  # (k,)
-        ends = old + np.cumsum(lengths)  # (k,)
-        k, new = len(checked), int(ends[-1])
+        n, old, k = self.num_episodes, self.num_steps, len(checked)
 
         # 1) payload past the committed end: readers ignore it until episode_ends grows. One
         # concurrent batch (zarr's async API) rather than ~20 sequential file round trips.
-        values = {key: [arrays[key] for arrays, _ in checked] for key in self._data}
-        values = {
-            key: v[0] if k == 1 else np.concatenate(v) for key, v in values.items()
-        }  # (sum L, ...)
-        writes = [(array, old, new, values[key]) for key, array in self._data.items()]
+        packed = {
+            key: pack_segments([arrays[key] for arrays, _ in checked], offset=old)
+            for key in self._data
+        }  # key -> ((sum L, ...) steps, (k,) step ends)
+        ends = next(iter(packed.values()))[1]  # (k,) the same for every key: lengths are checked
+        new = int(ends[-1])
+        writes = [(array, old, new, packed[key][0]) for key, array in self._data.items()]
         writes += [
             (column, n, n + k, [row[name] for _, row in checked])
             for name, column in self._columns.items()

@@ -21,7 +21,9 @@ import zarr
 from zarr.storage import LocalStore
 
 from vla import keys
-from vla.data.episode_store import EpisodeStore, data_path
+from vla.data.episode_store import EpisodeStore
+from vla.data.ragged import segment_rows
+from vla.data.store_format import data_path
 from vla.data.store_integrity import content_digest
 
 STATS_VERSION = 2  # bump when the computation or the key changes, so old caches are ignored
@@ -108,9 +110,7 @@ class NormalizationStats:
             cached = _read_cache(store).get(cache_key)
             if cached is not None:
                 return {key: cls.from_dict(cached[key]) for key in present}
-        steps = np.concatenate(
-            [np.arange(store.episode_starts[e], store.episode_ends[e]) for e in episodes]
-        )  # (T_train,) global step indices
+        steps = segment_rows(store.episode_starts, store.episode_ends, episodes)  # (T_train,)
         stats = {key: cls.compute(store.read(key)[steps]) for key in present}  # (T_train, D)
         if use_cache:
             _write_cache(store, cache_key, {key: s.to_dict() for key, s in stats.items()})

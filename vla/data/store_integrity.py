@@ -20,11 +20,13 @@ overwritten with junk fails deep inside numcodecs with a message that names no a
 zarr 3 skips writing a chunk equal to the fill value everywhere (``write_empty_chunks=False``,
 its default), which would make a real all-zero chunk (silence, zero actions, black frames) look
 missing. EpisodeWriter therefore opens every array with :data:`WRITE_EVERY_CHUNK` and marks its
-stores with the root attribute :data:`ATTR_ALL_CHUNKS`. In an older store without the mark a
-missing chunk of ``meta/seed``, ``meta/success`` or ``meta/audio`` may be plain zeros, False or
-silence (common values there), so it is a warning; any other missing chunk is an error.
+stores with the root attribute ``all_chunks_written`` (``store_format.ATTR_ALL_CHUNKS``). In an
+older store without the mark a missing chunk of ``meta/seed``, ``meta/success`` or ``meta/audio``
+may be plain zeros, False or silence (common values there), so it is a warning; any other missing
+chunk is an error.
 
-This module imports nothing of ``episode_store`` (which imports it).
+Of ``vla.data`` this module imports only ``store_error`` and ``store_format``: ``episode_store``,
+which imports it, stays above it.
 """
 
 from __future__ import annotations
@@ -43,11 +45,11 @@ from zarr.storage import LocalStore
 
 from vla import keys
 from vla.data.store_error import REPAIR, InvalidStoreError
+from vla.data.store_format import meta_path
 
-ATTR_ALL_CHUNKS = "all_chunks_written"  # root attribute: the writer stored every chunk
 WRITE_EVERY_CHUNK = {"write_empty_chunks": True}  # zarr ArrayConfig for every written array
 # arrays where, in a store without ATTR_ALL_CHUNKS, an absent chunk can be ordinary fill values
-_MAY_BE_FILL = {f"{keys.META}/{name}" for name in (keys.SEED, keys.SUCCESS, keys.AUDIO)}
+_MAY_BE_FILL = {meta_path(name) for name in (keys.SEED, keys.SUCCESS, keys.AUDIO)}
 _SHOWN = 3  # problems listed per array; the rest are counted
 
 

@@ -24,9 +24,11 @@ from torch.utils.data import Dataset, default_collate
 from zarr.storage import LocalStore
 
 from vla import keys
-from vla.data.episode_split import SPLITS, EpisodeSplit
-from vla.data.episode_store import AUDIO_SCALE, EpisodeStore, data_path, is_image_key, meta_path
+from vla.data.episode_split import DATA_SPLITS, EpisodeSplit
+from vla.data.episode_store import EpisodeStore
 from vla.data.normalization_stats import NormalizationStats
+from vla.data.ragged import segment_rows, segment_starts, take_segments
+from vla.data.store_format import data_path, is_image_key, meta_path, pcm_to_float
 from vla.data.store_integrity import Span, read_range
 from vla.history import check_history, observation_steps
 from vla.progress import progress
@@ -92,8 +94,8 @@ class WindowDataset(Dataset):
             raise ValueError(
                 f"obs_horizon={obs_horizon} and action_horizon={action_horizon} must be >= 1"
             )
-        if split not in SPLITS:
-            raise ValueError(f"split={split!r} must be one of {SPLITS}")
+        if split not in DATA_SPLITS:
+            raise ValueError(f"split={split!r} must be one of {DATA_SPLITS}")
         if isinstance(image_keys, str):
             raise ValueError(
                 f"image_keys={image_keys!r} must be a list of keys, e.g. ['{keys.IMAGE}']"
@@ -136,10 +138,8 @@ class WindowDataset(Dataset):
 
         lengths = store.episode_lengths[self.episodes]  # (E,)
         self._episode = np.repeat(self.episodes, lengths).astype(np.int64)  # (N,) per sample
-        self._step = np.concatenate(
-            [np.arange(store.episode_starts[e], store.episode_ends[e]) for e in self.episodes]
-            or [np.zeros(0, np.int64)]
-        ).astype(np.int64)  # (N,) global step of each sample
+        # (N,) global step of each sample
+        self._step = segment_rows(store.episode_starts, store.episode_ends, self.episodes)
         self._starts = store.episode_starts  # (N_ep,)
         self._ends = store.episode_ends  # (N_ep,)
         self._instructions = store.instructions
@@ -162,7 +162,7 @@ class WindowDataset(Dataset):
         self._action = store.read(keys.ACTION)  # (T_all, D)
         self._state = store.read(state_key) if state_key else None  # (T_all, S)
         # the cache holds only this split's episodes, back to back: row = global step + offset
-        cached_starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)  # (E,)
+        cached_starts = segment_starts(np.cumsum(lengths))  # (E,)
         self._cache_offset = np.zeros(store.num_episodes, np.int64)  # (N_ep,)
         self._cache_offset[self.episodes] = cached_starts - store.episode_starts[self.episodes]
         # decoded before DataLoader workers fork, so they share these pages copy-on-write
@@ -217,12 +217,10 @@ class WindowDataset(Dataset):
     def _load_audio(self, store: EpisodeStore) -> np.ndarray:
         """The split's waveforms back to back, int16; rebases ``_audio_bounds`` onto them."""
         pcm = store.read_audio_pcm()  # (S_all,) every committed sample in one read
-        spans = self._audio_bounds[self.episodes]  # (E, 2)
         if len(self.episodes) != store.num_episodes:  # a subset: keep only its samples
-            pcm = np.concatenate([pcm[lo:hi] for lo, hi in spans] or [pcm[:0]])  # (S_split,)
-            sizes = spans[:, 1] - spans[:, 0]  # (E,)
-            ends = np.cumsum(sizes)  # (E,)
-            self._audio_bounds[self.episodes] = np.stack([ends - sizes, ends], axis=1)
+            lo, hi = self._audio_bounds.T  # (N_ep,) each: the store's sample bounds
+            pcm, ends = take_segments(pcm, lo, hi, self.episodes)  # (S_split,), (E,)
+            self._audio_bounds[self.episodes] = np.stack([segment_starts(ends), ends], axis=1)
         return pcm
 
     def __len__(self) -> int:
@@ -255,7 +253,7 @@ class WindowDataset(Dataset):
             sample[keys.QUESTION], sample[keys.ANSWER] = qa if qa else ("", None)
         if self.audio:
             pcm = self._read_audio(episode)  # (S_e,) int16
-            sample[keys.AUDIO] = torch.from_numpy(pcm.astype(np.float32) / AUDIO_SCALE)  # (S_e,)
+            sample[keys.AUDIO] = torch.from_numpy(pcm_to_float(pcm))  # (S_e,)
         return sample
 
     def _read_audio(self, episode: int) -> np.ndarray:

@@ -7,7 +7,7 @@ import zarr
 
 from vla import keys
 from vla.data import EpisodeStore, EpisodeWriter, InvalidStoreError
-from vla.data.episode_store import AUDIO_SCALE
+from vla.data.store_format import AUDIO_SCALE
 
 RATE = 16000
 QUANTUM = 0.5 / AUDIO_SCALE  # int16 rounding error bound

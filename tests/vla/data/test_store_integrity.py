@@ -16,7 +16,7 @@ from vla.data import (
     NormalizationStats,
     WindowDataset,
 )
-from vla.data.store_integrity import ATTR_ALL_CHUNKS
+from vla.data.store_format import ATTR_ALL_CHUNKS
 
 SMALL = dict(lowdim_chunk_steps=8, image_chunk_bytes=8 * 8 * 3 * 4)  # 8 steps, 4 frames a chunk
 LENGTHS = [8, 5, 8, 7, 7, 7]  # episode ends 8 13 21 28 35 42
