@@ -59,50 +59,73 @@ bench-data: setup
 bench-model: setup
 	$(BIN)/python benchmarks/model.py
 
+# Demonstration stores: datasets/<name>/recipe.yaml says how each is collected, its card
+# (datasets/<name>/README.md) what it holds, and configs/dataset/<name>.yaml is what training and
+# evaluation select (`dataset=<name>`: the store's path and cameras, the env's cameras and image
+# size, the model's camera count). `make data-<name>` collects one; a complete store is left as
+# it is, an interrupted one resumes.
+DATASETS := $(notdir $(patsubst %/,%,$(dir $(wildcard datasets/*/recipe.yaml))))
+COLLECT = $(BIN)/vla-collect --config-dir datasets/$(1) --config-name recipe
+.PHONY: $(addprefix data-,$(DATASETS)) multitask
+$(addprefix data-,$(DATASETS)): data-%: setup
+	$(call COLLECT,$*)
+
 # The main job: collect -> train -> evaluate on the touch task, all under runs/quickstart/.
 QS := runs/quickstart
-QS_COLLECT := $(BIN)/vla-collect env=touch env.image_size=64 'env.cameras=[front,top]' episodes=3000 noise=0.1 workers=2 out=$(QS)/data/touch_front_top.zarr
+QS_EVAL := $(BIN)/vla-eval checkpoint=$(QS)/train/checkpoints/last dataset=touch_front_top episodes=50
 quickstart: setup
-	$(QS_COLLECT)
+	$(call COLLECT,touch_front_top)
 	$(BIN)/vla-train experiment=quickstart
-	$(BIN)/vla-eval checkpoint=$(QS)/train/checkpoints/last env=touch env.image_size=64 'env.cameras=[front,top]' split=train episodes=50 out=$(QS)/eval
-	$(BIN)/vla-eval checkpoint=$(QS)/train/checkpoints/last env=touch env.image_size=64 'env.cameras=[front,top]' split=test episodes=50 out=$(QS)/eval_test
-	$(BIN)/vla-eval checkpoint=$(QS)/train/checkpoints/last env=touch env.image_size=64 'env.cameras=[front,top]' split=train episodes=50 instruction=shuffled out=$(QS)/eval_shuffled
+	$(QS_EVAL) split=train out=$(QS)/eval
+	$(QS_EVAL) split=test out=$(QS)/eval_test
+	$(QS_EVAL) split=train instruction=shuffled out=$(QS)/eval_shuffled
 
 # Language that generalizes: the quickstart's data and budget, the instruction read by a frozen
 # pretrained sentence encoder (MiniLM). The store is the quickstart's (collected if missing; a
 # complete one is left as it is); evaluated with the train split's wordings, the test split's
 # (held-out templates and colour x shape targets) and the two language controls.
 LG := runs/language
-LG_EVAL := $(BIN)/vla-eval checkpoint=$(LG)/train/checkpoints/last env=touch env.image_size=64 'env.cameras=[front,top]' episodes=50
+LG_EVAL := $(BIN)/vla-eval checkpoint=$(LG)/train/checkpoints/last dataset=touch_front_top episodes=50
 language: setup language-deps
-	$(QS_COLLECT)
+	$(call COLLECT,touch_front_top)
 	$(BIN)/vla-train experiment=language
 	$(LG_EVAL) split=train out=$(LG)/eval
 	$(LG_EVAL) split=test out=$(LG)/eval_test
 	$(LG_EVAL) split=train instruction=shuffled out=$(LG)/eval_shuffled
 	$(LG_EVAL) split=train instruction=empty out=$(LG)/eval_empty
 
+# One policy for the five manipulation tasks of vla/MultiTask-v0 (the README's multi-task row:
+# the quickstart's model and two cameras), evaluated on 50 held-out scenes of every task.
+MT := runs/multitask
+MT_EVAL := $(BIN)/vla-eval checkpoint=$(MT)/train/checkpoints/last dataset=multitask_front_top episodes_per_task=50
+multitask: setup
+	$(call COLLECT,multitask_front_top)
+	$(BIN)/vla-train experiment=multitask
+	$(MT_EVAL) split=train out=$(MT)/eval
+	$(MT_EVAL) split=test out=$(MT)/eval_test
+
 # Video grounding: "touch the object that lit up" (vla/Recall-v0). The same data trains a policy
 # that keeps the episode's first frame (history=start) and a single-frame control; both are
 # evaluated on 50 seeded held-out scenes, with video-QA accuracy ("which object lit up?").
 DV := runs/demo-video
+DV_EVAL := $(BIN)/vla-eval dataset=recall split=train episodes=50
 demo-video: setup
-	$(BIN)/vla-collect env=recall episodes=2000 noise=0.1 workers=2 out=$(DV)/data/recall.zarr
+	$(call COLLECT,recall)
 	$(BIN)/vla-train experiment=recall_history
-	$(BIN)/vla-eval checkpoint=$(DV)/train_history/checkpoints/last env=recall split=train episodes=50 out=$(DV)/history
+	$(DV_EVAL) checkpoint=$(DV)/train_history/checkpoints/last out=$(DV)/history
 	$(BIN)/vla-train experiment=recall_single_frame
-	$(BIN)/vla-eval checkpoint=$(DV)/train_single_frame/checkpoints/last env=recall split=train episodes=50 out=$(DV)/single_frame
+	$(DV_EVAL) checkpoint=$(DV)/train_single_frame/checkpoints/last out=$(DV)/single_frame
 
 # Audio grounding: the touch task with the command spoken (espeak-ng voices, noise) instead of
 # typed. A text policy trains on the store; the audio-only policy starts from it (a speech encoder
 # added, fine-tuned on the spoken commands alone); both are evaluated on 50 held-out scenes, the
 # audio policy hearing voices and rates never heard in training.
 DA := runs/demo-audio
+DA_EVAL := $(BIN)/vla-eval dataset=touch_spoken split=train episodes=50
 demo-audio: setup speech-deps
-	$(BIN)/vla-collect env=touch env.image_size=64 'env.cameras=[front,top]' episodes=3000 noise=0.1 speech=true workers=2 out=$(DA)/data/touch_spoken.zarr
+	$(call COLLECT,touch_spoken)
 	$(BIN)/vla-train experiment=spoken_touch_text
-	$(BIN)/vla-eval checkpoint=$(DA)/train_text/checkpoints/last env=touch env.image_size=64 'env.cameras=[front,top]' split=train episodes=50 out=$(DA)/text
+	$(DA_EVAL) checkpoint=$(DA)/train_text/checkpoints/last out=$(DA)/text
 	$(BIN)/vla-train experiment=spoken_touch_audio_from_text
-	$(BIN)/vla-eval checkpoint=$(DA)/train_audio/checkpoints/last env=touch env.image_size=64 'env.cameras=[front,top]' split=train policy.speech_split=test episodes=50 out=$(DA)/audio
+	$(DA_EVAL) checkpoint=$(DA)/train_audio/checkpoints/last speech.split=test out=$(DA)/audio
 	$(BIN)/vla-demo audio checkpoint=$(DA)/train_audio/checkpoints/last say="touch the green ball" out=$(DA)/demo

@@ -38,6 +38,7 @@ from rich.table import Table
 from vla import keys
 from vla.model import VLA
 from vla.precision import cpu_has_bf16
+from vla.prompt import PromptInputs
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 ACTION_DIM, STATE_DIM = 4, 7
@@ -104,7 +105,8 @@ def predict_ms(model: VLA, b: int, repeats: int, device: str, use_cache: bool = 
     spoken = {"audio": x.get(keys.AUDIO), "audio_length": x.get(keys.AUDIO_LENGTH)}
     return median_ms(
         lambda: model.predict_actions(
-            x[keys.IMAGE], x[keys.INSTRUCTION], x[keys.STATE], use_cache=use_cache, **spoken
+            PromptInputs(x[keys.IMAGE], x[keys.INSTRUCTION], x[keys.STATE], **spoken),
+            use_cache=use_cache,
         ),
         repeats,
         device,
@@ -187,7 +189,9 @@ def grounding(order: str, steps: int, device: str) -> tuple[float, float]:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
     val = grounding_batch(256, torch.Generator().manual_seed(99), 4)
-    pred = model.eval().predict_actions(val[keys.IMAGE], val[keys.INSTRUCTION], val[keys.STATE])
+    pred = model.eval().predict_actions(
+        PromptInputs(val[keys.IMAGE], val[keys.INSTRUCTION], val[keys.STATE])
+    )
     true = val[keys.ACTION][:, 0, :2]  # (N, 2)
     cos = F.cosine_similarity(pred[:, 0, :2].cpu(), true).mean()
     blind = F.cosine_similarity(0.5 - (val[keys.STATE][:, 0, :2] + 1) / 2, true).mean()
@@ -224,7 +228,9 @@ def main() -> None:
     ar = build(["model.decoding=autoregressive"], dev)
     x1 = batch(par, 1, dev)
     with torch.no_grad():
-        prefix, _ = par.embed_prompt(x1[keys.IMAGE], x1[keys.INSTRUCTION], x1[keys.STATE], 0)
+        prefix, _ = par.prompt(
+            PromptInputs(x1[keys.IMAGE], x1[keys.INSTRUCTION], x1[keys.STATE]), 0
+        )
     h = par.action_horizon
     train = train_ms(par, 32, max(n // 3, 5), dev)
     nchw = build(["model.vision.channels_last=false"], dev)  # the encoder's memory layout, A/B

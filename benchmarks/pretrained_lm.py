@@ -39,6 +39,7 @@ from train_step import median_s  # benchmarks/train_step.py (this folder)
 from vla import keys
 from vla.model import VLA
 from vla.precision import cpu_precision
+from vla.prompt import PromptInputs
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 ACTION_DIM, STATE_DIM, CAMERAS = 4, 7, 2
@@ -106,7 +107,9 @@ def latency_ms(model: VLA, repeats: int, warmup: int) -> float:
     model.eval()
     x = batch(model, 1)
     return median_ms(
-        lambda: model.predict_actions(x[keys.IMAGE], x[keys.INSTRUCTION], x[keys.STATE]),
+        lambda: model.predict_actions(
+            PromptInputs(x[keys.IMAGE], x[keys.INSTRUCTION], x[keys.STATE])
+        ),
         repeats,
         warmup,
     )
@@ -115,7 +118,7 @@ def latency_ms(model: VLA, repeats: int, warmup: int) -> float:
 def measure(model: VLA, args: argparse.Namespace, bf16: bool) -> dict:
     with torch.no_grad():
         x = batch(model, 1)
-        prefix, _ = model.embed_prompt(x[keys.IMAGE], x[keys.INSTRUCTION], x[keys.STATE], 0)
+        prefix, _ = model.prompt(PromptInputs(x[keys.IMAGE], x[keys.INSTRUCTION], x[keys.STATE]), 0)
     res = {
         "params_total": sum(p.numel() for p in model.parameters()),
         "params_trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),

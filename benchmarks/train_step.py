@@ -77,7 +77,7 @@ def peaks(repeats: int) -> dict[str, float]:
 
 
 def build(experiment: str, store: str | None, workers: int | None, extra: Sequence[str] = ()):
-    from vla.cli.train import build as build_run
+    from vla.training.build import build_training
 
     overrides = [f"experiment={experiment}", "callbacks.rollout=null", *extra]
     if store:
@@ -90,7 +90,8 @@ def build(experiment: str, store: str | None, workers: int | None, extra: Sequen
         raise SystemExit(
             f"no store at {cfg.dataset.path}: collect it first (make quickstart does) or --store"
         )
-    data, module, _ = build_run(cfg)
+    setup = build_training(cfg)
+    data, module = setup.data, setup.module
     data.setup("fit")
     return cfg, data, module
 
@@ -128,7 +129,7 @@ def trainer_steps_per_s(cfg, steps: int) -> float:
     import lightning as L
     from hydra.utils import instantiate
 
-    from vla.cli.train import build as build_run
+    from vla.training.build import build_training
 
     class Clock(L.Callback):
         def __init__(self):
@@ -140,7 +141,8 @@ def trainer_steps_per_s(cfg, steps: int) -> float:
     with tempfile.TemporaryDirectory() as out:
         cfg.out = out
         cfg.trainer.max_steps = steps
-        data, module, extra = build_run(cfg)
+        setup = build_training(cfg)
+        data, module = setup.data, setup.module
         clock = Clock()
         trainer = instantiate(
             cfg.trainer, callbacks=[clock], enable_progress_bar=False, enable_model_summary=False

@@ -217,15 +217,15 @@ class TabletopEnv(MujocoEnv):
         spec = self.spec_
         target = spec.objects[spec.target]
         info = {
-            "task": self.task.name,
-            "instruction": spec.instruction,
-            "split": self.split,
-            "target": target.name,
-            "n_objects": len(spec.objects),
-            "success": False,
+            keys.TASK: self.task.name,
+            keys.INFO_INSTRUCTION: spec.instruction,
+            keys.SPLIT: self.split,
+            keys.TARGET: target.name,
+            keys.N_OBJECTS: len(spec.objects),
+            keys.SUCCESS: False,
         }
         if self._qa is not None:  # a question about the episode (video-QA co-training)
-            info["question"], info["answer"] = self._qa
+            info[keys.QUESTION], info[keys.ANSWER] = self._qa
         return info
 
     def step(self, action):
@@ -244,8 +244,8 @@ class TabletopEnv(MujocoEnv):
         obs = self._get_obs()
         terminated = bool(success or failure)
         truncated = not terminated and self._steps >= self.task.max_episode_steps
-        info = {"success": bool(success), "failure": bool(failure), "task": self.task.name}
-        info.update({f"reward_{k}": float(v) for k, v in terms.items()})
+        info = {keys.SUCCESS: bool(success), keys.FAILURE: bool(failure), keys.TASK: self.task.name}
+        info.update({f"{keys.REWARD_PREFIX}{k}": float(v) for k, v in terms.items()})
         return obs, float(sum(terms.values())), terminated, truncated, info
 
     def render(self):

@@ -2,9 +2,9 @@
 
 ``run_audio_demo`` loads a speech-conditioned checkpoint, takes the command from a WAV file or
 synthesizes it (``say``), lays out a scene where the named object exists (the colour and shape
-words of the command, or ``target``), runs one episode with the waveform in every observation
-and writes an mp4 whose frames carry the command's log-mel spectrogram beside them, with a
-playhead that crosses it while the episode runs.
+words of the command, or ``target``), runs one episode (``policies.rollout``) with the waveform in
+every observation (``SpokenInstructionEnv``) and writes an mp4 whose frames carry the command's
+log-mel spectrogram beside them, with a playhead that crosses it while the episode runs.
 """
 
 from __future__ import annotations
@@ -17,12 +17,15 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from gymnasium.vector import AutoresetMode, SyncVectorEnv  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from envs import keys  # noqa: E402
 from envs.palette import COLOURS, NOUNS, check_choice, combos  # noqa: E402
+from policies.rollout import Film, rollout  # noqa: E402
+from policies.spoken_instruction_env import SpokenInstructionEnv  # noqa: E402
 from policies.video import annotate, write_video  # noqa: E402
 from vla.audio import load_wav, save_wav  # noqa: E402
-from vla.keys import AUDIO  # noqa: E402
 
 
 def target_from_words(text: str) -> tuple[str, str] | None:
@@ -93,29 +96,23 @@ def run_audio_demo(
             )
     from vla.checkpoint import read_training_info
 
-    spec = read_training_info(checkpoint).get("env_spec") or {}
-    if spec.get("cameras"):  # the scene is filmed the way the policy was trained to see it
-        env_cfg = {**env_cfg, "cameras": list(spec["cameras"]), "image_size": spec["image_size"][0]}
+    spec = read_training_info(checkpoint).env_spec
+    if spec.cameras:  # the scene is filmed the way the policy was trained to see it
+        env_cfg = {**env_cfg, "cameras": list(spec.cameras), "image_size": spec.image_size[0]}
     if target is not None:  # held-out colour x shape pairs live in the test split's scenes
         check_choice("colour", target[0], COLOURS)
         check_choice("shape", target[1], NOUNS)
         env_cfg = {**env_cfg, "split": "test" if tuple(target) in combos("test") else "train"}
-    env = instantiate(env_cfg, render_mode="rgb_array")
-    try:
+    env = SpokenInstructionEnv(instantiate(env_cfg, render_mode="rgb_array"), lambda _: wave)
+    envs = SyncVectorEnv([lambda: env], autoreset_mode=AutoresetMode.DISABLED)
+    try:  # the command is heard whatever sentence the scene was drawn with
         policy.check_observation_space(env.observation_space)
-        options = {"target": tuple(target)} if target else None
-        obs, info = env.reset(seed=seed, options=options)
-        policy.reset()
         panel = spectrogram_panel(wave, rate, env.unwrapped.render_size)  # (H, W, 3)
-        frames, done, success, steps = [], False, False, 0
-        while not done:
-            frames.append(env.render())
-            action = policy.act({**obs, AUDIO: wave})
-            obs, _, terminated, truncated, step = env.step(action)
-            success, steps, done = bool(step["success"]), steps + 1, terminated or truncated
-        frames.append(env.render())
+        options = {"target": tuple(target)} if target else None
+        (episode,) = rollout(envs, policy, [seed], [Film({seed})], options)
     finally:
-        env.close()
+        envs.close()
+    frames, success = episode.frames, episode.success
     out = Path(out)
     video = []
     for i, frame in enumerate(frames):
@@ -131,7 +128,7 @@ def run_audio_demo(
         "video": str(path),
         "command_wav": str(out / "command.wav"),
         "seconds_of_speech": round(wave.size / rate, 2),
-        "scene_target": info["target"],
+        "scene_target": episode.info[keys.TARGET],
         "success": success,
-        "steps": steps,
+        "steps": episode.length,
     }

@@ -1,9 +1,11 @@
 """Collect scripted-expert demonstrations into an episode store, in parallel worker processes.
 
-Each episode is seeded (``seed``, ``seed + 1``, ...) and workers return finished episodes to
-this process, which alone writes them (``vla.data.EpisodeWriter``: one atomic commit per
-batch of up to ``COMMIT_EVERY`` episodes, all or none). Results are consumed in seed order, so the store is the same whatever the number
-of workers, and an interrupted collection resumes after the last committed seed.
+Each episode is seeded (``seed``, ``seed + 1``, ...) and run by ``policies.rollout`` (one env
+per worker, a :class:`Demonstration` hook recording it); workers return finished episodes to
+this process, which alone writes them (``vla.data.EpisodeWriter``: one atomic commit per batch
+of up to ``COMMIT_EVERY`` episodes, all or none). Results are consumed in seed order, so the
+store is the same whatever the number of workers, and an interrupted collection resumes after
+the last committed seed.
 
 With ``speech=True`` every instruction is also spoken (``policies.speech.SpeechSynthesizer``,
 espeak-ng) with a generator seeded by ``(speech_seed, episode seed)`` and voices from the env's
@@ -29,12 +31,16 @@ os.environ.setdefault("MUJOCO_GL", "egl")  # before mujoco is imported, here and
 import numpy as np  # noqa: E402
 
 from envs import keys as obs_keys  # noqa: E402
+from policies.batch import PerEnvPolicies, obs_at  # noqa: E402
+from policies.rollout import RolloutHook, rollout  # noqa: E402
 from vla import keys  # noqa: E402
 from vla.atomic_file import write_text_atomic  # noqa: E402
 from vla.data import EpisodeStore, EpisodeWriter  # noqa: E402
+from vla.data.store_format import is_image_key  # noqa: E402
 from vla.progress import Progress  # noqa: E402
+from vla.specs import EnvSpec  # noqa: E402
 
-_worker: dict[str, Any] = {}  # per worker process: its env, expert and speech synthesizer
+_worker: dict[str, Any] = {}  # per worker process: its env, expert, recorder and synthesizer
 COMMIT_EVERY = 16  # episodes per store commit (see collect)
 COMMIT_EVERY_S = 2.0  # ... or this many seconds since the last commit, whichever comes first
 SPEECH = "speech"  # extras field of the synthesizer's choices (voice, rate, pitch, snr, ...)
@@ -58,76 +64,89 @@ def env_spec_of(env, env_cfg: Mapping[str, Any]) -> dict[str, Any]:
     """What a store records about the env it came from (checked again when training/evaluating)."""
     space = env.action_space
     u = env.unwrapped
-    return {
-        "env_id": str(env_cfg.get("id", "")).split(":")[-1],
-        "action_space": {
-            "shape": list(space.shape),
-            "low": space.low.tolist(),
-            "high": space.high.tolist(),
-        },
-        "control_hz": float(env.metadata.get("render_fps", 1.0 / u.dt)),
-        "cameras": list(u.cameras),
-        "image_size": [u.image_size, u.image_size],
-        "state_names": list(obs_keys.STATE_NAMES),
-        "split": u.split,
-    }
+    return EnvSpec(
+        env_id=str(env_cfg.get("id", "")).split(":")[-1],
+        action_shape=tuple(space.shape),
+        action_low=tuple(space.low.tolist()),
+        action_high=tuple(space.high.tolist()),
+        control_hz=float(env.metadata.get("render_fps", 1.0 / u.dt)),
+        cameras=tuple(u.cameras),
+        image_size=(u.image_size, u.image_size),
+        state_names=tuple(obs_keys.STATE_NAMES),
+        split=u.split,
+    ).to_dict()
 
 
 def _init_worker(
     env_cfg: dict[str, Any], noise: float, seed: int, speech: bool, speech_seed: int
 ) -> None:
+    from gymnasium.vector import AutoresetMode, SyncVectorEnv
     from hydra.utils import instantiate
 
     from policies.scripted_expert import ScriptedExpert
     from policies.speech import SpeechSynthesizer
 
-    _worker["env"] = instantiate(env_cfg, privileged=True)
-    _worker["expert"] = ScriptedExpert(max_delta=_worker["env"].unwrapped.max_delta, noise=noise)
-    _worker["noise_seed"] = seed
+    env = instantiate(env_cfg, privileged=True)
+    expert = ScriptedExpert(max_delta=env.unwrapped.max_delta, noise=noise)
+    _worker["envs"] = SyncVectorEnv([lambda: env], autoreset_mode=AutoresetMode.DISABLED)
+    _worker["policy"] = PerEnvPolicies(lambda: expert, 1)
+    _worker["record"] = Demonstration(expert, seed)
     _worker["speech"] = SpeechSynthesizer() if speech else None  # one per worker: checks voices
     _worker["speech_seed"] = speech_seed
 
 
-def _rollout(seed: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """One expert episode: observations before each action, and the expert's action there.
+class Demonstration(RolloutHook):
+    """Records an expert's episode for the store: the observation before each action and the
+    expert's clean action there (``episodes[seed]``: arrays ``(L, ...)`` by store key).
 
     With noise the env executes perturbed actions (so the data shows recoveries from states
     the clean expert never visits) while the stored action is the clean one (DART).
     """
-    env, expert = _worker["env"], _worker["expert"]
-    # the noise stream depends on the episode seed only: same data with any number of workers
-    expert.rng = np.random.default_rng([_worker["noise_seed"], seed])
-    obs, info = env.reset(seed=seed)
-    expert.reset()
-    image_keys = [k for k in obs if k.startswith(obs_keys.IMAGE)]
-    steps: dict[str, list[np.ndarray]] = {k: [] for k in [*image_keys, keys.STATE, keys.ACTION]}
-    success = False
-    while True:
-        action = expert.act(obs)  # executed (noisy with noise > 0)
-        for k in image_keys:
-            steps[k].append(obs[k])
-        steps[keys.STATE].append(obs[obs_keys.STATE])
-        steps[keys.ACTION].append(expert.clean_action)  # the label: the expert's intent
-        obs, _, terminated, truncated, step_info = env.step(action)
-        success = success or step_info["success"]
-        if terminated or truncated:
-            break
-    episode = {k: np.stack(v) for k, v in steps.items()}  # each (L, ...)
+
+    def __init__(self, expert: Any, noise_seed: int):
+        self.expert, self.noise_seed = expert, noise_seed
+        self.episodes: dict[int, dict[str, np.ndarray]] = {}
+        self._steps: dict[str, list[np.ndarray]] = {}
+
+    def on_start(self, envs, episode) -> None:
+        # the noise stream depends on the episode seed only: same data with any number of workers
+        self.expert.rng = np.random.default_rng([self.noise_seed, episode.seed])
+        self._steps = {}
+
+    def on_step(self, envs, obs, actions, running) -> None:
+        seen = obs_at(obs, 0)
+        step = {k: v for k, v in seen.items() if is_image_key(k)}
+        step[keys.STATE] = seen[obs_keys.STATE]
+        step[keys.ACTION] = self.expert.clean_action  # the label: the expert's intent
+        for k, v in step.items():
+            self._steps.setdefault(k, []).append(v)
+
+    def on_end(self, envs, ended) -> None:
+        (episode,) = ended
+        self.episodes[episode.seed] = {k: np.stack(v) for k, v in self._steps.items()}  # (L, ...)
+
+
+def _rollout(seed: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """One expert episode (:class:`Demonstration`) and its metadata for the store."""
+    record = _worker["record"]
+    (result,) = rollout(_worker["envs"], _worker["policy"], [seed], [record])
+    episode, info = record.episodes.pop(seed), result.info
     meta = {
-        keys.INSTRUCTION: info["instruction"],
-        keys.TASK: info["task"],
-        keys.SPLIT: info["split"],
+        keys.INSTRUCTION: info[obs_keys.INFO_INSTRUCTION],
+        keys.TASK: info[obs_keys.TASK],
+        keys.SPLIT: info[obs_keys.SPLIT],
         keys.SEED: seed,
-        keys.SUCCESS: bool(success),
-        "target": info["target"],
-        "n_objects": info["n_objects"],
+        keys.SUCCESS: bool(result.success),
+        obs_keys.TARGET: info[obs_keys.TARGET],
+        obs_keys.N_OBJECTS: info[obs_keys.N_OBJECTS],
         # a question about the clip and its answer (memory tasks: video-QA co-training)
         **{k: info[k] for k in (keys.QUESTION, keys.ANSWER) if k in info},
     }
     if _worker["speech"] is not None:
         # seeded by the episode, like the noise: the same audio with any number of workers
         rng = np.random.default_rng([_worker["speech_seed"], seed])
-        wave, rate, choices = _worker["speech"].synthesize(info["instruction"], rng, info["split"])
+        text, split = info[obs_keys.INFO_INSTRUCTION], info[obs_keys.SPLIT]
+        wave, rate, choices = _worker["speech"].synthesize(text, rng, split)
         meta[keys.AUDIO], meta[keys.AUDIO_SAMPLE_RATE] = wave, rate  # (S,) float32, Hz
         meta[SPEECH] = {**choices, "seed": _worker["speech_seed"]}
     return episode, meta
@@ -144,7 +163,7 @@ def _rollouts(
         try:
             yield from map(_rollout, seeds)
         finally:
-            _worker.pop("env").close()
+            _worker.pop("envs").close()
         return
     # the pool's feeder thread drains its task iterable eagerly: hand it seeds only while
     # fewer than `ahead` episodes are in flight, so an endless seed stream stays bounded
@@ -209,7 +228,7 @@ def collect(
     probe = instantiate(env_cfg)
     try:
         spec = env_spec_of(probe, env_cfg)
-        image_keys = [k for k in probe.observation_space.spaces if k.startswith(obs_keys.IMAGE)]
+        image_keys = [k for k in probe.observation_space.spaces if is_image_key(k)]
     finally:
         probe.close()
     out = Path(out)

@@ -13,7 +13,7 @@ import os
 import sys
 import tempfile
 import time
-from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -27,7 +27,8 @@ from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv  # noq
 
 from envs import keys  # noqa: E402
 from policies.batch import BatchPolicy  # noqa: E402
-from policies.instruction_control import control_instructions, replace_instructions  # noqa: E402
+from policies.instruction_control import GivenInstruction, control_instructions  # noqa: E402
+from policies.rollout import AskQuestion, EpisodeResult, Film, RolloutHook, rollout  # noqa: E402
 from policies.video import annotate, write_video  # noqa: E402
 from vla.atomic_file import write_json_atomic  # noqa: E402
 from vla.progress import Progress  # noqa: E402
@@ -62,6 +63,15 @@ def _make_env(env_cfg: dict[str, Any], **overrides: Any) -> gym.Env:
     return instantiate(env_cfg, **overrides)
 
 
+def _make_wrapped(
+    env_cfg: dict[str, Any], wrappers: Sequence[Callable[[gym.Env], gym.Env]], **overrides: Any
+) -> gym.Env:
+    env = _make_env(env_cfg, **overrides)
+    for wrap in wrappers:
+        env = wrap(env)
+    return env
+
+
 def evaluate(
     env: dict[str, Any],
     policy: BatchPolicy,
@@ -74,6 +84,7 @@ def evaluate(
     progress: bool = True,
     instruction: str = "given",
     episodes_per_task: int | None = None,
+    env_wrappers: Sequence[Callable[[gym.Env], gym.Env]] = (),
 ) -> dict[str, Any]:
     """Run ``episodes`` seeded episodes and return the report (also written under ``out``).
 
@@ -93,6 +104,9 @@ def evaluate(
             ``episodes`` drawn at random (task ``j`` gets seeds ``seed + j * K`` onwards, in an env
             made with ``tasks=[name]``), so every per-task rate has the same count; the first
             ``video_episodes`` of each task are filmed.
+        env_wrappers: applied in order around every env (each takes the env and returns the
+            wrapped one; picklable, for env worker processes): ``SpokenInstructionEnv`` for a
+            policy that hears its instructions (``policies.spoken_instruction_env``).
     """
     if episodes < 1 or num_envs < 1:
         raise ValueError(f"episodes={episodes} and num_envs={num_envs} must be >= 1")
@@ -120,7 +134,7 @@ def evaluate(
     with Progress(total=total, desc="evaluate", unit="episode", disable=not progress) as bar:
         for env_cfg, seeds in plan:  # the first video_episodes of each part are filmed
             _run(env_cfg, policy, seeds, min(num_envs, len(seeds)), out if film else None,
-                 seeds[0] + video_episodes, instruction, bar, results, videos)  # fmt: skip
+                 video_episodes, instruction, env_wrappers, bar, results, videos)  # fmt: skip
     report = make_report(results, env, seed, checkpoint, time.perf_counter() - start, num_envs)
     report["instruction_control"] = instruction
     if out is not None:
@@ -153,89 +167,72 @@ def _run(
     seeds: list[int],
     num_envs: int,
     out: Path | None,
-    film_below: int,
+    filmed: int,
     instruction: str,
+    wrappers: Sequence[Callable[[gym.Env], gym.Env]],
     bar: Progress,
     results: list[Episode],
     videos: list[Path],
 ) -> None:
-    """Episodes ``seeds`` in ``num_envs`` envs; appends to ``results`` and ``videos`` (episodes
-    with a seed below ``film_below`` are filmed when ``out`` is set)."""
-    film = out is not None
+    """Episodes ``seeds`` in ``num_envs`` envs; appends to ``results`` and ``videos`` (the first
+    ``filmed`` seeds are filmed when ``out`` is set)."""
     privileged = bool(getattr(policy, "needs_privileged", False))  # scripted experts do
-    make = partial(
-        _make_env, env, privileged=privileged, **({"render_mode": "rgb_array"} if film else {})
-    )
-    given = control_instructions(make, seeds, instruction)
+    render = {"render_mode": "rgb_array"} if out is not None else {}
+    probe = partial(_make_env, env, privileged=privileged, **render)
+    given = control_instructions(probe, seeds, instruction)  # {seed: sentence}, None: the env's
+    if given is not None:  # innermost: a spoken-instruction wrapper speaks what the policy is told
+        wrappers = [partial(GivenInstruction, given=given), *wrappers]
+    make = partial(_make_wrapped, env, wrappers, privileged=privileged, **render)
     vector_cls = AsyncVectorEnv if num_envs > 1 else SyncVectorEnv
     kwargs = {"context": "spawn", "shared_memory": False} if num_envs > 1 else {}
     envs = vector_cls([make] * num_envs, autoreset_mode=AutoresetMode.DISABLED, **kwargs)
-    try:  # a learned policy: the cameras, image size and action size it was trained with
-        for check, space in (
-            (getattr(policy, "check_observation_space", None), envs.single_observation_space),
-            (getattr(policy, "check_action_space", None), envs.single_action_space),
-        ):
-            if check is not None:
-                check(space)
-    except ValueError:
-        envs.close()
-        raise
-    frames: dict[int, list[np.ndarray]] = defaultdict(list)
     try:
-        queue = list(seeds)
-        running: list[int | None] = [queue.pop(0) for _ in range(num_envs)]  # seed per env
-        obs, info = envs.reset(seed=running)
-        policy.reset(np.ones(num_envs, bool))
-        task, text = list(info["task"]), [str(t) for t in obs[keys.INSTRUCTION]]
-        qa = [_qa_of(info, i) for i in range(num_envs)]
-        lengths = np.zeros(num_envs, int)
-        while any(s is not None for s in running):
-            if film:
-                _film(envs, running, film_below, frames)
-            seen = obs
-            if given is not None:  # a language control: the policy reads another instruction
-                seen = replace_instructions(obs, keys.INSTRUCTION, [given.get(s) for s in running])
-            actions = policy.act_batch(seen)  # (N, D)
-            obs, _, terminated, truncated, info = envs.step(actions)
-            lengths += 1
-            done = (terminated | truncated) & np.array([s is not None for s in running])
-            if not done.any():
-                continue
-            # the last frame of every filmed episode that just ended: one render call for all envs
-            last_frames = (
-                envs.call("render")
-                if film and any(running[i] in frames for i in np.flatnonzero(done))
-                else None
-            )
-            answers = _ask(policy, np.flatnonzero(done), qa)
-            for i in np.flatnonzero(done):
-                ep = Episode(
-                    running[i], task[i], text[i], bool(info["success"][i]), int(lengths[i]),
-                    *(qa[i] or (None, None)), answers.get(int(i)),
-                    None if given is None else given[running[i]],
-                )  # fmt: skip
-                results.append(ep)
-                if film and ep.seed in frames:
-                    frames[ep.seed].append(last_frames[i])
-                    videos.append(_write_episode_video(out, ep, frames.pop(ep.seed)))
-                running[i] = queue.pop(0) if queue else None
-            rate = f"{np.mean([r.success for r in results]):.0%}"
-            bar.set_postfix(success=rate, refresh=False)
-            bar.update(int(done.sum()))
-            restart = done & np.array([s is not None for s in running])
-            if restart.any():
-                new_obs, new_info = envs.reset(
-                    seed=[s if r else None for s, r in zip(running, restart, strict=True)],
-                    options={"reset_mask": restart},
-                )
-                obs = new_obs
-                policy.reset(restart)
-                for i in np.flatnonzero(restart):
-                    task[i], text[i] = new_info["task"][i], str(new_obs[keys.INSTRUCTION][i])
-                    qa[i] = _qa_of(new_info, i)
-                    lengths[i] = 0
+        _check_spaces(policy, envs.single_observation_space, envs.single_action_space)
+        film = [Film(set(seeds[:filmed]))] if out is not None else []
+        per_episode = _Results(out, given, bar, results, videos)
+        rollout(envs, policy, seeds, [*film, AskQuestion(policy), per_episode])
     finally:
         envs.close()
+
+
+def _check_spaces(policy: Any, observation_space: gym.Space, action_space: gym.Space) -> None:
+    """A learned policy's checks that the env has the cameras, image size and action size it was
+    trained with (a ValueError before any episode); a scripted expert has none."""
+    for check, space in (
+        (getattr(policy, "check_observation_space", None), observation_space),
+        (getattr(policy, "check_action_space", None), action_space),
+    ):
+        if check is not None:
+            check(space)
+
+
+class _Results(RolloutHook):
+    """Evaluation's per-episode results: the report row, the video of a filmed episode and the
+    progress bar's count and success rate."""
+
+    def __init__(self, out, given, bar, results, videos):
+        self.out, self.given, self.bar = out, given, bar
+        self.results, self.videos = results, videos
+
+    def on_end(self, envs, ended: list[EpisodeResult]) -> None:
+        for r in ended:
+            ep = Episode(
+                seed=r.seed,
+                task=r.task,
+                instruction=r.instruction,
+                success=r.success,
+                length=r.length,
+                question=r.info.get(keys.QUESTION),
+                answer=r.info.get(keys.ANSWER),
+                predicted=r.predicted,
+                given=None if self.given is None else self.given[r.seed],
+            )
+            self.results.append(ep)
+            if r.frames:
+                self.videos.append(_write_episode_video(self.out, ep, r.frames))
+        rate = f"{np.mean([r.success for r in self.results]):.0%}"
+        self.bar.set_postfix(success=rate, refresh=False)
+        self.bar.update(len(ended))
 
 
 def prepare_out(out: str | Path, field: str = "out") -> Path:
@@ -259,29 +256,6 @@ def prepare_out(out: str | Path, field: str = "out") -> Path:
             f"{field}={out} cannot be written: {err.strerror or err}{where}: {fix}"
         ) from err
     return path
-
-
-def _qa_of(info: dict[str, Any], i: int) -> tuple[str, str] | None:
-    """Env ``i``'s (question, answer) from a vector env's reset info, if its task asks one."""
-    if "question" in info and info.get("_question", np.ones(i + 1, bool))[i]:
-        return str(info["question"][i]), str(info["answer"][i])
-    return None
-
-
-def _ask(policy: BatchPolicy, ended: np.ndarray, qa: list) -> dict[int, str]:
-    """The policy's answers to the questions of the episodes that just ended (video QA)."""
-    asked = [int(i) for i in ended if qa[i] is not None]
-    answer_batch = getattr(policy, "answer_batch", None)
-    if not asked or answer_batch is None:
-        return {}
-    return dict(zip(asked, answer_batch(asked, [qa[i][0] for i in asked]), strict=True))
-
-
-def _film(envs, running: list[int | None], first_unfilmed: int, frames: dict) -> None:
-    if any(s is not None and s < first_unfilmed for s in running):
-        for s, frame in zip(running, envs.call("render"), strict=True):
-            if s is not None and s < first_unfilmed:
-                frames[s].append(frame)
 
 
 def _write_episode_video(out: Path, ep: Episode, frames: list[np.ndarray]) -> Path:

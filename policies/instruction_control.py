@@ -8,15 +8,17 @@ published VLAs largely do.
 
 The substitute instructions are fixed per episode seed before the first step (a probe env is
 reset with every seed to read its instruction and target), so a control run is as reproducible
-as the normal one.
+as the normal one; :class:`GivenInstruction` puts them into the observations.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
+import gymnasium as gym
+
+from envs import keys
 
 CONTROLS = ("given", "shuffled", "empty")
 
@@ -60,8 +62,27 @@ def control_instructions(
     return given
 
 
-def replace_instructions(obs: dict[str, Any], key: str, given: list[str | None]) -> dict:
-    """A copy of a vector env's batch ``obs`` with ``obs[key][i]`` replaced where ``given[i]``
-    is not None."""
-    texts = [str(t) if g is None else g for t, g in zip(obs[key], given, strict=True)]
-    return {**obs, key: np.array(texts, dtype=object)}  # (N,) str
+class GivenInstruction(gym.Wrapper, gym.utils.RecordConstructorArgs):
+    """The env with ``obs["instruction"]`` replaced by ``given[seed]`` in episodes reset with a
+    seed in ``given`` (the others unchanged). A wrapper rather than an edit of the observations
+    the policy sees, so that wrappers outside it (``SpokenInstructionEnv``) hear the given
+    sentence too; the reset info keeps the env's own (``instruction``).
+    """
+
+    def __init__(self, env: gym.Env, given: Mapping[int, str]):
+        gym.utils.RecordConstructorArgs.__init__(self, given=given)  # env.spec can remake it
+        gym.Wrapper.__init__(self, env)
+        self.given = dict(given)
+        self._text: str | None = None  # this episode's given instruction, None: the env's
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        obs, info = self.env.reset(seed=seed, options=options)
+        self._text = self.given.get(seed)
+        return self._told(obs), info
+
+    def step(self, action: Any):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        return self._told(obs), reward, terminated, truncated, info
+
+    def _told(self, obs: dict[str, Any]) -> dict[str, Any]:
+        return obs if self._text is None else {**obs, keys.INSTRUCTION: self._text}

@@ -13,6 +13,7 @@ import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
 from policies.evaluate import evaluate
+from policies.spoken_instruction_env import speech_wrappers
 from policies.vla_policy import VLAPolicy
 
 METRIC = "rollout/success_rate"
@@ -62,11 +63,11 @@ class RolloutEvaluation(L.Callback):
             was_training = model.training
             model.eval()
             keys = tuple(trainer.datamodule.window_args["image_keys"])
+            policy = VLAPolicy(model, keys, self.n_action_steps)
             # a speech model hears the instruction in the env split's voices
-            split = self.env.get("split", "train")
-            policy = VLAPolicy(model, keys, self.n_action_steps, speech_split=split)
+            hear = speech_wrappers(policy, split=self.env.get("split", "train"))
             report = evaluate(self.env, policy, self.episodes, self.seed, self.num_envs,
-                              out=None, progress=False)  # fmt: skip
+                              out=None, progress=False, env_wrappers=hear)  # fmt: skip
             model.train(was_training)
             self.history.append((step, report["success_rate"]))
             module.log(METRIC, report["success_rate"], rank_zero_only=True)

@@ -4,9 +4,16 @@ Each task's expert is a closed-loop controller over the tcp position: it re-read
 and destination every step, so after a perturbation (``noise``, a slipped grasp, a sphere that
 rolled past the pad) it simply heads for the right place again. That is what makes the
 noise-injected demonstrations show recoveries (as in DART, Laskey et al. 2017).
+
+Controllers are registered per task name (:func:`controls`): a new task adds its controller
+beside its other code, ``@controls("stack") def stack(expert, view): ...``, and the expert runs
+it whenever ``privileged["task"]`` names that task.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -23,6 +30,37 @@ OPENING_HELD = (0.015, 0.07)
 ALIGNED = 0.01  # xy distance that counts as "over" a point
 PUSH_Z = 0.01  # push low (fingertips 3 mm above the table) so objects slide rather than tip
 PUSH_OFFSET = HALF_SIZE + 0.038  # tcp stands this far behind an object's centre to push it
+
+
+@dataclass(frozen=True)
+class ExpertView:
+    """What a controller reads each step (privileged simulator state, float64)."""
+
+    tcp: np.ndarray  # (3,) tool centre point
+    opening: float  # gripper opening in metres
+    target: np.ndarray  # (3,) centre of the object the instruction refers to
+    place: np.ndarray  # (3,) centre of the destination (pad / bowl); zeros when none
+    place_kind: int  # 0 none, 1 pad, 2 bowl
+
+
+Controller = Callable[["ScriptedExpert", ExpertView], tuple[np.ndarray, float]]
+CONTROLLERS: dict[str, Controller] = {}  # task name -> its controller: (tcp goal (3,), grip)
+
+
+def controls(*tasks: str) -> Callable[[Controller], Controller]:
+    """Register the decorated function as the scripted expert's controller of ``tasks``."""
+
+    def register(controller: Controller) -> Controller:
+        for task in tasks:
+            if task in CONTROLLERS:
+                raise ValueError(
+                    f"task {task!r} already has an expert controller "
+                    f"({CONTROLLERS[task].__name__}): register each task once"
+                )
+            CONTROLLERS[task] = controller
+        return controller
+
+    return register
 
 
 class ScriptedExpert:
@@ -46,7 +84,7 @@ class ScriptedExpert:
         self.reset()
 
     def reset(self) -> None:
-        self._closing = 0  # control steps the gripper has been closing on the target
+        self.closing = 0  # control steps the gripper has been closing on the target
 
     def act(self, obs: dict) -> np.ndarray:
         if keys.PRIVILEGED not in obs:
@@ -55,21 +93,24 @@ class ScriptedExpert:
             )
         p = obs[keys.PRIVILEGED]
         task = TASK_NAMES[int(p[keys.TASK_INDEX])]
+        if task not in CONTROLLERS:
+            raise ValueError(
+                f"no scripted expert for task {task!r} (experts: {sorted(CONTROLLERS)}): "
+                f"register its controller with @controls({task!r}) (policies.scripted_expert)"
+            )
         state = np.asarray(obs[keys.STATE], dtype=np.float64)
-        tcp, opening = state[:3], float(state[6])
-        target = np.asarray(p[keys.TARGET_POS], dtype=np.float64)
-        place = np.asarray(p[keys.PLACE_POS], dtype=np.float64)
+        view = ExpertView(
+            tcp=state[:3],
+            opening=float(state[6]),
+            target=np.asarray(p[keys.TARGET_POS], dtype=np.float64),
+            place=np.asarray(p[keys.PLACE_POS], dtype=np.float64),
+            place_kind=int(p[keys.PLACE_KIND]),
+        )
         if int(p.get(keys.HOLD, 0)):  # the env ignores actions while a memory cue plays
-            goal, grip = tcp, -1.0  # label what happens: stay put, fingers open
-        elif task in ("touch", "relation", "recall"):
-            goal, grip = self._touch(tcp, target)
-        elif task == "lift":
-            goal, grip = self._lift(tcp, opening, target)
-        elif task == "push":
-            goal, grip = self._push(tcp, target, place)
+            goal, grip = view.tcp, -1.0  # label what happens: stay put, fingers open
         else:
-            goal, grip = self._pick_place(tcp, opening, target, place, int(p[keys.PLACE_KIND]))
-        action = np.append(np.clip((goal - tcp) / self.max_delta, -1, 1), grip)
+            goal, grip = CONTROLLERS[task](self, view)
+        action = np.append(np.clip((goal - view.tcp) / self.max_delta, -1, 1), grip)
         # DART: the env runs the perturbed action, but the label a learner should copy is the
         # expert's own (``clean_action``), otherwise the noise is baked into the targets
         self.clean_action = action.astype(np.float32)
@@ -80,71 +121,84 @@ class ScriptedExpert:
     def act_chunk(self, obs: dict) -> np.ndarray:
         return self.act(obs)[None]  # (1, 4): a closed-loop expert plans one step at a time
 
-    # ---- per-task controllers: each returns (tcp goal (3,), gripper command) ------------
-
-    def _touch(self, tcp, target):
-        if _xy_dist(tcp, target) > ALIGNED:
-            return _at(target, max(HOVER_Z, tcp[2] if tcp[2] < LIFT_Z else HOVER_Z)), 1.0
-        return _at(target, 2 * HALF_SIZE - 0.015), 1.0  # press the closed fingertips on its top
-
-    def _grasp(self, tcp, opening, target):
-        """Approach open, descend, close; returns (goal, grip, held)."""
+    def grasp(self, v: ExpertView) -> tuple[np.ndarray | None, float, bool]:
+        """Approach open, descend, close on the target; returns (goal, grip, held)."""
+        tcp, target = v.tcp, v.target
         near = _xy_dist(tcp, target) < 0.02 and abs(tcp[2] - target[2]) < 0.03
-        if near and OPENING_HELD[0] < opening < OPENING_HELD[1] and self._closing >= 4:
+        if near and OPENING_HELD[0] < v.opening < OPENING_HELD[1] and self.closing >= 4:
             return None, 1.0, True
-        if _xy_dist(tcp, target) > ALIGNED and not (near and self._closing):
-            self._closing = 0
+        if _xy_dist(tcp, target) > ALIGNED and not (near and self.closing):
+            self.closing = 0
             return _at(target, HOVER_Z), -1.0, False
-        if tcp[2] > GRASP_Z + 0.008 and not self._closing:
+        if tcp[2] > GRASP_Z + 0.008 and not self.closing:
             return _at(target, GRASP_Z), -1.0, False
-        self._closing += 1
+        self.closing += 1
         return _at(target, GRASP_Z), 1.0, False
 
-    def _lift(self, tcp, opening, target):
-        goal, grip, held = self._grasp(tcp, opening, target)
-        if not held:
-            return goal, grip
-        return _at(tcp, LIFT_Z), 1.0
 
-    def _push(self, tcp, target, place):
-        to_goal = place[:2] - target[:2]  # (2,)
-        dist = float(np.linalg.norm(to_goal))
-        u = to_goal / max(dist, 1e-6)  # push direction (2,)
-        rel = tcp[:2] - target[:2]  # (2,)
-        along, lateral = float(rel @ u), abs(float(rel @ np.array([-u[1], u[0]])))
-        behind = target[:2] - u * PUSH_OFFSET  # (2,)
-        if lateral < 0.02 and -PUSH_OFFSET - 0.02 < along < 0 and tcp[2] < 0.04:
-            # push by velocity, not by a point relative to the object: contact offsets vary.
-            # Slow down near the pad so spheres do not roll past; steer out lateral error.
-            side = np.array([-u[1], u[0]]) * float(rel @ np.array([-u[1], u[0]]))  # (2,)
-            step = u * min(dist, 0.6 * self.max_delta) - side
-            return np.array([*(tcp[:2] + step), PUSH_Z]), 1.0
-        off = float(np.linalg.norm(tcp[:2] - behind))
-        low = tcp[2] < HOVER_Z - 0.03
-        # hysteresis: start descending only when well aligned, keep descending while roughly
-        # aligned, so an object rocking by a few mm does not cause a rise-descend loop
-        if off < (0.02 if low else ALIGNED / 2):
-            return np.array([*behind, PUSH_Z]), 1.0
-        if low and np.linalg.norm(rel) < 0.08:
-            return np.array([*tcp[:2], HOVER_Z]), 1.0  # rise before going around the object
-        return np.array([*behind, HOVER_Z]), 1.0
+# ---- per-task controllers: each returns (tcp goal (3,), gripper command) ----------------
 
-    def _pick_place(self, tcp, opening, target, place, kind):
-        released = opening > OPENING_HELD[1] or tcp[2] > target[2] + 0.03
-        if _xy_dist(target, place) < 0.02 and target[2] < 0.06 and released:
-            self._closing = 0
-            return _at(place, HOVER_Z), -1.0  # released: back off upwards, open
-        goal, grip, held = self._grasp(tcp, opening, target)
-        if not held:
-            return goal, grip
-        release_z = 0.055 if kind == 2 else 0.04
-        if _xy_dist(tcp, place) > ALIGNED:
-            if tcp[2] < CARRY_Z - 0.03 and _xy_dist(tcp, place) > 0.03:
-                return _at(tcp, CARRY_Z), 1.0  # straight up first: do not drag it through others
-            return _at(place, CARRY_Z), 1.0
-        if tcp[2] > release_z + 0.005:
-            return _at(place, release_z), 1.0
-        return _at(place, release_z), -1.0
+
+@controls("touch", "relation", "recall")
+def touch(expert: ScriptedExpert, v: ExpertView) -> tuple[np.ndarray, float]:
+    tcp, target = v.tcp, v.target
+    if _xy_dist(tcp, target) > ALIGNED:
+        return _at(target, max(HOVER_Z, tcp[2] if tcp[2] < LIFT_Z else HOVER_Z)), 1.0
+    return _at(target, 2 * HALF_SIZE - 0.015), 1.0  # press the closed fingertips on its top
+
+
+@controls("lift")
+def lift(expert: ScriptedExpert, v: ExpertView) -> tuple[np.ndarray, float]:
+    goal, grip, held = expert.grasp(v)
+    if not held:
+        return goal, grip
+    return _at(v.tcp, LIFT_Z), 1.0
+
+
+@controls("push")
+def push(expert: ScriptedExpert, v: ExpertView) -> tuple[np.ndarray, float]:
+    tcp, target, place = v.tcp, v.target, v.place
+    to_goal = place[:2] - target[:2]  # (2,)
+    dist = float(np.linalg.norm(to_goal))
+    u = to_goal / max(dist, 1e-6)  # push direction (2,)
+    rel = tcp[:2] - target[:2]  # (2,)
+    along, lateral = float(rel @ u), abs(float(rel @ np.array([-u[1], u[0]])))
+    behind = target[:2] - u * PUSH_OFFSET  # (2,)
+    if lateral < 0.02 and -PUSH_OFFSET - 0.02 < along < 0 and tcp[2] < 0.04:
+        # push by velocity, not by a point relative to the object: contact offsets vary.
+        # Slow down near the pad so spheres do not roll past; steer out lateral error.
+        side = np.array([-u[1], u[0]]) * float(rel @ np.array([-u[1], u[0]]))  # (2,)
+        step = u * min(dist, 0.6 * expert.max_delta) - side
+        return np.array([*(tcp[:2] + step), PUSH_Z]), 1.0
+    off = float(np.linalg.norm(tcp[:2] - behind))
+    low = tcp[2] < HOVER_Z - 0.03
+    # hysteresis: start descending only when well aligned, keep descending while roughly
+    # aligned, so an object rocking by a few mm does not cause a rise-descend loop
+    if off < (0.02 if low else ALIGNED / 2):
+        return np.array([*behind, PUSH_Z]), 1.0
+    if low and np.linalg.norm(rel) < 0.08:
+        return np.array([*tcp[:2], HOVER_Z]), 1.0  # rise before going around the object
+    return np.array([*behind, HOVER_Z]), 1.0
+
+
+@controls("pick_place")
+def pick_place(expert: ScriptedExpert, v: ExpertView) -> tuple[np.ndarray, float]:
+    tcp, target, place = v.tcp, v.target, v.place
+    released = v.opening > OPENING_HELD[1] or tcp[2] > target[2] + 0.03
+    if _xy_dist(target, place) < 0.02 and target[2] < 0.06 and released:
+        expert.closing = 0
+        return _at(place, HOVER_Z), -1.0  # released: back off upwards, open
+    goal, grip, held = expert.grasp(v)
+    if not held:
+        return goal, grip
+    release_z = 0.055 if v.place_kind == 2 else 0.04
+    if _xy_dist(tcp, place) > ALIGNED:
+        if tcp[2] < CARRY_Z - 0.03 and _xy_dist(tcp, place) > 0.03:
+            return _at(tcp, CARRY_Z), 1.0  # straight up first: do not drag it through others
+        return _at(place, CARRY_Z), 1.0
+    if tcp[2] > release_z + 0.005:
+        return _at(place, release_z), 1.0
+    return _at(place, release_z), -1.0
 
 
 def _xy_dist(a: np.ndarray, b: np.ndarray) -> float:

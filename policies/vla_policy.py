@@ -8,9 +8,9 @@ The model predicts a chunk of H actions per call. Two ways to execute chunks (by
   exponentially weighted mean of every chunk's prediction for it, w_i = exp(-m * i) with i = 0
   the oldest prediction (ACT, Zhao et al. 2023): smooth, reactive, H times the compute.
 
-A model conditioned on speech (``instruction`` audio or both) hears each episode's instruction:
-an observation may carry it as ``audio`` (a float waveform at the model's rate, e.g. from a
-microphone or a WAV), otherwise ``voice`` speaks the observed text (``policies.speech``).
+A model conditioned on speech (``instruction`` audio or both) hears each episode's instruction
+in the observation's ``audio`` (a float waveform at the model's rate: a microphone, a WAV, or an
+env wrapped in ``policies.spoken_instruction_env.SpokenInstructionEnv``), at the episode's start.
 
 Observations hold the frames the model's ``history`` names (``vla.history``): the last
 ``obs_horizon`` frames, or the episode's first frame and the last ``obs_horizon - 1``; the first
@@ -20,7 +20,7 @@ frame is repeated at the start of an episode, exactly as in training windows.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +29,10 @@ import torch
 
 from envs import keys as obs_keys
 from policies.batch import obs_at
-from vla.data.window_dataset import collate_windows
+from vla.audio.audio_encoder import pad_clips
 from vla.history import observation_steps
-from vla.keys import AUDIO, AUDIO_LENGTH
+from vla.keys import AUDIO
+from vla.prompt import PromptInputs
 from vla.text.normalize import normalize_instruction
 
 
@@ -49,15 +50,12 @@ class VLAPolicy:
     """Acts in a batch of envs (``act_batch``) or one env (``act``) with a VLA.
 
     Args:
-        model: the VLA (``from_checkpoint`` loads one from a ``save_pretrained`` folder).
+        model: the VLA (``from_checkpoint`` loads one from a checkpoint folder).
         image_keys: env observation keys of the model's cameras, in the model's camera order.
         n_action_steps: actions executed per predicted chunk (default: the whole chunk).
         temporal_ensemble: ACT's m; when set, predict every step and ensemble (n_action_steps
             is then 1).
         trained_cameras: the training data's camera names, if known (for error messages).
-        voice: ``text -> waveform`` for speech models when observations carry no ``audio``;
-            default for a speech model: ``policies.speech.InstructionVoice`` speaking with
-            ``speech_split``'s voices (test: speakers never heard in training), ``speech_seed``.
         allow_empty_instruction: act on an empty (or whitespace-only) instruction instead of
             refusing it: for instruction-blind policies and the ``instruction=empty`` control.
             Otherwise an empty instruction is an error: it is almost always a lost field, and
@@ -73,9 +71,6 @@ class VLAPolicy:
         n_action_steps: int | None = None,
         temporal_ensemble: float | None = None,
         trained_cameras: list[str] | None = None,
-        voice: Callable[[str], np.ndarray] | None = None,
-        speech_split: str = "train",
-        speech_seed: int = 0,
         allow_empty_instruction: bool = False,
         state_key: str = obs_keys.STATE,
         trained_tasks: Sequence[str] = (),
@@ -86,11 +81,6 @@ class VLAPolicy:
         self.allow_empty_instruction = allow_empty_instruction
         self.reads_text = getattr(model, "instruction", "text") != "audio"
         self.listens = getattr(model, "instruction", "text") != "text"
-        if self.listens and voice is None:
-            from policies.speech import InstructionVoice
-
-            voice = InstructionVoice(model.speech.sample_rate, speech_split, speech_seed)
-        self.voice = voice
         self.horizon = self.model.action_horizon
         self.obs_horizon = self.model.obs.obs_horizon
         self.history = getattr(self.model, "history", "recent")
@@ -122,25 +112,21 @@ class VLAPolicy:
         temporal_ensemble: float | None = None,
         image_keys: tuple[str, ...] | None = None,
         device: str = "auto",
-        speech_split: str = "train",
-        speech_seed: int = 0,
         allow_empty_instruction: bool = False,
     ) -> VLAPolicy:
-        """Load a ``save_pretrained`` folder; cameras default to what it was trained on. A speech
-        model hears the env's instructions spoken by ``speech_split``'s voices."""
-        from vla.checkpoint import read_training_info
-        from vla.model import VLA
+        """Load a checkpoint folder (``vla.checkpoint.save_checkpoint``); cameras default to
+        what it was trained on."""
+        from vla.checkpoint import load_checkpoint, read_training_info
 
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        model = VLA.from_pretrained(checkpoint, map_location=device).eval()
+        model = load_checkpoint(checkpoint, map_location=device)
         info = read_training_info(checkpoint)
-        keys = tuple(image_keys or info.get("image_keys") or (obs_keys.IMAGE,))
-        cameras = (info.get("env_spec") or {}).get("cameras")
-        state_key = info.get("state_key") or obs_keys.STATE
-        return cls(model, keys, n_action_steps, temporal_ensemble, cameras, None, speech_split,
-                   speech_seed, allow_empty_instruction, state_key,
-                   info.get("tasks") or ())  # fmt: skip
+        keys = tuple(image_keys or info.image_keys or (obs_keys.IMAGE,))
+        cameras = info.env_spec.cameras
+        state_key = info.state_key or obs_keys.STATE
+        return cls(model, keys, n_action_steps, temporal_ensemble, cameras,
+                   allow_empty_instruction, state_key, info.tasks)  # fmt: skip
 
     def check_tasks(self, names: Sequence[str]) -> None:
         """Fail before any rollout if the env runs tasks the checkpoint never saw in training
@@ -166,7 +152,10 @@ class VLAPolicy:
             )
 
     def check_observation_space(self, space: Any) -> None:
-        """Fail before any rollout if the env's cameras or image size differ from training."""
+        """Fail before any rollout if the env's cameras or image size differ from training, or
+        a speech model's env does not speak its instructions."""
+        if self.listens and AUDIO not in space.spaces:
+            raise ValueError(self._no_audio(sorted(space.spaces)))
         size = self.model.obs.vision.image_size
         cams = self.trained_cameras
         fix = (
@@ -183,6 +172,13 @@ class VLAPolicy:
                     f"env images {k!r} are {tuple(space[k].shape)} but the model was trained on "
                     f"{size}x{size}: set env.image_size={size}"
                 )
+
+    def _no_audio(self, observed: list[str]) -> str:
+        return (
+            f"this policy's model takes spoken instructions but the observations hold {observed}, "
+            f"no {AUDIO!r}: wrap the env in policies.spoken_instruction_env.SpokenInstructionEnv "
+            f"(a waveform at {self.model.speech.sample_rate} Hz in every observation)"
+        )
 
     # ---- batch API (vla-eval) -----------------------------------------------------------
 
@@ -217,7 +213,7 @@ class VLAPolicy:
         images = torch.from_numpy(np.stack(frames)).permute(0, 1, 2, 5, 3, 4)  # (B, T, V, 3, H, W)
         state = torch.from_numpy(np.stack(states)) if self.use_state else None  # (B, T, S)
         audio, lengths = self._audio([self._envs[i] for i in envs])
-        return self.model.generate_text(images, questions, state, audio=audio, audio_length=lengths)
+        return self.model.generate_text(PromptInputs(images, questions, state, audio, lengths))
 
     # ---- single-env Policy protocol ----------------------------------------------------
 
@@ -262,27 +258,21 @@ class VLAPolicy:
         env["seen"] += 1
 
     def _hear(self, obs: dict[str, Any]) -> np.ndarray:
-        if AUDIO in obs:
-            wave = np.asarray(obs[AUDIO], np.float32).reshape(-1)  # (N,)
-        elif self.voice is not None:
-            wave = np.asarray(self.voice(str(obs[obs_keys.INSTRUCTION])), np.float32)  # (N,)
-        else:
-            raise ValueError(
-                "this policy's model takes spoken instructions: give observations an "
-                f"{AUDIO!r} waveform at {self.model.speech.sample_rate} Hz or build the policy "
-                "with a voice (policies.speech.InstructionVoice)"
-            )
+        if AUDIO not in obs:
+            raise ValueError(self._no_audio(sorted(obs)))
+        wave = np.asarray(obs[AUDIO], np.float32).reshape(-1)  # (N,)
         if wave.size == 0:
             raise ValueError("the spoken instruction is empty (0 samples)")
         return wave
 
     def _audio(self, envs: list[dict[str, Any]]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Waveforms ``(B, N)`` and lengths ``(B,)`` of the envs' spoken instructions, padded as
-        training batches are (``collate_windows``); (None, None) for a text model."""
+        training batches are (``vla.audio.audio_encoder.pad_clips``); (None, None) for a text
+        model."""
         if not self.listens:
             return None, None
-        batch = collate_windows([{AUDIO: torch.from_numpy(e["audio"])} for e in envs])
-        return batch[AUDIO], batch[AUDIO_LENGTH]  # (B, N), (B,)
+        clips, lengths = pad_clips([torch.from_numpy(e["audio"]) for e in envs])
+        return torch.stack(clips), lengths  # (B, N), (B,)
 
     def _observation(self, env: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
         """Frames ``(T, V, H, W, 3)`` and states ``(T, S)`` at the latest step, as in training."""
@@ -298,7 +288,7 @@ class VLAPolicy:
         texts = [e["instruction"] for e in envs]
         audio, lengths = self._audio(envs)
         actions = self.model.predict_actions(
-            images, texts, state if self.use_state else None, audio=audio, audio_length=lengths
+            PromptInputs(images, texts, state if self.use_state else None, audio, lengths)
         )
         return actions.float().cpu().numpy()  # (B, H, D)
 

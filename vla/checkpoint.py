@@ -1,8 +1,10 @@
 """Checkpoint folders: safetensors weights, resolved config, tokenizer, action bins, norm stats.
 
-Layout (``FORMAT_VERSION`` 2; version 1, without the integrity record, still loads)::
+Layout (``FORMAT_VERSION`` 3; versions 1 (no integrity record) and 2 (the prompt's parameters
+under their old names ``obs.``, ``speech.``, ``text_encoder.``, ``text_adapter.``,
+``prompt_end``, renamed on load by ``legacy_weight_name``) still load)::
 
-    config.json            {"format": "vla", "format_version": 2, "model": <config node>,
+    config.json            {"format": "vla", "format_version": 3, "model": <config node>,
                             "files": {<relative path>: {"bytes": n, "sha256": hex}, ...}}
     model.safetensors      every parameter and persistent buffer (action token ids included)
     tokenizer/             the text tokenizer's own files (fitted BPE merges, HF tokenizer ...)
@@ -17,7 +19,7 @@ half-written checkpoint where a complete one is expected (DESIGN.md); ``config.j
 last, with the size and SHA-256 of every other file (``vla.checkpoint_files``).
 
 A checkpoint is untrusted input (people download them). Loading
-(``load_checkpoint`` / ``VLA.from_pretrained``):
+(``load_checkpoint``):
 
 * checks every recorded file's size and SHA-256 before reading it, and refuses unlisted files in
   ``tokenizer/``;
@@ -35,11 +37,11 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, load_model, save_model
+from safetensors.torch import load_file, load_model, save_file, save_model
 
 from vla.checkpoint_files import (
     MANIFEST_KEY,
@@ -49,16 +51,24 @@ from vla.checkpoint_files import (
     verify_files,
 )
 from vla.hydra_config import to_plain
+from vla.model import VLA
+from vla.specs import TrainingInfo
 from vla.trusted_config import build, check_config, inside_folder
-
-if TYPE_CHECKING:
-    from vla.model import VLA
 
 __all__ = ["CheckpointError", "load_checkpoint", "read_config", "save_checkpoint"]
 
 FORMAT = "vla"
-FORMAT_VERSION = 2
-SUPPORTED_FORMAT_VERSIONS = (1, 2)  # 1: no integrity record
+FORMAT_VERSION = 3
+# 1: no integrity record; 1-2: the prompt encoder's parameters under their old names
+SUPPORTED_FORMAT_VERSIONS = (1, 2, 3)
+# parameter-name prefixes of versions 1-2 -> today's (the parts moved into ``VLA.prompt``)
+LEGACY_PREFIXES = (
+    ("obs.", "prompt.obs."),
+    ("speech.", "prompt.speech."),
+    ("text_encoder.", "prompt.text_encoder."),
+    ("text_adapter.", "prompt.text_adapter."),
+    ("prompt_end", "prompt.end"),
+)
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 TOKENIZER_DIR = "tokenizer"
@@ -75,8 +85,17 @@ def _write_json(path: Path, obj: Any) -> None:
     path.write_text(json.dumps(to_plain(obj), indent=2) + "\n")
 
 
+def legacy_weight_name(name: str, version: int) -> str:
+    """Today's name of a parameter that a format-``version`` checkpoint saved as ``name``."""
+    if version < 3:
+        for old, new in LEGACY_PREFIXES:
+            if name == old or (old.endswith(".") and name.startswith(old)):
+                return new + name[len(old) :]
+    return name
+
+
 def save_checkpoint(
-    model: "VLA",
+    model: VLA,
     directory: str | Path,
     norm_stats: dict | None = None,
     extra: dict[str, Any] | None = None,
@@ -104,9 +123,7 @@ def save_checkpoint(
         tmp / ACTION_TOKENIZER_FILE,
         {"n_bins": at.n_bins, "low": at.low, "high": at.high, "token_ids": at.token_ids},
     )
-    stats: dict[str, Any] = {"action": {"q01": at.low, "q99": at.high}}
-    if model.obs.state_dim:
-        stats["state"] = {"q01": model.obs.state_low, "q99": model.obs.state_high}
+    stats = model.normalization_bounds()
     for key, value in (norm_stats or {}).items():
         stats[key] = {**stats.get(key, {}), **to_plain(value)}
     _write_json(tmp / NORMALIZATION_FILE, stats)
@@ -123,20 +140,26 @@ def save_checkpoint(
     return directory
 
 
-def read_training_info(directory: str | Path) -> dict[str, Any]:
-    """``training.json`` of a checkpoint ({} when it was saved outside a training run)."""
+def read_training_info(directory: str | Path) -> TrainingInfo:
+    """``training.json`` of a checkpoint (empty when it was saved outside a training run)."""
     path = Path(directory) / TRAINING_FILE
     if not path.exists():
-        return {}
+        return TrainingInfo()
     info = read_json(path)
     if not isinstance(info, dict):
         raise CheckpointError(f"{path}: must hold a JSON object, got {type(info).__name__}")
-    return info
+    return TrainingInfo.from_dict(info)
 
 
 def read_config(directory: str | Path, verify: bool = True) -> dict[str, Any]:
     """The checkpoint's model config after checking the folder is complete, compatible and (with
     ``verify``) that every file matches the integrity record."""
+    return read_meta(directory, verify)["model"]
+
+
+def read_meta(directory: str | Path, verify: bool = True) -> dict[str, Any]:
+    """``config.json`` (format, version, model config, file record) after ``read_config``'s
+    checks."""
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"checkpoint {str(directory)!r} is not a folder")
@@ -144,7 +167,7 @@ def read_config(directory: str | Path, verify: bool = True) -> dict[str, Any]:
     if missing:
         raise FileNotFoundError(
             f"checkpoint {str(directory)!r} is incomplete: missing {missing} (a VLA checkpoint "
-            f"holds {list(REQUIRED)}; write one with VLA.save_pretrained)"
+            f"holds {list(REQUIRED)}; write one with vla.checkpoint.save_checkpoint)"
         )
     path = directory / CONFIG_FILE
     meta = read_json(path)
@@ -168,19 +191,20 @@ def read_config(directory: str | Path, verify: bool = True) -> dict[str, Any]:
         if verify:
             sealed = (TOKENIZER_DIR, TEXT_ENCODER_DIR)  # tokenizer loaders read these whole
             verify_files(directory, meta[MANIFEST_KEY], sealed_dirs=sealed)
-    return meta["model"]
+    return meta
 
 
 def load_checkpoint(
     directory: str | Path, map_location: str = "cpu", trusted_targets: Sequence[str] = ()
-) -> "VLA":
+) -> VLA:
     """Rebuild and load a model written by ``save_checkpoint``; returned in eval mode.
 
     ``trusted_targets``: class paths outside this package that you wrote and trust (your own
     adapter, say); everything else a config names must be one of vla's model parts.
     """
     directory = Path(directory)
-    config = read_config(directory)
+    meta = read_meta(directory)
+    config, version = meta["model"], meta["format_version"]
     source = str(directory / CONFIG_FILE)
     allowed = (TOKENIZER_PATH_KEY, TEXT_ENCODER_PATH_KEY)
     classes = check_config(
@@ -199,8 +223,6 @@ def load_checkpoint(
         encoder["tokenizer_path"] = str(
             inside_folder(encoder.get("tokenizer_path"), directory, where)
         )
-    from vla.model import VLA
-
     model = build(config, classes)
     if not isinstance(model, VLA):
         raise CheckpointError(
@@ -209,7 +231,15 @@ def load_checkpoint(
     ids_before = model.action_tokenizer.token_ids.clone()  # as the rebuilt tokenizer assigned them
     weights = directory / WEIGHTS_FILE
     try:
-        missing, unexpected = load_model(model, str(weights), strict=False, device=map_location)
+        if version < 3:  # old parameter names: load a renamed copy (the folder stays sealed)
+            with tempfile.TemporaryDirectory() as tmp:
+                renamed = Path(tmp) / WEIGHTS_FILE
+                save_file(load_weights(directory, version), str(renamed))
+                missing, unexpected = load_model(
+                    model, str(renamed), strict=False, device=map_location
+                )
+        else:
+            missing, unexpected = load_model(model, str(weights), strict=False, device=map_location)
     except SafetensorError as err:
         raise CheckpointError(f"{weights}: not a readable safetensors file ({err})") from None
     except RuntimeError as err:  # shape mismatch: weights from another architecture
@@ -242,18 +272,18 @@ def check_finite(tensors: Any, source: Path) -> None:
             )
 
 
-def load_weights(directory: Path) -> dict[str, torch.Tensor]:
-    """The checkpoint's tensors (finite, readable), for ``init_from``."""
+def load_weights(directory: Path, version: int = FORMAT_VERSION) -> dict[str, torch.Tensor]:
+    """The checkpoint's tensors (finite, readable) under today's parameter names."""
     weights = directory / WEIGHTS_FILE
     try:
         saved = load_file(str(weights))
     except SafetensorError as err:
         raise CheckpointError(f"{weights}: not a readable safetensors file ({err})") from None
     check_finite(saved.items(), weights)
-    return saved
+    return {legacy_weight_name(name, version): t for name, t in saved.items()}
 
 
-def init_from_checkpoint(model: "VLA", directory: str | Path) -> dict[str, list[str]]:
+def init_from_checkpoint(model: VLA, directory: str | Path) -> dict[str, list[str]]:
     """Start ``model`` from a checkpoint's weights (fine-tuning, staged training).
 
     Every parameter of ``model`` whose name is in the checkpoint is copied; it must have the same
@@ -263,8 +293,9 @@ def init_from_checkpoint(model: "VLA", directory: str | Path) -> dict[str, list[
     embeddings are tokens). Returns ``{"copied": [...], "new": [...], "unused": [...]}``.
     """
     directory = Path(directory)
-    config = read_config(directory)  # complete folder, every file as recorded
-    saved = load_weights(directory)
+    meta = read_meta(directory)  # complete folder, every file as recorded
+    config = meta["model"]
+    saved = load_weights(directory, meta["format_version"])
     ours = Path(tempfile.mkdtemp())
     try:
         model.text_tokenizer.save_pretrained(ours)

@@ -4,15 +4,8 @@ RT-2 / PaLM-E recipe: camera frames (and proprioception) become LM-space tokens,
 tokenized, and the LM emits discretized action tokens; the loss covers only the action tokens
 (RT-2 / OpenVLA label masking), plus text answers where a batch carries them (co-training).
 
-Prompt order (``prompt_order``): ``text_first`` by default, ``vision_first`` is RT-2 / PaLM-E's
-``[observation][instruction]``. In a causal LM only later tokens see earlier ones, so with the
-instruction first every image token can attend to it and the visual features become
-instruction-conditioned, the role FiLM plays in RT-1 (PaliGemma gets it from a bidirectional
-prefix). Measured with ``python benchmarks/model.py --grounding-steps 1000`` (a synthetic "touch
-the <colour> block" task, default model, batch 32, lr 1e-3, same seed; ~2.5 min per order on this
-machine's 2 CPU cores): the predicted direction has cosine 0.96 to the target with ``text_first``
-and 0.63 with ``vision_first``, where a predictor that ignores the image gets 0.60, i.e.
-vision-first had not started grounding.
+The prompt (instruction, observation, speech, order, padding) is ``vla.prompt``'s
+:class:`~vla.prompt.PromptEncoder`; this module adds the action slots, the loss and decoding.
 
 Two decoding modes, chosen by config and trained the way they decode:
 
@@ -21,23 +14,15 @@ Two decoding modes, chosen by config and trained the way they decode:
   forward predicts the whole chunk. OFT lets the slots attend to each other bidirectionally; here
   the causal mask is kept so any HF causal LM works unmodified, which loses little because the
   slots' inputs carry no information of their own.
-
-Padding: instructions of different lengths are left-padded (at the start of the sequence, or
-between observation and instruction with ``vision_first``), masked out of attention and not
-counted in positions, so a padded sample computes exactly what it computes alone (tested for two
-LM families), and the action slots are the last columns of every row. A learned prompt-end
-embedding closes every prompt, so the column before the actions is never padding, even for an
-empty instruction. Sizes are derived from the built parts (adapter dims, vocabulary, action dims).
 """
 
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
-from vla import keys, prompt
+from vla import keys
 from vla.action_tokenizer import ActionTokenizer, action_token_names
 from vla.adapters.adapter import Adapter
 from vla.audio.audio_encoder import AudioEncoder
@@ -47,7 +32,15 @@ from vla.decoding import greedy_decode, positions
 from vla.history import History, check_history
 from vla.hydra_config import target_config, to_plain
 from vla.observation_encoder import ObservationEncoder
-from vla.spoken_instruction import SpokenInstructionEncoder, aligned_speech
+from vla.prompt import (
+    Instruction,
+    PromptEncoder,
+    PromptInputs,
+    PromptOrder,
+    build_text_adapter,
+    check_instruction_parts,
+)
+from vla.spoken_instruction import SpokenInstructionEncoder
 from vla.text.text_encoder import TextEncoder
 from vla.text.text_tokenizer import TextTokenizer
 from vla.text_answers import generate_text, text_loss
@@ -55,10 +48,6 @@ from vla.vision.timm_encoder import TimmEncoder
 
 Decoding = Literal["parallel", "autoregressive"]
 DECODINGS = ("parallel", "autoregressive")
-PromptOrder = Literal["text_first", "vision_first"]
-PROMPT_ORDERS = ("text_first", "vision_first")
-Instruction = Literal["text", "audio", "both"]
-INSTRUCTIONS = ("text", "audio", "both")  # how the instruction reaches the model
 # parts that ``freeze`` can name; every parameter belongs to exactly one
 FREEZABLE = ("vision", "adapter", "llm", "token_embeddings", "text_encoder")
 
@@ -133,40 +122,11 @@ class VLA(nn.Module):
         text_dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        if instruction not in INSTRUCTIONS:
-            raise ValueError(f"instruction={instruction!r} must be one of {INSTRUCTIONS}")
+        check_instruction_parts(
+            instruction, audio_encoder, audio_adapter, speech_alignment, text_encoder, text_adapter
+        )
         speaks = instruction != "text"
-        if speaks and (audio_encoder is None or audio_adapter is None):
-            raise ValueError(
-                f"instruction={instruction!r} needs an audio encoder and adapter: add "
-                "model/audio=speech (configs/model/audio/speech.yaml)"
-            )
-        if not speaks and (audio_encoder is not None or audio_adapter is not None):
-            raise ValueError(
-                "an audio encoder / adapter was given but instruction='text' never uses them: "
-                "set instruction=audio or both, or drop them (model/audio=none)"
-            )
-        self.instruction = instruction
-        if speech_alignment < 0 or (speech_alignment and not speaks):
-            raise ValueError(
-                f"speech_alignment={speech_alignment} must be >= 0, and 0 unless the model hears "
-                "speech (instruction=audio or both)"
-            )
         self.speech_alignment = speech_alignment
-        if (text_encoder is None) != (text_adapter is None):
-            raise ValueError(
-                "text_encoder and text_adapter go together (model/text_encoder=minilm sets both); "
-                f"got text_encoder={type(text_encoder).__name__}, "
-                f"text_adapter={'set' if text_adapter else None}"
-            )
-        if text_encoder is not None and speaks:
-            raise ValueError(
-                f"a pretrained text_encoder with instruction={instruction!r} is not supported: the "
-                "speech alignment targets the LM's own token embeddings; use instruction=text"
-            )
-        if not 0 <= text_dropout < 1:
-            raise ValueError(f"text_dropout={text_dropout} must be in [0, 1) (0 = off)")
-        self.text_dropout = text_dropout
         for name, value in (
             ("action_horizon", action_horizon),
             ("obs_horizon", obs_horizon),
@@ -176,17 +136,11 @@ class VLA(nn.Module):
                 raise ValueError(f"{name}={value} must be >= 1")
         if decoding not in DECODINGS:
             raise ValueError(f"decoding={decoding!r} must be one of {DECODINGS}")
-        if prompt_order not in PROMPT_ORDERS:
-            raise ValueError(f"prompt_order={prompt_order!r} must be one of {PROMPT_ORDERS}")
-        self.prompt_order = prompt_order
         self.history = check_history(history, obs_horizon)
         if bin_smoothing < 0:
             raise ValueError(f"bin_smoothing={bin_smoothing} must be >= 0 (std in bins; 0 = off)")
-        self.action_horizon, self.decoding, self.bin_smoothing = (
-            action_horizon,
-            decoding,
-            bin_smoothing,
-        )
+        self.action_horizon, self.decoding = action_horizon, decoding
+        self.bin_smoothing = bin_smoothing
         self._choices = dict(
             action_horizon=action_horizon,
             obs_horizon=obs_horizon,
@@ -209,7 +163,9 @@ class VLA(nn.Module):
         ids = text_tokenizer.add_tokens(action_token_names(action_tokenizer.n_bins))
         action_tokenizer.bind(ids)
         llm.resize(max(text_tokenizer.vocab_size, max(ids) + 1))
-        self.obs = ObservationEncoder(
+        # built in this order (obs, text adapter, speech, queries, prompt end): the random init of
+        # a seed is what it was before these parts moved into the prompt encoder
+        obs = ObservationEncoder(
             vision,
             adapter,
             llm.hidden_size,
@@ -219,30 +175,28 @@ class VLA(nn.Module):
             state_high,
             state_dims,
         )
-        self.text_encoder = text_encoder
-        self.text_adapter: Adapter | None = None
-        if text_encoder is not None and text_adapter is not None:
-            n = text_encoder.max_length
-            self.text_adapter = text_adapter(
-                in_dim=text_encoder.embed_dim, out_dim=llm.hidden_size, num_patches=n
-            )
-            if self.text_adapter.num_tokens != n:
-                raise ValueError(
-                    f"text_adapter {type(self.text_adapter).__name__} resamples to "
-                    f"{self.text_adapter.num_tokens} tokens; instructions vary in length and are "
-                    "padded, so use a token-wise adapter (vla.adapters.MLP or Linear)"
-                )
-        self.speech: SpokenInstructionEncoder | None = None
+        built_text_adapter = build_text_adapter(text_encoder, text_adapter, llm.hidden_size)
+        speech = None
         if speaks:
-            self.speech = SpokenInstructionEncoder(audio_encoder, audio_adapter, llm.hidden_size)
+            speech = SpokenInstructionEncoder(audio_encoder, audio_adapter, llm.hidden_size)
         self.num_action_tokens = action_horizon * action_tokenizer.action_dim
         self.action_queries: nn.Parameter | None = None
         if decoding == "parallel":
             n, d = self.num_action_tokens, llm.hidden_size
             self.action_queries = nn.Parameter(torch.randn(n, d) * 0.02)  # (H*D, D_lm)
-        # ends every prompt, so the last prefix column is never padding: it is the position that
-        # predicts the first action (autoregressive) or answer token, even for an empty instruction
-        self.prompt_end = nn.Parameter(torch.randn(1, llm.hidden_size) * 0.02)  # (1, D_lm)
+        self.prompt = PromptEncoder(
+            obs,
+            text_tokenizer,
+            llm.embed,
+            llm.hidden_size,
+            llm.max_positions,
+            prompt_order,
+            instruction,
+            text_dropout,
+            text_encoder,
+            built_text_adapter,
+            speech,
+        )
         text_ids = torch.arange(llm.vocab_size) < text_tokenizer.vocab_size  # (V,) no spare rows
         text_ids[action_tokenizer.token_ids] = False
         self.register_buffer("text_token_mask", text_ids, persistent=False)
@@ -256,6 +210,23 @@ class VLA(nn.Module):
     def device(self) -> torch.device:
         return self.action_tokenizer.low.device
 
+    @property
+    def obs(self) -> ObservationEncoder:
+        """The observation encoder (cameras, state): ``obs.num_cameras``, ``obs.vision`` ..."""
+        return self.prompt.obs
+
+    @property
+    def speech(self) -> SpokenInstructionEncoder | None:
+        return self.prompt.speech
+
+    @property
+    def text_encoder(self) -> TextEncoder | None:
+        return self.prompt.text_encoder
+
+    @property
+    def instruction(self) -> Instruction:
+        return self.prompt.instruction
+
     def model_config(self) -> dict[str, Any]:
         """The Hydra node that rebuilds this model (saved in checkpoints as config.json)."""
         speech = self.speech
@@ -266,8 +237,8 @@ class VLA(nn.Module):
             audio_encoder=speech.encoder.config if speech else None,
             audio_adapter={**speech.adapter.config, "_partial_": True} if speech else None,
             text_encoder=self.text_encoder.export_config() if self.text_encoder else None,
-            text_adapter={**self.text_adapter.config, "_partial_": True}
-            if self.text_adapter
+            text_adapter={**self.prompt.text_adapter.config, "_partial_": True}
+            if self.prompt.text_adapter
             else None,
             llm=self.llm.export_config(),
             text_tokenizer=self.text_tokenizer.config,
@@ -276,12 +247,20 @@ class VLA(nn.Module):
             **to_plain(self._choices),
         )
 
+    def normalization_bounds(self) -> dict[str, dict[str, Any]]:
+        """The q01 / q99 bounds the model normalizes with: ``action`` (its bins) and ``state``."""
+        at = self.action_tokenizer
+        bounds: dict[str, dict[str, Any]] = {"action": {"q01": at.low, "q99": at.high}}
+        if self.obs.state_dim:
+            bounds["state"] = {"q01": self.obs.state_low, "q99": self.obs.state_high}
+        return bounds
+
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """Every parameter under exactly one ``FREEZABLE`` name."""
         emb = {id(p) for p in self.llm.model.get_input_embeddings().parameters()}
         emb |= {id(p) for p in self.llm.model.get_output_embeddings().parameters()}
         llm_params = list(self.llm.parameters())
-        own = ("obs.vision.", "llm.", "text_encoder.")
+        own = ("prompt.obs.vision.", "llm.", "prompt.text_encoder.")
         glue = [p for n, p in self.named_parameters() if not n.startswith(own)]
         encoder = self.text_encoder
         return {
@@ -312,20 +291,6 @@ class VLA(nn.Module):
         return self
 
     # ------------------------------------------------------------------ sequences
-    def embed_prompt(
-        self,
-        images: Tensor,
-        texts: Sequence[str],
-        state: Tensor | None,
-        extra: int,
-        audio: Tensor | None = None,
-        audio_length: Tensor | None = None,
-        speech: Tensor | None = None,
-    ) -> tuple[Tensor, Tensor]:
-        """Prompt embeddings ``(B, L, D)`` and mask ``(B, L)``, ``extra`` output tokens to follow
-        (``vla.prompt.embed_prompt``)."""
-        return prompt.embed_prompt(self, images, texts, state, extra, audio, audio_length, speech)
-
     def _bin_head(self) -> Callable[[Tensor], Tensor]:
         """Hidden states ``(..., D)`` -> logits over the action bins only ``(..., n_bins)``.
 
@@ -359,7 +324,7 @@ class VLA(nn.Module):
     def forward(self, batch: dict[str, Any]) -> dict[str, Tensor]:
         """Losses of a batch (``vla.keys``): ``loss``, ``action_loss``, ``action_accuracy``,
         and ``text_loss`` when the batch carries ``QUESTION`` / ``ANSWER`` pairs."""
-        images, state = batch[keys.IMAGE], batch.get(keys.STATE)
+        inputs = PromptInputs.from_batch(batch)
         out: dict[str, Tensor] = {}
         if keys.ACTION in batch:
             actions = batch[keys.ACTION]
@@ -373,17 +338,13 @@ class VLA(nn.Module):
             if action_mask is None:
                 action_mask = torch.ones(actions.shape[:2], dtype=torch.bool, device=actions.device)
             bins = self.action_tokenizer.encode(actions).flatten(1)  # (B, H*D)
-            texts, audio, audio_length = prompt.instruction_inputs(
-                self, batch[keys.INSTRUCTION], batch.get(keys.AUDIO), batch.get(keys.AUDIO_LENGTH)
-            )
+            read = self.prompt.instruction_inputs(inputs)
             speech = None
-            if audio is not None and self.speech_alignment:  # speech tokens once, two losses
-                speech, out["alignment_loss"] = aligned_speech(
-                    self, audio, audio_length, batch[keys.INSTRUCTION]
+            if read.audio is not None and self.speech_alignment:  # speech tokens once, two losses
+                speech, out["alignment_loss"] = self.prompt.aligned_speech(
+                    read.audio, read.audio_length, batch[keys.INSTRUCTION]
                 )  # (B, Q, D), ()
-            prefix, mask = self.embed_prompt(
-                images, texts, state, bins.shape[1], audio, audio_length, speech
-            )
+            prefix, mask = self.prompt(read, bins.shape[1], speech)
             logits = self.action_logits(prefix, mask, bins)  # (B, H*D, K)
             weight = action_mask.bool().repeat_interleave(d, dim=1).float()  # (B, H*D)
             out["action_loss"] = bin_cross_entropy(logits, bins, weight, self.bin_smoothing)
@@ -392,11 +353,8 @@ class VLA(nn.Module):
         if keys.ANSWER in batch:
             if keys.QUESTION not in batch:
                 raise ValueError(f"batch has {keys.ANSWER!r} but no {keys.QUESTION!r} prompts")
-            questions, answers = batch[keys.QUESTION], batch[keys.ANSWER]
-            heard = self.speech is not None and keys.AUDIO in batch  # questions about the speech
-            audio = batch[keys.AUDIO] if heard else None
-            length = batch.get(keys.AUDIO_LENGTH) if heard else None
-            out["text_loss"] = text_loss(self, images, questions, answers, state, audio, length)
+            asked = self.prompt.question_inputs(inputs, batch[keys.QUESTION])
+            out["text_loss"] = text_loss(self.prompt, self.llm, asked, batch[keys.ANSWER])
         if not out:
             raise ValueError(f"batch has neither {keys.ACTION!r} nor {keys.ANSWER!r}: no loss")
         out["loss"] = out.get("action_loss", 0) + out.get("text_loss", 0)
@@ -406,26 +364,12 @@ class VLA(nn.Module):
 
     # ------------------------------------------------------------------ inference
     @torch.inference_mode()
-    def predict_action_bins(
-        self,
-        images: Tensor,
-        instructions: Sequence[str],
-        state: Tensor | None = None,
-        use_cache: bool = True,
-        audio: Tensor | None = None,
-        audio_length: Tensor | None = None,
-    ) -> Tensor:
-        """Bin indices of the predicted chunk ``(B, H*D)`` (greedy, action tokens only).
-        ``audio`` ``(B, N)`` / ``audio_length`` ``(B,)``: spoken instructions (speech models)."""
-        images = torch.as_tensor(images, device=self.device)
-        state = torch.as_tensor(state, device=self.device) if state is not None else None
+    def predict_action_bins(self, inputs: PromptInputs, use_cache: bool = True) -> Tensor:
+        """Bin indices of the predicted chunk ``(B, H*D)`` (greedy, action tokens only);
+        ``use_cache``: the KV cache of autoregressive decoding."""
         n = self.num_action_tokens
-        texts, audio, audio_length = prompt.instruction_inputs(
-            self, instructions, audio, audio_length
-        )
-        prefix, mask = self.embed_prompt(
-            images, texts, state, n, audio, audio_length
-        )  # (B, L, D), (B, L)
+        read = self.prompt.instruction_inputs(inputs.to(self.device))
+        prefix, mask = self.prompt(read, n)  # (B, L, D), (B, L)
         if self.decoding == "parallel":
             return self.action_logits(prefix, mask, None).argmax(-1)  # (B, n)
         token_ids = self.action_tokenizer.token_ids  # (K,)
@@ -439,63 +383,16 @@ class VLA(nn.Module):
             use_cache=use_cache,
         )  # (B, n)
 
-    def predict_action_tokens(
-        self,
-        images: Tensor,
-        instructions: Sequence[str],
-        state: Tensor | None = None,
-        use_cache: bool = True,
-        audio: Tensor | None = None,
-        audio_length: Tensor | None = None,
-    ) -> Tensor:
-        """LM vocabulary ids of the predicted chunk ``(B, H*D)``: always action-token ids."""
-        bins = self.predict_action_bins(
-            images, instructions, state, use_cache, audio, audio_length
-        )  # (B, n)
-        return self.action_tokenizer.bins_to_tokens(bins)  # (B, n)
-
     @torch.inference_mode()
-    def predict_actions(
-        self,
-        images: Tensor,
-        instructions: Sequence[str],
-        state: Tensor | None = None,
-        use_cache: bool = True,
-        audio: Tensor | None = None,
-        audio_length: Tensor | None = None,
-    ) -> Tensor:
+    def predict_actions(self, inputs: PromptInputs, use_cache: bool = True) -> Tensor:
         """Continuous actions in env units ``(B, H, D)`` for a batch of observations."""
-        bins = self.predict_action_bins(
-            images, instructions, state, use_cache, audio, audio_length
-        )  # (B, H*D)
+        bins = self.predict_action_bins(inputs, use_cache)  # (B, H*D)
         chunk = bins.view(bins.shape[0], self.action_horizon, -1)  # (B, H, D)
         return self.action_tokenizer.decode(chunk)  # (B, H, D)
 
-    def generate_text(
-        self,
-        images: Tensor,
-        questions: Sequence[str],
-        state: Tensor | None = None,
-        max_new_tokens: int = 32,
-        audio: Tensor | None = None,
-        audio_length: Tensor | None = None,
-    ) -> list[str]:
-        """Greedy text answers (co-training path); action tokens are never chosen."""
-        return generate_text(self, images, questions, state, max_new_tokens, audio, audio_length)
-
-    # ------------------------------------------------------------------ checkpoints
-    def save_pretrained(self, directory: str | Path, norm_stats: dict | None = None) -> Path:
-        """Write a checkpoint folder (see ``vla.checkpoint``); returns its path."""
-        from vla.checkpoint import save_checkpoint
-
-        return save_checkpoint(self, directory, norm_stats)
-
-    @classmethod
-    def from_pretrained(
-        cls, directory: str | Path, map_location: str = "cpu", trusted_targets: Sequence[str] = ()
-    ) -> "VLA":
-        """Rebuild a model saved by ``save_pretrained`` (no pickle, only vla's model parts and
-        ``trusted_targets`` are built, every file checked against its SHA-256), in eval mode."""
-        from vla.checkpoint import load_checkpoint
-
-        return load_checkpoint(directory, map_location, trusted_targets)
+    def generate_text(self, inputs: PromptInputs, max_new_tokens: int = 32) -> list[str]:
+        """Greedy answers to the questions in ``inputs.texts`` (co-training path); action tokens
+        are never chosen. A speech model also hears ``inputs.audio``."""
+        asked = self.prompt.question_inputs(inputs.to(self.device), inputs.texts)
+        text_ids = self.text_token_mask.nonzero().squeeze(1)  # (K_text,)
+        return generate_text(self.prompt, self.llm, text_ids, asked, max_new_tokens)

@@ -21,18 +21,13 @@ embedding alignment of speech LLMs) tells the encoder which words to carry, in t
 """
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vla import prompt
 from vla.adapters.adapter import Adapter
 from vla.audio.audio_encoder import AudioEncoder
-
-if TYPE_CHECKING:
-    from vla.model import VLA
 
 
 class SpokenInstructionEncoder(nn.Module):
@@ -104,14 +99,3 @@ def transcript_alignment_loss(
     # (a batch of few episodes has many; its cross-entropy could never go below their entropy)
     entropy = -(target * target.clamp_min(1e-12).log()).sum(1).mean()
     return F.cross_entropy(logits, target) - entropy
-
-
-def aligned_speech(
-    model: "VLA", audio: Tensor, audio_length: Tensor | None, transcripts: Sequence[str]
-) -> tuple[Tensor, Tensor]:
-    """``model``'s speech tokens ``(B, Q, D)`` of the clips and their
-    ``transcript_alignment_loss`` against the LM embeddings of ``transcripts``."""
-    speech = prompt.speech_tokens(model, audio, audio_length)  # (B, Q, D)
-    ids = model.text_tokenizer.encode_batch(transcripts)
-    words, words_mask = prompt.embed_token_ids(model, ids)  # (B, L, D), (B, L)
-    return speech, transcript_alignment_loss(speech, words, words_mask, transcripts)

@@ -7,83 +7,67 @@ so one batch can mix QA samples and action samples.
 """
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from vla.causal_lm import CausalLM
 from vla.decoding import greedy_decode, positions
-
-if TYPE_CHECKING:
-    from vla.model import VLA
+from vla.prompt import PromptEncoder, PromptInputs
 
 _IGNORE = -100  # F.cross_entropy's ignore_index
 
 
 def text_loss(
-    model: "VLA",
-    images: Tensor,
-    questions: Sequence[str],
-    answers: Sequence[str | None],
-    state: Tensor | None = None,
-    audio: Tensor | None = None,
-    audio_length: Tensor | None = None,
+    prompt: PromptEncoder, llm: CausalLM, inputs: PromptInputs, answers: Sequence[str | None]
 ) -> Tensor:
-    """Next-token loss on each answer (and its end token) given the observation and question
-    (and, for a speech model, the spoken instruction ``audio`` ``(B, N)``)."""
+    """Next-token loss on each answer (and its end token) given the observation and the
+    question in ``inputs.texts`` (and, for a speech model, the spoken instruction
+    ``inputs.audio``)."""
     keep = [i for i, a in enumerate(answers) if a is not None]
     if not keep:
-        return images.new_zeros((), dtype=torch.float32)
-    tok = model.text_tokenizer
-    idx = torch.tensor(keep, device=images.device)  # (B',)
-    sub_state = state[idx] if state is not None else None  # (B', T, S)
+        return inputs.images.new_zeros((), dtype=torch.float32)
+    tok = prompt.text_tokenizer
     ans_ids = [tok.encode(answers[i]) + [tok.eos_id] for i in keep]
     longest = max(len(a) for a in ans_ids)
-    sub_audio = audio[idx] if audio is not None else None  # (B', N)
-    sub_length = audio_length[idx] if audio_length is not None else None  # (B',)
-    prefix, mask = model.embed_prompt(
-        images[idx], [questions[i] for i in keep], sub_state, longest, sub_audio, sub_length
-    )
+    prefix, mask = prompt(inputs.rows(keep), longest)  # (B', L, D), (B', L)
     b = len(keep)
     targets = torch.full((b, longest), _IGNORE, dtype=torch.long)  # (B', La)
-    inputs = torch.full((b, longest), tok.pad_id, dtype=torch.long)  # (B', La)
+    answer_in = torch.full((b, longest), tok.pad_id, dtype=torch.long)  # (B', La)
     for row, seq in enumerate(ans_ids):
         targets[row, : len(seq)] = torch.tensor(seq)
-        inputs[row, : len(seq)] = torch.tensor(seq)
-    targets, inputs = targets.to(model.device), inputs.to(model.device)
+        answer_in[row, : len(seq)] = torch.tensor(seq)
+    targets, answer_in = targets.to(prompt.device), answer_in.to(prompt.device)
     ans_mask = (targets != _IGNORE).long()  # (B', La)
-    x = torch.cat([prefix, model.llm.embed(inputs)], dim=1)  # (B', L + La, D)
+    x = torch.cat([prefix, llm.embed(answer_in)], dim=1)  # (B', L + La, D)
     full_mask = torch.cat([mask, ans_mask], dim=1)  # (B', L + La)
-    hidden, _ = model.llm(x, full_mask, positions(full_mask))  # (B', L + La, D)
+    hidden, _ = llm(x, full_mask, positions(full_mask))  # (B', L + La, D)
     # the prompt end predicts answer token 0, answer token k predicts token k + 1
-    logits = model.llm.logits(hidden[:, prefix.shape[1] - 1 : -1])  # (B', La, V)
+    logits = llm.logits(hidden[:, prefix.shape[1] - 1 : -1])  # (B', La, V)
     return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=_IGNORE)
 
 
 @torch.inference_mode()
 def generate_text(
-    model: "VLA",
-    images: Tensor,
-    questions: Sequence[str],
-    state: Tensor | None = None,
+    prompt: PromptEncoder,
+    llm: CausalLM,
+    text_ids: Tensor,
+    inputs: PromptInputs,
     max_new_tokens: int = 32,
-    audio: Tensor | None = None,
-    audio_length: Tensor | None = None,
 ) -> list[str]:
-    """Greedy answers, constrained to text tokens (never an action token), up to ``eos``;
-    ``audio`` ``(B, N)``: a speech model's spoken instruction, part of what it is asked about."""
-    tok = model.text_tokenizer
-    text_ids = model.text_token_mask.nonzero().squeeze(1)  # (K_text,)
-    prefix, mask = model.embed_prompt(images, questions, state, max_new_tokens, audio, audio_length)
+    """Greedy answers to the questions in ``inputs.texts``, constrained to the vocabulary ids
+    ``text_ids`` ``(K_text,)`` (never an action token), up to ``eos``."""
+    tok = prompt.text_tokenizer
+    prefix, mask = prompt(inputs, max_new_tokens)
     eos = int((text_ids == tok.eos_id).nonzero()[0, 0])
     choices = greedy_decode(
-        model.llm,
+        llm,
         prefix,
         mask,
         max_new_tokens,
-        head=lambda h: model.llm.logits(h)[..., text_ids],  # (B, K_text)
-        embed_choice=lambda c: model.llm.embed(text_ids[c]),  # (B, D)
+        head=lambda h: llm.logits(h)[..., text_ids],  # (B, K_text)
+        embed_choice=lambda c: llm.embed(text_ids[c]),  # (B, D)
         stop_choice=eos,
     )  # (B, max_new_tokens)
     out = []

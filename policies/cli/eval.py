@@ -1,6 +1,7 @@
 """``vla-eval``: seeded rollouts of a policy, with a report, videos and a plot (configs/eval.yaml).
 
 vla-eval checkpoint=DIR env=touch episodes=50 split=test seed=0 out=runs/eval
+vla-eval checkpoint=SPEECH_DIR env=touch speech.split=test   # a speech model hears test voices
 
 Bad input (an ``out`` that is a file or cannot be written, a missing or broken checkpoint, an
 env that differs from training) fails before the first episode with one line on stderr,
@@ -26,6 +27,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from policies.evaluate import evaluate, prepare_out  # noqa: E402
+from policies.spoken_instruction_env import speech_wrappers  # noqa: E402
 from vla.cli.errors import fail as cli_fail  # noqa: E402
 from vla.cli.errors import full_error  # noqa: E402
 
@@ -113,6 +115,7 @@ def main(cfg: DictConfig) -> None:
             checkpoint=cfg.checkpoint,
             instruction=cfg.instruction,
             episodes_per_task=cfg.get("episodes_per_task"),
+            env_wrappers=speech_wrappers(policy, cfg.speech.split, cfg.speech.seed),
         )
     except (ValueError, FileNotFoundError) as err:  # bad input: the message, not a traceback
         if full_error():

@@ -284,3 +284,15 @@ def test_a_crowded_layout_is_drawn_again_so_every_seed_resets():
         assert first["n_objects"] == again["n_objects"]
     finally:
         env.close()
+
+
+@pytest.mark.parametrize("task", ["touch", "lift", "push", "pick_place", "relation"])
+def test_manipulation_tasks_obey_the_first_action(task):
+    """Only a memory task has a watch phase: every other task moves on its first action."""
+    env = gym.make("vla/MultiTask-v0", image_size=32, privileged=True)
+    obs, _ = env.reset(seed=3, options={"task": task})
+    assert obs[keys.PRIVILEGED][keys.HOLD] == 0
+    tcp = obs[keys.STATE][:3].copy()
+    obs, *_ = env.step(np.array([0.0, 0.0, 1.0, -1.0], np.float32))  # up
+    assert obs[keys.STATE][2] > tcp[2] + 0.01
+    env.close()

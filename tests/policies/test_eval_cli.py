@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+from vla.checkpoint import save_checkpoint
+
 BASE = ["env=touch", "env.image_size=32", "episodes=2", "num_envs=1"]
 
 
@@ -61,7 +63,7 @@ def broken_checkpoint(tmp_path):
         action_tokenizer=ActionTokenizer(low=[-1.0] * 4, high=[1.0] * 4, n_bins=8),
     )  # fmt: skip
     path = tmp_path / "ckpt"
-    model.save_pretrained(path)
+    save_checkpoint(model, path)
     weights = path / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:100])
     return path
@@ -75,3 +77,16 @@ def test_checkpoint_errors_name_the_folder(tmp_path, broken_checkpoint):
     assert_fails_clearly(done, str(broken_checkpoint))
     done = run_eval("policy=vla", *BASE, "out=null")  # the default checkpoint=null
     assert_fails_clearly(done, "checkpoint=null", "pass checkpoint=DIR")
+
+
+def test_a_speech_checkpoint_without_espeak_fails_before_any_episode(tmp_path, tiny_vla):
+    """vla-eval wraps the env to speak the instructions for a speech checkpoint (and only for
+    one): without espeak-ng that fails first, naming the fix."""
+    import os
+
+    save_checkpoint(tiny_vla(speech=True), tmp_path / "speech")
+    cmd = [sys.executable, "-m", "policies.cli.eval", "policy=vla",
+           f"checkpoint={tmp_path / 'speech'}", *BASE, "out=null", "speech.split=test"]  # fmt: skip
+    bare = {**os.environ, "PATH": os.path.dirname(sys.executable)}  # no espeak-ng on it
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=bare)
+    assert_fails_clearly(done, "espeak-ng not found", "apt-get install espeak-ng")

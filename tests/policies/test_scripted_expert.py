@@ -5,7 +5,7 @@ import pytest
 import envs
 from policies.policy import Policy
 from policies.rollout import run_episode as rollout
-from policies.scripted_expert import ScriptedExpert
+from policies.scripted_expert import CONTROLLERS, ScriptedExpert, controls
 
 
 def run_episode(env, expert, seed):
@@ -58,3 +58,29 @@ def test_expert_is_a_policy_and_needs_privileged_state():
         env.close()
     with pytest.raises(ValueError, match="noise=-1"):
         ScriptedExpert(noise=-1)
+
+
+def test_every_task_has_a_registered_controller():
+    assert set(envs.TASK_NAMES) <= set(CONTROLLERS)
+    assert CONTROLLERS["relation"] is CONTROLLERS["recall"] is CONTROLLERS["touch"]
+    with pytest.raises(ValueError, match="task 'lift' already has an expert controller"):
+        controls("lift")(lambda expert, view: (view.tcp, 1.0))
+
+
+def test_the_registered_controller_is_what_the_expert_runs(monkeypatch):
+    env = gym.make("vla/Push-v0", privileged=True, image_size=16)
+    try:
+        obs, _ = env.reset(seed=0)
+    finally:
+        env.close()
+    monkeypatch.delitem(CONTROLLERS, "push")  # restored after the test
+    with pytest.raises(
+        ValueError, match=r"no scripted expert for task 'push'.*@controls\('push'\)"
+    ):
+        ScriptedExpert().act(obs)
+
+    @controls("push")
+    def half_right_and_close(expert, view):  # 1.5 cm along +x, gripper half closed
+        return view.tcp + np.array([0.015, 0.0, 0.0]), 0.5
+
+    np.testing.assert_allclose(ScriptedExpert().act(obs), [0.5, 0.0, 0.0, 0.5], atol=1e-6)

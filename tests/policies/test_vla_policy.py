@@ -3,32 +3,10 @@ import numpy as np
 import pytest
 
 from policies.vla_policy import VLAPolicy
-from vla.action_tokenizer import ActionTokenizer
-from vla.adapters import MLP
-from vla.causal_lm import CausalLM
 from vla.history import observation_steps
-from vla.model import VLA
-from vla.text import ByteTokenizer
-from vla.vision import TimmEncoder
-
-LM = {"model_type": "llama", "hidden_size": 32, "intermediate_size": 64,
-      "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 2,
-      "max_position_embeddings": 128, "bos_token_id": None, "eos_token_id": None,
-      "pad_token_id": None}  # fmt: skip
 
 
-def tiny_vla(num_cameras=1, obs_horizon=1, history="recent", state=False):
-    return VLA(
-        vision=TimmEncoder("resnet10t", image_size=32, feature_stage=3,
-                           model_kwargs={"channels": [8, 8, 8, 8], "stem_width": 8}),
-        adapter=MLP, llm=CausalLM(config=LM), text_tokenizer=ByteTokenizer(),
-        action_tokenizer=ActionTokenizer(low=[-1.0] * 4, high=[1.0] * 4, n_bins=8),
-        num_cameras=num_cameras, obs_horizon=obs_horizon, history=history,
-        state_low=[-1.0] * 7 if state else None, state_high=[1.0] * 7 if state else None,
-    ).eval()  # fmt: skip
-
-
-def test_vla_policy_names_the_camera_override_it_needs():
+def test_vla_policy_names_the_camera_override_it_needs(tiny_vla):
     policy = VLAPolicy(
         tiny_vla(num_cameras=2), ("image", "image_top"), trained_cameras=["front", "top"]
     )
@@ -42,7 +20,7 @@ def test_vla_policy_names_the_camera_override_it_needs():
 
 
 @pytest.mark.parametrize("history", ["recent", "start"])
-def test_policy_frames_match_training_windows(history):
+def test_policy_frames_match_training_windows(history, tiny_vla):
     """At every step the policy feeds the frames a training window holds (vla.history)."""
     policy = VLAPolicy(tiny_vla(obs_horizon=3, history=history, state=True), n_action_steps=1)
     policy.reset()
@@ -56,7 +34,7 @@ def test_policy_frames_match_training_windows(history):
         assert states[:, 0].tolist() == expected
 
 
-def test_an_action_size_mismatch_fails_before_any_rollout():
+def test_an_action_size_mismatch_fails_before_any_rollout(tiny_vla):
     from gymnasium import spaces
 
     from policies.evaluate import evaluate
@@ -65,19 +43,14 @@ def test_an_action_size_mismatch_fails_before_any_rollout():
     policy.check_action_space(spaces.Box(-1, 1, (4,)))  # the tabletop's 4-d action: fine
     with pytest.raises(ValueError, match=r"actions of shape \(7,\) but the checkpoint predicts 4"):
         policy.check_action_space(spaces.Box(-1, 1, (7,)))
-    seven = VLAPolicy(VLA(
-        vision=TimmEncoder("resnet10t", image_size=32, feature_stage=3,
-                           model_kwargs={"channels": [8, 8, 8, 8], "stem_width": 8}),
-        adapter=MLP, llm=CausalLM(config=LM), text_tokenizer=ByteTokenizer(),
-        action_tokenizer=ActionTokenizer(low=[-1.0] * 7, high=[1.0] * 7, n_bins=8),
-    ).eval(), ("image",))  # fmt: skip
+    seven = VLAPolicy(tiny_vla(action_dim=7), ("image",))
     env = {"_target_": "gymnasium.make", "id": "envs:vla/Touch-v0", "image_size": 32}
     with pytest.raises(ValueError, match="predicts 7-d actions"):
         evaluate(env, seven, episodes=1, num_envs=1, progress=False)
 
 
 @pytest.mark.parametrize("text", ["", "   ", " . "])
-def test_an_empty_instruction_is_refused_unless_allowed(text):
+def test_an_empty_instruction_is_refused_unless_allowed(text, tiny_vla):
     obs = {"image": np.zeros((32, 32, 3), np.uint8), "state": np.zeros(7, np.float32),
            "instruction": text}  # fmt: skip
     policy = VLAPolicy(tiny_vla(), ("image",))
@@ -89,7 +62,7 @@ def test_an_empty_instruction_is_refused_unless_allowed(text):
     assert blind.act(obs).shape == (4,)  # an instruction-blind control acts
 
 
-def test_a_task_missing_from_the_training_store_fails_before_any_rollout():
+def test_a_task_missing_from_the_training_store_fails_before_any_rollout(tiny_vla):
     from policies.evaluate import evaluate
 
     policy = VLAPolicy(tiny_vla(num_cameras=1), ("image",), trained_tasks=("touch", "lift"))
@@ -99,3 +72,77 @@ def test_a_task_missing_from_the_training_store_fails_before_any_rollout():
         evaluate(env, policy, episodes_per_task=1, progress=False)
     unknown = VLAPolicy(tiny_vla(num_cameras=1), ("image",))  # trained tasks not recorded
     unknown.check_tasks(("touch", "push"))
+
+
+COLOURS = ("red", "green", "blue", "yellow", "purple", "orange")
+
+
+def step_obs(t: int) -> dict:
+    """Observation ``t`` of a made-up episode: frame, state and wording all differ per step."""
+    return {"image": np.full((32, 32, 3), 40 * t, np.uint8),
+            "state": np.full(7, 0.1 * t - 0.3, np.float32),
+            "instruction": f"touch the {COLOURS[t]} cube"}  # fmt: skip
+
+
+@pytest.fixture
+def chunks(tiny_vla):
+    """A 3-step model and its chunk (H=3, D=4) for each of 6 observations, each predicted alone
+    (obs_horizon 1: the chunk depends on that observation only)."""
+    model = tiny_vla(state=True, action_horizon=3, n_bins=256, seed=0)
+    out = []
+    for t in range(6):
+        alone = VLAPolicy(model)
+        alone.reset()
+        out.append(alone.act_chunk(step_obs(t)))  # (3, 4)
+    # every schedule executes a different action sequence, or the tests below prove nothing
+    runs = {np.stack([out[t - t % k][t % k] for t in range(6)]).tobytes() for k in (1, 2, 3)}
+    assert len(runs) == 3
+    return model, out
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, None])
+def test_n_action_steps_runs_the_first_k_actions_of_each_chunk_then_replans(k, chunks):
+    model, predicted = chunks
+    policy = VLAPolicy(model, n_action_steps=k)
+    policy.reset()
+    steps = k or 3  # None: the whole chunk
+    for t in range(6):
+        planned = t - t % steps  # the step whose chunk is being executed
+        np.testing.assert_array_equal(policy.act(step_obs(t)), predicted[planned][t % steps])
+
+
+def test_temporal_ensemble_is_the_weighted_mean_of_every_chunk_covering_the_step(chunks):
+    model, predicted = chunks
+    m = 0.5
+    policy = VLAPolicy(model, temporal_ensemble=m)
+    policy.reset()
+    mixed = False
+    for t in range(6):
+        votes = np.stack([predicted[s][t - s] for s in range(max(0, t - 2), t + 1)])  # oldest 1st
+        w = np.exp(-m * np.arange(len(votes)))  # ACT: w_i = exp(-m * i), i = 0 the oldest
+        expected = (w[:, None] * votes).sum(0) / w.sum()  # (4,)
+        np.testing.assert_allclose(policy.act(step_obs(t)), expected, rtol=1e-6, atol=1e-7)
+        mixed = mixed or not np.allclose(expected, predicted[t][0])
+    assert mixed  # some step's mean differs from the newest chunk's first action
+
+
+@pytest.mark.parametrize(
+    "m, expected",
+    [
+        (1.0, [0.0, np.exp(-1) / (1 + np.exp(-1)),
+               (np.exp(-1) + 2 * np.exp(-2)) / (1 + np.exp(-1) + np.exp(-2)),
+               (1 + 2 * np.exp(-1) + 3 * np.exp(-2)) / (1 + np.exp(-1) + np.exp(-2))]),
+        (0.0, [0.0, 0.5, 1.0, 2.0]),  # m = 0: the plain mean of the chunks covering the step
+    ],
+)  # fmt: skip
+def test_temporal_ensemble_of_hand_made_chunks(m, expected, tiny_vla):
+    """Chunk j (H=3) predicts the value j for every step it covers; at step 3 chunk 0 has run
+    out, so chunks 1, 2, 3 vote, chunk 1 (the oldest) with the largest weight."""
+    policy = VLAPolicy(tiny_vla(action_horizon=3), temporal_ensemble=m)
+    env = policy._fresh()
+    actions = []
+    for j in range(4):
+        policy._plan(env, np.full((3, 4), float(j), np.float32))  # (H, D)
+        actions.append(policy._next_action(env))
+    np.testing.assert_allclose(np.stack(actions), np.repeat(np.array(expected)[:, None], 4, 1))
+    assert [t0 for t0, _ in env["plans"]] == [1, 2, 3]

@@ -7,7 +7,14 @@ import sys
 import pytest
 import torch
 
-from vla.checkpoint import CONFIG_FILE, TOKENIZER_DIR, WEIGHTS_FILE, CheckpointError
+from vla.checkpoint import (
+    CONFIG_FILE,
+    TOKENIZER_DIR,
+    WEIGHTS_FILE,
+    CheckpointError,
+    load_checkpoint,
+    save_checkpoint,
+)
 from vla.checkpoint import init_from_checkpoint as init_from
 from vla.model import VLA
 from vla.trusted_config import UntrustedConfigError, build, check_config
@@ -27,7 +34,7 @@ class Payload:
 
 @pytest.fixture
 def checkpoint(tmp_path, vla_factory):
-    return vla_factory().save_pretrained(tmp_path / "ckpt")
+    return save_checkpoint(vla_factory(), tmp_path / "ckpt")
 
 
 def edit_config(path, edit) -> None:
@@ -86,7 +93,7 @@ def test_foreign_targets_are_refused_before_anything_runs(tmp_path, checkpoint, 
 
         edit_config(checkpoint, plant)
         with pytest.raises(UntrustedConfigError, match=rf"{CONFIG_FILE}.*{target}") as err:
-            VLA.from_pretrained(checkpoint)
+            load_checkpoint(checkpoint)
         assert str(checkpoint) in str(err.value)
         assert not marker.exists() and victim.read_text() == "precious", target
         assert "antigravity" not in sys.modules
@@ -112,9 +119,9 @@ def test_directives_remote_code_and_outside_files_are_refused(checkpoint, tmp_pa
         (checkpoint / CONFIG_FILE).write_text(pristine)
         edit_config(checkpoint, edit)
         with pytest.raises(UntrustedConfigError, match=message):
-            VLA.from_pretrained(checkpoint)
+            load_checkpoint(checkpoint)
     (checkpoint / CONFIG_FILE).write_text(pristine)
-    assert isinstance(VLA.from_pretrained(checkpoint), VLA)  # the pristine folder still loads
+    assert isinstance(load_checkpoint(checkpoint), VLA)  # the pristine folder still loads
 
 
 def test_interpolations_stay_strings_and_partials_build():
@@ -135,10 +142,10 @@ def test_your_own_part_loads_when_you_trust_it(tmp_path, monkeypatch, vla_factor
     monkeypatch.syspath_prepend(str(tmp_path))
     from mylab_parts import MyLinear
 
-    path = vla_factory(adapter=MyLinear).save_pretrained(tmp_path / "ckpt")
+    path = save_checkpoint(vla_factory(adapter=MyLinear), tmp_path / "ckpt")
     with pytest.raises(UntrustedConfigError, match=r"trusted_targets=\['mylab_parts.MyLinear'\]"):
-        VLA.from_pretrained(path)
-    loaded = VLA.from_pretrained(path, trusted_targets=["mylab_parts.MyLinear"])
+        load_checkpoint(path)
+    loaded = load_checkpoint(path, trusted_targets=["mylab_parts.MyLinear"])
     assert type(loaded.obs.adapter).__name__ == "MyLinear"
 
 
@@ -147,45 +154,45 @@ def test_damaged_files_are_refused_naming_the_file(checkpoint):
     good = weights.read_bytes()
     weights.write_bytes(good[: len(good) // 2])  # a truncated download
     with pytest.raises(CheckpointError, match=rf"{WEIGHTS_FILE}: \d+ bytes but .* recorded"):
-        VLA.from_pretrained(checkpoint)
+        load_checkpoint(checkpoint)
     flipped = bytearray(good)
     flipped[-5] ^= 0x40  # one flipped bit inside a tensor: same size, other weights
     weights.write_bytes(bytes(flipped))
     with pytest.raises(CheckpointError, match=rf"{WEIGHTS_FILE}: SHA-256 differs"):
-        VLA.from_pretrained(checkpoint)
+        load_checkpoint(checkpoint)
     weights.write_bytes(good)
     tokenizer_file = next(p for p in (checkpoint / TOKENIZER_DIR).iterdir() if p.is_file())
     original = tokenizer_file.read_bytes()
     tokenizer_file.write_bytes(original + b" ")
     with pytest.raises(CheckpointError, match=tokenizer_file.name):
-        VLA.from_pretrained(checkpoint)
+        load_checkpoint(checkpoint)
     tokenizer_file.write_bytes(original)
     (checkpoint / TOKENIZER_DIR / "tokenizer_config.json").write_text("{}")
     with pytest.raises(CheckpointError, match="tokenizer_config.json: not in the checkpoint's"):
-        VLA.from_pretrained(checkpoint)
+        load_checkpoint(checkpoint)
     (checkpoint / TOKENIZER_DIR / "tokenizer_config.json").unlink()
     (checkpoint / CONFIG_FILE).write_text('{"format": "vla", ')  # a broken config.json
     with pytest.raises(CheckpointError, match=rf"{CONFIG_FILE}: not valid JSON"):
-        VLA.from_pretrained(checkpoint)
+        load_checkpoint(checkpoint)
 
 
 def test_an_unrecorded_truncated_file_still_names_the_file(checkpoint):
     meta = json.loads((checkpoint / CONFIG_FILE).read_text())
     del meta["files"]  # a format-1 checkpoint: no integrity record
     (checkpoint / CONFIG_FILE).write_text(json.dumps({**meta, "format_version": 1}))
-    assert isinstance(VLA.from_pretrained(checkpoint), VLA)  # old checkpoints still load
+    assert isinstance(load_checkpoint(checkpoint), VLA)  # old checkpoints still load
     weights = checkpoint / WEIGHTS_FILE
     weights.write_bytes(weights.read_bytes()[:1000])
     with pytest.raises(CheckpointError, match=rf"{WEIGHTS_FILE}: not a readable safetensors"):
-        VLA.from_pretrained(checkpoint)
+        load_checkpoint(checkpoint)
 
 
 def test_nan_weights_are_refused(tmp_path, vla_factory):
     model = vla_factory()
     with torch.no_grad():
-        model.prompt_end[0, 0] = float("nan")
-    path = model.save_pretrained(tmp_path / "ckpt")  # a record that matches: the file is as saved
-    with pytest.raises(CheckpointError, match="'prompt_end' holds 1 NaN/inf"):
-        VLA.from_pretrained(path)
-    with pytest.raises(CheckpointError, match="'prompt_end' holds 1 NaN/inf"):
+        model.prompt.end[0, 0] = float("nan")
+    path = save_checkpoint(model, tmp_path / "ckpt")  # a record that matches: the file is as saved
+    with pytest.raises(CheckpointError, match="'prompt.end' holds 1 NaN/inf"):
+        load_checkpoint(path)
+    with pytest.raises(CheckpointError, match="'prompt.end' holds 1 NaN/inf"):
         init_from(vla_factory(), path)

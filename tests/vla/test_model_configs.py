@@ -13,6 +13,7 @@ from omegaconf.errors import MissingMandatoryValue
 from transformers import AutoModelForCausalLM, LlamaConfig, PreTrainedTokenizerFast
 
 from vla.model import VLA
+from vla.prompt import PromptInputs
 from vla.text import BPETokenizer
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -53,7 +54,7 @@ def smoke(model: VLA) -> None:
     size = model.obs.vision.image_size
     images = torch.zeros(2, 1, 1, 3, size, size, dtype=torch.uint8)
     state = torch.zeros(2, 1, 7)
-    out = model.eval().predict_actions(images, ["touch the red cube", ""], state)
+    out = model.eval().predict_actions(PromptInputs(images, ["touch the red cube", ""], state))
     assert out.shape == (2, model.action_horizon, 4)
 
 

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from vla import keys
+from vla.prompt import PromptInputs
 from vla.text.normalize import normalize_instruction
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -22,10 +23,12 @@ def test_what_a_person_types_meets_the_training_form():
 def test_the_model_acts_the_same_on_either_form(vla_factory, batch_factory):
     model = vla_factory().eval()
     batch = batch_factory(model, b=2)
-    plain = model.predict_actions(batch[keys.IMAGE], ["touch the red cube", "go left"],
-                                  batch[keys.STATE])  # fmt: skip
-    typed = model.predict_actions(batch[keys.IMAGE], ["Touch the red cube.", "  Go LEFT! "],
-                                  batch[keys.STATE])  # fmt: skip
+    plain = model.predict_actions(
+        PromptInputs(batch[keys.IMAGE], ["touch the red cube", "go left"], batch[keys.STATE])
+    )
+    typed = model.predict_actions(
+        PromptInputs(batch[keys.IMAGE], ["Touch the red cube.", "  Go LEFT! "], batch[keys.STATE])
+    )
     assert torch.equal(plain, typed)
     loss = model({**batch, keys.INSTRUCTION: ["Touch the red cube.", "go"]})["loss"]
     same = model({**batch, keys.INSTRUCTION: ["touch the red cube", "go"]})["loss"]

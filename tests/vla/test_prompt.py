@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from vla.prompt import drop_words, embed_text
+from vla.prompt import drop_words
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -24,8 +24,8 @@ def test_text_dropout_acts_in_training_only(vla_factory):
     model = vla_factory(text_dropout=0.5)
     texts = ["reach the blue ball please"] * 64
     torch.manual_seed(0)
-    _, train_mask = embed_text(model.train(), texts)
-    _, eval_mask = embed_text(model.eval(), texts)
+    _, train_mask = model.train().prompt.embed_text(texts)
+    _, eval_mask = model.eval().prompt.embed_text(texts)
     assert train_mask.sum() < eval_mask.sum()
     assert (eval_mask == 1).all()
     with pytest.raises(ValueError, match="text_dropout=1.0 must be in"):

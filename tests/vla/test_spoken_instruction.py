@@ -8,7 +8,8 @@ import torch
 from vla import keys
 from vla.adapters import AttentionPool
 from vla.audio import AudioEncoder
-from vla.model import VLA
+from vla.checkpoint import load_checkpoint, save_checkpoint
+from vla.prompt import PromptInputs
 from vla.spoken_instruction import transcript_alignment_loss
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -41,28 +42,34 @@ def test_speech_model_trains_and_round_trips(instruction, vla_factory, batch_fac
     model.eval()
     args = (batch[keys.IMAGE], batch[keys.INSTRUCTION], batch[keys.STATE])
     spoken = {"audio": batch[keys.AUDIO], "audio_length": batch[keys.AUDIO_LENGTH]}
-    before = model.predict_action_bins(*args, **spoken)
-    model.save_pretrained(tmp_path / "ckpt")
-    again = VLA.from_pretrained(tmp_path / "ckpt")
+    before = model.predict_action_bins(PromptInputs(*args, **spoken))
+    save_checkpoint(model, tmp_path / "ckpt")
+    again = load_checkpoint(tmp_path / "ckpt")
     assert again.instruction == instruction and again.speech.sample_rate == RATE
-    assert torch.equal(again.predict_action_bins(*args, **spoken), before)
+    assert torch.equal(again.predict_action_bins(PromptInputs(*args, **spoken)), before)
 
 
 def test_audio_only_model_never_reads_the_text(vla_factory, batch_factory):
     model = vla_factory(instruction="audio", **speech_parts()).eval()
     batch = with_audio(batch_factory(model))
     spoken = {"audio": batch[keys.AUDIO], "audio_length": batch[keys.AUDIO_LENGTH]}
-    a = model.predict_action_bins(batch[keys.IMAGE], batch[keys.INSTRUCTION], batch[keys.STATE],
-                                  **spoken)  # fmt: skip
-    b = model.predict_action_bins(batch[keys.IMAGE], ["something else"] * 3, batch[keys.STATE],
-                                  **spoken)  # fmt: skip
+    a = model.predict_action_bins(
+        PromptInputs(batch[keys.IMAGE], batch[keys.INSTRUCTION], batch[keys.STATE], **spoken)
+    )
+    b = model.predict_action_bins(
+        PromptInputs(batch[keys.IMAGE], ["something else"] * 3, batch[keys.STATE], **spoken)
+    )
     assert torch.equal(a, b)
     # ... but it does hear: other speech, other scores
     logits = []
     for seed in (0, 1):
         x = with_audio(batch, seed=seed)
-        prefix, mask = model.embed_prompt(x[keys.IMAGE], [""] * 3, x[keys.STATE], 4,
-                                          x[keys.AUDIO], x[keys.AUDIO_LENGTH])  # fmt: skip
+        prefix, mask = model.prompt(
+            PromptInputs(
+                x[keys.IMAGE], [""] * 3, x[keys.STATE], x[keys.AUDIO], x[keys.AUDIO_LENGTH]
+            ),
+            4,
+        )
         logits.append(model.action_logits(prefix, mask, None))
     assert not torch.allclose(logits[0], logits[1])
 
@@ -70,12 +77,25 @@ def test_audio_only_model_never_reads_the_text(vla_factory, batch_factory):
 def test_a_clip_gives_the_same_actions_alone_and_in_a_padded_batch(vla_factory, batch_factory):
     model = vla_factory(instruction="audio", **speech_parts()).eval()
     batch = with_audio(batch_factory(model))
-    full = model.predict_actions(batch[keys.IMAGE], batch[keys.INSTRUCTION], batch[keys.STATE],
-                                 audio=batch[keys.AUDIO], audio_length=batch[keys.AUDIO_LENGTH])  # fmt: skip
+    full = model.predict_actions(
+        PromptInputs(
+            batch[keys.IMAGE],
+            batch[keys.INSTRUCTION],
+            batch[keys.STATE],
+            audio=batch[keys.AUDIO],
+            audio_length=batch[keys.AUDIO_LENGTH],
+        )
+    )
     n = int(batch[keys.AUDIO_LENGTH][2])
-    alone = model.predict_actions(batch[keys.IMAGE][2:], batch[keys.INSTRUCTION][2:],
-                                  batch[keys.STATE][2:], audio=batch[keys.AUDIO][2:, :n],
-                                  audio_length=torch.tensor([n]))  # fmt: skip
+    alone = model.predict_actions(
+        PromptInputs(
+            batch[keys.IMAGE][2:],
+            batch[keys.INSTRUCTION][2:],
+            batch[keys.STATE][2:],
+            audio=batch[keys.AUDIO][2:, :n],
+            audio_length=torch.tensor([n]),
+        )
+    )
     torch.testing.assert_close(full[2:], alone, atol=1e-5, rtol=0)
 
 
@@ -110,9 +130,16 @@ def test_transcripts_teach_the_audio_encoder(vla_factory, batch_factory):
 def test_a_speech_model_answers_about_what_it_heard(vla_factory, batch_factory):
     model = vla_factory(instruction="audio", **speech_parts()).eval()
     batch = with_audio(batch_factory(model))
-    answers = model.generate_text(batch[keys.IMAGE], ["what was said?"] * 3, batch[keys.STATE],
-                                  max_new_tokens=4, audio=batch[keys.AUDIO],
-                                  audio_length=batch[keys.AUDIO_LENGTH])  # fmt: skip
+    answers = model.generate_text(
+        PromptInputs(
+            batch[keys.IMAGE],
+            ["what was said?"] * 3,
+            batch[keys.STATE],
+            audio=batch[keys.AUDIO],
+            audio_length=batch[keys.AUDIO_LENGTH],
+        ),
+        max_new_tokens=4,
+    )
     assert len(answers) == 3 and all(isinstance(a, str) for a in answers)
 
 
@@ -148,11 +175,15 @@ def test_a_speech_model_starts_from_a_text_checkpoint(vla_factory, tmp_path):
     from vla.checkpoint import init_from_checkpoint
 
     text = vla_factory(seed=1)
-    text.save_pretrained(tmp_path / "text")
+    save_checkpoint(text, tmp_path / "text")
     heard = vla_factory(instruction="audio", speech_alignment=1.0, seed=2, **speech_parts())
     fresh = {n: p.clone() for n, p in heard.named_parameters()}
     init = init_from_checkpoint(heard, tmp_path / "text")
-    assert init["new"] and all(n.startswith("speech.") for n in init["new"]) and not init["unused"]
+    assert (
+        init["new"]
+        and all(n.startswith("prompt.speech.") for n in init["new"])
+        and not init["unused"]
+    )
     for name, p in heard.named_parameters():
         source = dict(text.named_parameters()).get(name)
         assert torch.equal(p, source if source is not None else fresh[name]), name

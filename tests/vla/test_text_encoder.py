@@ -13,8 +13,9 @@ import torch
 from transformers import BertConfig, BertModel, BertTokenizer
 
 from vla.adapters import MLP, PerceiverResampler
-from vla.checkpoint import TEXT_ENCODER_DIR, CheckpointError
+from vla.checkpoint import TEXT_ENCODER_DIR, CheckpointError, load_checkpoint, save_checkpoint
 from vla.model import VLA
+from vla.prompt import PromptInputs
 from vla.text import TextEncoder
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -97,9 +98,9 @@ def test_the_encoder_stays_frozen_and_only_the_adapter_learns(
     model.set_frozen([])  # "train everything" still keeps the pretrained encoder fixed
     encoder = dict(model.text_encoder.named_parameters())
     assert not any(p.requires_grad for p in encoder.values())
-    assert all(p.requires_grad for p in model.text_adapter.parameters())
+    assert all(p.requires_grad for p in model.prompt.text_adapter.parameters())
     before = {n: p.clone() for n, p in encoder.items()}
-    adapter_before = [p.clone() for p in model.text_adapter.parameters()]
+    adapter_before = [p.clone() for p in model.prompt.text_adapter.parameters()]
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
     model.train()
     assert not model.text_encoder.model.training  # no dropout in a frozen encoder
@@ -108,7 +109,7 @@ def test_the_encoder_stays_frozen_and_only_the_adapter_learns(
         model(batch)["loss"].backward()
         opt.step()
     assert all(torch.equal(before[n], p) for n, p in encoder.items())
-    after = model.text_adapter.parameters()
+    after = model.prompt.text_adapter.parameters()
     moved = [not torch.equal(a, p) for a, p in zip(adapter_before, after, strict=True)]
     assert all(moved)
 
@@ -117,11 +118,13 @@ def test_instruction_wording_reaches_the_actions(bert_folder, vla_factory, batch
     model = with_encoder(vla_factory, bert_folder).eval()
     batch = batch_factory(model)
     images, state = batch["image"][:1], batch["state"][:1]
-    red = model.predict_action_bins(images, ["touch the red cube"], state)
-    same = model.predict_action_bins(images, ["  Touch the RED cube. "], state)  # normalized
+    red = model.predict_action_bins(PromptInputs(images, ["touch the red cube"], state))
+    same = model.predict_action_bins(
+        PromptInputs(images, ["  Touch the RED cube. "], state)
+    )  # normalized
     assert torch.equal(red, same)
-    prefix_a, _ = model.embed_prompt(images, ["touch the red cube"], state, 0)
-    prefix_b, _ = model.embed_prompt(images, ["touch the blue cube"], state, 0)
+    prefix_a, _ = model.prompt(PromptInputs(images, ["touch the red cube"], state), 0)
+    prefix_b, _ = model.prompt(PromptInputs(images, ["touch the blue cube"], state), 0)
     assert not torch.allclose(prefix_a, prefix_b)
 
 
@@ -132,23 +135,23 @@ def test_checkpoint_round_trip_without_the_original_folder(
     batch = batch_factory(model, b=2)
     images, state = batch["image"], batch["state"]
     texts = ["touch the red cube", "poke the blue ball"]
-    want = model.predict_actions(images, texts, state)
-    model.save_pretrained(tmp_path / "ckpt")
+    want = model.predict_actions(PromptInputs(images, texts, state))
+    save_checkpoint(model, tmp_path / "ckpt")
     shutil.rmtree(bert_folder)  # the checkpoint carries the encoder's weights and tokenizer
     assert (tmp_path / "ckpt" / TEXT_ENCODER_DIR).is_dir()
-    loaded = VLA.from_pretrained(tmp_path / "ckpt")
+    loaded = load_checkpoint(tmp_path / "ckpt")
     assert isinstance(loaded.text_encoder, TextEncoder)
     assert not any(p.requires_grad for p in loaded.text_encoder.parameters())
-    torch.testing.assert_close(loaded.predict_actions(images, texts, state), want)
+    torch.testing.assert_close(loaded.predict_actions(PromptInputs(images, texts, state)), want)
 
 
 def test_a_file_added_to_the_encoder_tokenizer_folder_is_refused(
     bert_folder, vla_factory, tmp_path
 ):
-    ckpt = with_encoder(vla_factory, bert_folder).save_pretrained(tmp_path / "ckpt")
+    ckpt = save_checkpoint(with_encoder(vla_factory, bert_folder), tmp_path / "ckpt")
     (ckpt / TEXT_ENCODER_DIR / "added_tokens.json").write_text("{}")
     with pytest.raises(CheckpointError, match="added_tokens.json"):
-        VLA.from_pretrained(ckpt)
+        load_checkpoint(ckpt)
 
 
 def test_bad_folders_and_instructions_get_clear_errors(bert_folder, tmp_path, vla_factory):
@@ -203,5 +206,7 @@ def test_without_special_tokens_only_the_words_reach_the_lm(bert_folder, vla_fac
     torch.testing.assert_close(states[0], full[0, 1:-1])  # the same states, [CLS] / [SEP] cut
     model = vla_factory(text_encoder=enc, text_adapter=MLP).eval()
     images = torch.zeros(2, 1, 1, 3, 32, 32, dtype=torch.uint8)
-    actions = model.predict_actions(images, ["", ""], torch.zeros(2, 1, 3))  # no text at all
+    actions = model.predict_actions(
+        PromptInputs(images, ["", ""], torch.zeros(2, 1, 3))
+    )  # no text at all
     assert actions.shape == (2, model.action_horizon, 2)

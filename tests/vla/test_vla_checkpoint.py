@@ -9,8 +9,9 @@ from vla import keys
 from vla.action_tokenizer import ActionTokenizer
 from vla.adapters import PerceiverResampler
 from vla.causal_lm import CausalLM
-from vla.checkpoint import CONFIG_FILE, WEIGHTS_FILE
+from vla.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_checkpoint, save_checkpoint
 from vla.model import VLA
+from vla.prompt import PromptInputs
 from vla.text import BPETokenizer, HFTokenizer
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -18,7 +19,9 @@ TEXTS = ["touch the red cube", "go", "reach the blue ball please"]
 
 
 def predict(model: VLA, batch: dict) -> torch.Tensor:
-    return model.predict_actions(batch[keys.IMAGE], batch[keys.INSTRUCTION], batch.get(keys.STATE))
+    return model.predict_actions(
+        PromptInputs(batch[keys.IMAGE], batch[keys.INSTRUCTION], batch.get(keys.STATE))
+    )
 
 
 def trained_a_little(model: VLA, batch: dict) -> VLA:
@@ -38,8 +41,8 @@ def test_save_load_predicts_identical_actions(decoding, llm, tmp_path, vla_facto
     batch = batch_factory(model, b=3)
     model = trained_a_little(model, batch)
     before = predict(model, batch)
-    path = model.save_pretrained(tmp_path / "ckpt", norm_stats={"action": {"mean": [0.1, 0.2]}})
-    loaded = VLA.from_pretrained(path)
+    path = save_checkpoint(model, tmp_path / "ckpt", norm_stats={"action": {"mean": [0.1, 0.2]}})
+    loaded = load_checkpoint(path)
     assert not loaded.training
     assert torch.equal(predict(loaded, batch), before)
     assert torch.equal(loaded.action_tokenizer.token_ids, model.action_tokenizer.token_ids)
@@ -56,13 +59,11 @@ def test_save_load_predicts_identical_actions(decoding, llm, tmp_path, vla_facto
 def test_overwrite_is_atomic_and_leaves_no_temp_folders(tmp_path, vla_factory, batch_factory):
     model = vla_factory()
     batch = batch_factory(model)
-    model.save_pretrained(tmp_path / "ckpt")
+    save_checkpoint(model, tmp_path / "ckpt")
     model = trained_a_little(model, batch)
-    model.save_pretrained(tmp_path / "ckpt")
+    save_checkpoint(model, tmp_path / "ckpt")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
-    assert torch.equal(
-        predict(VLA.from_pretrained(tmp_path / "ckpt"), batch), predict(model, batch)
-    )
+    assert torch.equal(predict(load_checkpoint(tmp_path / "ckpt"), batch), predict(model, batch))
 
 
 def test_model_from_a_local_pretrained_lm_survives_the_folder(
@@ -93,33 +94,33 @@ def test_model_from_a_local_pretrained_lm_survives_the_folder(
     assert model.llm.vocab_size == max(300, n_text + 16)  # spare rows reused, then grown
     batch = batch_factory(model)
     before = predict(model, batch)
-    model.save_pretrained(tmp_path / "ckpt")
+    save_checkpoint(model, tmp_path / "ckpt")
     for f in lm_dir.iterdir():  # the original folder is gone
         f.unlink()
     lm_dir.rmdir()
-    loaded = VLA.from_pretrained(tmp_path / "ckpt")
+    loaded = load_checkpoint(tmp_path / "ckpt")
     assert torch.equal(predict(loaded, batch), before)
 
 
 def test_incomplete_or_foreign_checkpoints_are_refused(tmp_path, vla_factory):
     model = vla_factory()
-    path = model.save_pretrained(tmp_path / "ckpt")
+    path = save_checkpoint(model, tmp_path / "ckpt")
     with pytest.raises(FileNotFoundError, match="not a folder"):
-        VLA.from_pretrained(tmp_path / "nothing")
+        load_checkpoint(tmp_path / "nothing")
     (path / WEIGHTS_FILE).rename(tmp_path / "weights")
     with pytest.raises(FileNotFoundError, match=r"incomplete: missing \['model.safetensors'\]"):
-        VLA.from_pretrained(path)
+        load_checkpoint(path)
     (tmp_path / "weights").rename(path / WEIGHTS_FILE)
     meta = json.loads((path / CONFIG_FILE).read_text())
     (path / CONFIG_FILE).write_text(json.dumps({**meta, "format_version": 99}))
     with pytest.raises(ValueError, match="version 99"):
-        VLA.from_pretrained(path)
+        load_checkpoint(path)
     (path / CONFIG_FILE).write_text(json.dumps(meta))
-    other = vla_factory(action_horizon=3).save_pretrained(tmp_path / "other")
+    other = save_checkpoint(vla_factory(action_horizon=3), tmp_path / "other")
     (other / WEIGHTS_FILE).replace(path / WEIGHTS_FILE)  # weights of another architecture
     with pytest.raises(ValueError, match="model.safetensors: .* bytes but the checkpoint recorded"):
-        VLA.from_pretrained(path)  # the integrity record catches the swap first
+        load_checkpoint(path)  # the integrity record catches the swap first
     del meta["files"]  # a format-1 folder (no record): the shape check still refuses it
     (path / CONFIG_FILE).write_text(json.dumps({**meta, "format_version": 1}))
     with pytest.raises(ValueError, match="do not"):
-        VLA.from_pretrained(path)
+        load_checkpoint(path)

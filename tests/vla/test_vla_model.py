@@ -7,6 +7,7 @@ from vla import keys
 from vla.adapters import MLP, AttentionPool, Linear, PerceiverResampler, QFormer, SpatialSoftmax
 from vla.decoding import positions
 from vla.model import FREEZABLE
+from vla.prompt import PromptInputs
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -32,7 +33,9 @@ def test_every_adapter_with_two_lms(adapter, llm, vla_factory, batch_factory) ->
         grads = [p.grad for p in model.parameter_groups()[part]]
         assert any(g is not None and g.abs().sum() > 0 for g in grads), part
     model.eval()
-    actions = model.predict_actions(batch[keys.IMAGE], batch[keys.INSTRUCTION], batch[keys.STATE])
+    actions = model.predict_actions(
+        PromptInputs(batch[keys.IMAGE], batch[keys.INSTRUCTION], batch[keys.STATE])
+    )
     assert actions.shape == (3, model.action_horizon, 2)
     at = model.action_tokenizer
     assert ((actions >= at.low) & (actions <= at.high)).all()
@@ -52,7 +55,9 @@ def test_tiny_model_overfits_one_batch(decoding, vla_factory, batch_factory) -> 
             break
     assert out["action_accuracy"] == 1.0, float(out["action_accuracy"])
     model.eval()
-    pred = model.predict_action_bins(batch[keys.IMAGE], batch[keys.INSTRUCTION], batch[keys.STATE])
+    pred = model.predict_action_bins(
+        PromptInputs(batch[keys.IMAGE], batch[keys.INSTRUCTION], batch[keys.STATE])
+    )
     target = model.action_tokenizer.encode(batch[keys.ACTION]).flatten(1)
     assert torch.equal(pred, target)  # greedy decoding reproduces the memorized chunk
 
@@ -61,12 +66,12 @@ def test_kv_cache_decoding_equals_full_recompute(vla_factory, batch_factory) -> 
     model = vla_factory(decoding="autoregressive", action_horizon=3, n_bins=64).eval()
     batch = batch_factory(model, b=4)
     args = (batch[keys.IMAGE], batch[keys.INSTRUCTION], batch[keys.STATE])
-    cached = model.predict_action_bins(*args, use_cache=True)
-    full = model.predict_action_bins(*args, use_cache=False)
+    cached = model.predict_action_bins(PromptInputs(*args), use_cache=True)
+    full = model.predict_action_bins(PromptInputs(*args), use_cache=False)
     assert torch.equal(cached, full)
     # and teacher-forced logits of the same tokens agree with the step-by-step choice
     with torch.no_grad():
-        prefix, mask = model.embed_prompt(*args, extra=cached.shape[1])
+        prefix, mask = model.prompt(PromptInputs(*args), cached.shape[1])
         logits = model.action_logits(prefix, mask, cached)
     assert torch.equal(logits.argmax(-1), cached)
 
@@ -84,11 +89,11 @@ def test_constrained_decoding_never_emits_a_text_token(decoding, vla_factory, ba
     batch = batch_factory(model, b=4)
     args = (batch[keys.IMAGE], batch[keys.INSTRUCTION], batch[keys.STATE])
     with torch.no_grad():
-        prefix, mask = model.embed_prompt(*args, extra=0)
+        prefix, mask = model.prompt(PromptInputs(*args), 0)
         hidden, _ = model.llm(prefix, mask, positions(mask))
         free_choice = model.llm.logits(hidden[:, -1]).argmax(-1)
     assert not torch.isin(free_choice, action_ids).any()  # unconstrained would pick text
-    tokens = model.predict_action_tokens(*args)
+    tokens = model.action_tokenizer.bins_to_tokens(model.predict_action_bins(PromptInputs(*args)))
     assert torch.isin(tokens, action_ids).all()
 
 
@@ -101,10 +106,12 @@ def test_padding_does_not_change_a_sample(llm, order, vla_factory, batch_factory
     args = (batch[keys.IMAGE], batch[keys.INSTRUCTION], batch[keys.STATE])
     with torch.no_grad():
         bins = model.action_tokenizer.encode(batch[keys.ACTION]).flatten(1)
-        together = model.action_logits(*model.embed_prompt(*args, extra=0), bins)
+        together = model.action_logits(*model.prompt(PromptInputs(*args), 0), bins)
         for i in range(3):
             alone_args = (args[0][i : i + 1], args[1][i : i + 1], args[2][i : i + 1])
-            alone = model.action_logits(*model.embed_prompt(*alone_args, extra=0), bins[i : i + 1])
+            alone = model.action_logits(
+                *model.prompt(PromptInputs(*alone_args), 0), bins[i : i + 1]
+            )
             torch.testing.assert_close(together[i : i + 1], alone, atol=1e-4, rtol=1e-4)
     assert torch.isfinite(together).all()
 
@@ -117,14 +124,14 @@ def test_cameras_frames_and_state_all_reach_the_output(vla_factory, batch_factor
 
     def logits(images, state):
         with torch.no_grad():
-            return model.action_logits(*model.embed_prompt(images, args[1], state, extra=0), None)
+            return model.action_logits(*model.prompt(PromptInputs(images, args[1], state), 0), None)
 
     base = logits(args[0], args[2])
     swapped = args[0].flip(2)  # exchange the two cameras: camera embeddings tell them apart
     assert not torch.allclose(base, logits(swapped, args[2]))
     assert not torch.allclose(base, logits(args[0].flip(1), args[2]))  # frame order matters
     assert not torch.allclose(base, logits(args[0], args[2] + 0.5))  # state is an input
-    actions = model.predict_actions(*args)
+    actions = model.predict_actions(PromptInputs(*args))
     assert actions.shape == (2, model.action_horizon, 2)
 
 
@@ -140,15 +147,15 @@ def test_film_conditions_the_image_tokens_on_the_instruction(vla_factory, batch_
     model.eval()
     images, state = batch[keys.IMAGE][:1], batch[keys.STATE][:1]
     with torch.no_grad():
-        red = model.embed_prompt(images, ["touch the red cube"], state, 0)[0][:, -6:]
-        blue = model.embed_prompt(images, ["touch the blue cube"], state, 0)[0][:, -6:]
+        red = model.prompt(PromptInputs(images, ["touch the red cube"], state), 0)[0][:, -6:]
+        blue = model.prompt(PromptInputs(images, ["touch the blue cube"], state), 0)[0][:, -6:]
     assert not torch.allclose(red, blue)  # the observation tokens differ, not only the text
     # left-padding a shorter instruction leaves its conditioning (masked mean) unchanged
     args = (batch[keys.IMAGE], batch[keys.INSTRUCTION], batch[keys.STATE])
     with torch.no_grad():
-        together = model.action_logits(*model.embed_prompt(*args, extra=0), None)
+        together = model.action_logits(*model.prompt(PromptInputs(*args), 0), None)
         alone = model.action_logits(
-            *model.embed_prompt(args[0][1:2], ["go"], args[2][1:2], 0), None
+            *model.prompt(PromptInputs(args[0][1:2], ["go"], args[2][1:2]), 0), None
         )
     torch.testing.assert_close(together[1:2], alone, atol=1e-4, rtol=1e-4)
 
@@ -185,7 +192,9 @@ def test_text_answers_for_co_training(vla_factory, batch_factory) -> None:
     qa_only = {k: v for k, v in batch.items() if k not in (keys.ACTION, keys.ACTION_MASK)}
     assert set(model(qa_only)) == {"loss", "text_loss"}
     model.eval()
-    answers = model.generate_text(batch[keys.IMAGE], batch[keys.QUESTION], batch[keys.STATE], 5)
+    answers = model.generate_text(
+        PromptInputs(batch[keys.IMAGE], batch[keys.QUESTION], batch[keys.STATE]), 5
+    )
     assert len(answers) == 3 and all("<act_" not in a for a in answers)
 
 
@@ -223,7 +232,7 @@ def test_bad_inputs_get_clear_errors(vla_factory, batch_factory) -> None:
     ]
     for args, match in cases:
         with pytest.raises((ValueError, TypeError), match=match):
-            model.predict_actions(*args)
+            model.predict_actions(PromptInputs(*args))
     bad = dict(b, **{keys.ACTION: torch.zeros(2, model.action_horizon, 5)})
     with pytest.raises(ValueError, match="expected \\(B, H=2, D=2\\)"):
         model(bad)
@@ -251,13 +260,13 @@ def test_state_dims_select_what_the_model_reads(vla_factory, batch_factory) -> N
     args = (batch[keys.IMAGE], batch[keys.INSTRUCTION])
     state = batch[keys.STATE]
     with torch.no_grad():
-        base = model.action_logits(*model.embed_prompt(*args, state, extra=0), None)
+        base = model.action_logits(*model.prompt(PromptInputs(*args, state), 0), None)
         ignored = state.clone()
         ignored[..., 1] += 0.7  # a dimension outside state_dims changes nothing
-        same = model.action_logits(*model.embed_prompt(*args, ignored, extra=0), None)
+        same = model.action_logits(*model.prompt(PromptInputs(*args, ignored), 0), None)
         read = state.clone()
         read[..., 2] += 0.7
-        moved = model.action_logits(*model.embed_prompt(*args, read, extra=0), None)
+        moved = model.action_logits(*model.prompt(PromptInputs(*args, read), 0), None)
     torch.testing.assert_close(base, same)
     assert not torch.allclose(base, moved)
     with pytest.raises(ValueError, match="state_dims"):

@@ -29,6 +29,15 @@ from vla.audio.log_mel import LogMel
 from vla.hydra_config import target_config
 
 
+def pad_clips(clips: Sequence[Tensor]) -> tuple[list[Tensor], Tensor]:
+    """Waveforms of different lengths, zero-padded to the longest (what the encoder reads as
+    silence), and each one's real sample count ``(B,)`` int64: the encoder's batch convention,
+    shared by training batches and policies."""
+    lengths = torch.tensor([len(clip) for clip in clips], dtype=torch.int64)  # (B,)
+    longest = int(lengths.max())
+    return [F.pad(clip, (0, longest - len(clip))) for clip in clips], lengths  # B x (N,), (B,)
+
+
 def sinusoidal_positions(length: int, dim: int) -> Tensor:
     """Fixed sin / cos position codes ``(length, dim)`` (Vaswani et al. 2017; Whisper's encoder)."""
     half = dim // 2

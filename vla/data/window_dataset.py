@@ -18,12 +18,12 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 import zarr
 from torch.utils.data import Dataset, default_collate
 from zarr.storage import LocalStore
 
 from vla import keys
+from vla.audio.audio_encoder import pad_clips
 from vla.data.episode_split import DATA_SPLITS, EpisodeSplit
 from vla.data.episode_store import EpisodeStore
 from vla.data.normalization_stats import NormalizationStats
@@ -312,10 +312,7 @@ def collate_windows(samples: list[dict[str, Any]]) -> dict[str, Any]:
     for key, value in samples[0].items():
         column = [sample[key] for sample in samples]
         if key == keys.AUDIO:
-            lengths = torch.tensor([len(clip) for clip in column], dtype=torch.int64)  # (B,)
-            longest = int(lengths.max())
-            column = [F.pad(clip, (0, longest - len(clip))) for clip in column]  # B x (N,)
-            batch[keys.AUDIO_LENGTH] = lengths
+            column, batch[keys.AUDIO_LENGTH] = pad_clips(column)  # B x (N,), (B,)
         is_tensor = isinstance(value, torch.Tensor)
         batch[key] = default_collate(column) if is_tensor else column  # (B, ...) or list
     return batch

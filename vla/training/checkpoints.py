@@ -1,4 +1,4 @@
-"""Checkpoints during training, in the ``save_pretrained`` format (DESIGN.md).
+"""Checkpoints during training, in the ``vla.checkpoint`` format (DESIGN.md).
 
 ``<dir>/last``          every ``every_n_steps`` and at the end of training
 ``<dir>/best_val``      lowest validation loss so far
@@ -19,6 +19,7 @@ from typing import Any
 import lightning as L
 
 from vla.checkpoint import save_checkpoint
+from vla.specs import TrainingInfo
 
 VAL_METRIC = "val/loss"
 SUCCESS_METRIC = "rollout/success_rate"
@@ -51,25 +52,24 @@ class PretrainedCheckpoints(L.Callback):
         dirpath: str | Path,
         every_n_steps: int = 200,
         norm_stats: dict[str, Any] | None = None,
-        info: dict[str, Any] | None = None,
+        info: TrainingInfo | None = None,
     ):
         if every_n_steps < 1:
             raise ValueError(f"every_n_steps={every_n_steps} must be >= 1")
         self.dirpath = Path(dirpath)
         self.every_n_steps = every_n_steps
         self.norm_stats = norm_stats or {}
-        self.info = info or {}
+        self.info = info or TrainingInfo()
         self.best: dict[str, float] = {}
 
     def _save(self, trainer: L.Trainer, module: L.LightningModule, name: str, **extra: Any) -> None:
         if trainer.is_global_zero:
-            info = {
-                **self.info,
-                "step": trainer.global_step,
-                "epoch": data_epochs(trainer),
-                **extra,
-            }
-            save_checkpoint(module.policy_model, self.dirpath / name, self.norm_stats, extra=info)
+            info = self.info.with_step(
+                step=trainer.global_step, epoch=data_epochs(trainer), **extra
+            )
+            save_checkpoint(
+                module.policy_model, self.dirpath / name, self.norm_stats, extra=info.to_dict()
+            )
 
     def save_resume_state(self, trainer: L.Trainer) -> None:
         path = self.dirpath / RESUME_FILE

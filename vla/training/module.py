@@ -98,6 +98,18 @@ class VLATrainingModule(L.LightningModule):
         b = len(batch[keys.INSTRUCTION])
         self.log_dict({f"val/{k}": v for k, v in out.items()}, sync_dist=True, batch_size=b)
 
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse a run saved before the prompt encoder (its optimizer state is ordered by the
+        old parameter layout, so it cannot be resumed exactly)."""
+        legacy = [k for k in checkpoint.get("state_dict", {}) if k.startswith("model.obs.")]
+        if legacy:
+            raise ValueError(
+                "this run was saved by an older vla (parameters under model.obs.*, before "
+                "vla.prompt.PromptEncoder): its optimizer state does not fit this version. "
+                "Resume it with the vla it started with, or start a new run from its weights: "
+                "init_from=<out>/checkpoints/last (that folder loads in this version)"
+            )
+
     def configure_optimizers(self) -> dict[str, Any]:
         decay, no_decay = [], []
         for name, p in self.model.named_parameters():

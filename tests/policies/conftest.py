@@ -1,0 +1,59 @@
+"""Tiny real VLAs for the policy tests: the tabletop's 4-d actions and 7-d state, 32 px frames."""
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import pytest
+import torch
+
+from vla.action_tokenizer import ActionTokenizer
+from vla.adapters import MLP, AttentionPool
+from vla.audio import AudioEncoder
+from vla.causal_lm import CausalLM
+from vla.model import VLA
+from vla.text import ByteTokenizer
+from vla.vision import TimmEncoder
+
+LM = {"model_type": "llama", "hidden_size": 32, "intermediate_size": 64,
+      "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 2,
+      "max_position_embeddings": 128, "bos_token_id": None, "eos_token_id": None,
+      "pad_token_id": None}  # fmt: skip
+
+
+def make_tiny_vla(
+    num_cameras: int = 1,
+    obs_horizon: int = 1,
+    history: str = "recent",
+    state: bool = False,
+    action_horizon: int = 1,
+    action_dim: int = 4,
+    n_bins: int = 8,
+    speech: bool = False,
+    seed: int | None = None,
+) -> VLA:
+    """A VLA of a 2-stage narrow ResNet and a 1-layer llama; ``speech``: an audio-only model
+    (``instruction="audio"``) with a 1-layer speech encoder at 16 kHz."""
+    if seed is not None:
+        torch.manual_seed(seed)
+    ears: dict[str, Any] = {}
+    if speech:
+        encoder = AudioEncoder(16000, max_seconds=4.0, n_mels=16, width=16, depth=1, heads=2)
+        ears = {"instruction": "audio", "audio_encoder": encoder,
+                "audio_adapter": partial(AttentionPool, num_queries=2, num_heads=2)}  # fmt: skip
+    return VLA(
+        vision=TimmEncoder("resnet10t", image_size=32, feature_stage=3,
+                           model_kwargs={"channels": [8, 8, 8, 8], "stem_width": 8}),
+        adapter=MLP, llm=CausalLM(config=LM), text_tokenizer=ByteTokenizer(),
+        action_tokenizer=ActionTokenizer(low=[-1.0] * action_dim, high=[1.0] * action_dim,
+                                         n_bins=n_bins),
+        action_horizon=action_horizon, num_cameras=num_cameras, obs_horizon=obs_horizon,
+        history=history, state_low=[-1.0] * 7 if state else None,
+        state_high=[1.0] * 7 if state else None, **ears,
+    ).eval()  # fmt: skip
+
+
+@pytest.fixture
+def tiny_vla() -> Callable[..., VLA]:
+    """``tiny_vla(num_cameras=1, obs_horizon=1, history="recent", state=False, ...)``."""
+    return make_tiny_vla
