@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from vla.training.module import VLATrainingModule, shift_images
@@ -90,3 +91,12 @@ def test_adamw_updates_all_parameters_with_multi_tensor_ops(vla_factory):
     assert optimizer.defaults["foreach"] is True
     loop = VLATrainingModule(vla_factory(), foreach_optimizer=False).configure_optimizers()
     assert not loop["optimizer"].defaults["foreach"]
+
+
+def test_a_run_saved_before_the_prompt_encoder_is_refused_on_resume(vla_factory):
+    module = VLATrainingModule(vla_factory(), max_steps=10)
+    state = {f"model.{k}": v for k, v in module.model.state_dict().items()}
+    module.on_load_checkpoint({"state_dict": state})  # today's layout resumes
+    legacy = {k.replace("model.prompt.obs.", "model.obs."): v for k, v in state.items()}
+    with pytest.raises(ValueError, match="init_from=<out>/checkpoints/last"):
+        module.on_load_checkpoint({"state_dict": legacy})
