@@ -97,7 +97,7 @@ def _init_worker(
 
 class Demonstration(RolloutHook):
     """Records an expert's episode for the store: the observation before each action and the
-    expert's clean action there (``episodes[seed]``: arrays ``(L, ...)`` by store key).
+    expert's clean action there (``episode``: arrays ``(L, ...)`` by store key, the last one run).
 
     With noise the env executes perturbed actions (so the data shows recoveries from states
     the clean expert never visits) while the stored action is the clean one (DART).
@@ -105,7 +105,7 @@ class Demonstration(RolloutHook):
 
     def __init__(self, expert: Any, noise_seed: int):
         self.expert, self.noise_seed = expert, noise_seed
-        self.episodes: dict[int, dict[str, np.ndarray]] = {}
+        self.episode: dict[str, np.ndarray] = {}
         self._steps: dict[str, list[np.ndarray]] = {}
 
     def on_start(self, envs, episode) -> None:
@@ -122,15 +122,14 @@ class Demonstration(RolloutHook):
             self._steps.setdefault(k, []).append(v)
 
     def on_end(self, envs, ended) -> None:
-        (episode,) = ended
-        self.episodes[episode.seed] = {k: np.stack(v) for k, v in self._steps.items()}  # (L, ...)
+        self.episode = {k: np.stack(v) for k, v in self._steps.items()}  # (L, ...)
 
 
 def _rollout(seed: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """One expert episode (:class:`Demonstration`) and its metadata for the store."""
     record = _worker["record"]
     (result,) = rollout(_worker["envs"], _worker["policy"], [seed], [record])
-    episode, info = record.episodes.pop(seed), result.info
+    episode, info = record.episode, result.info
     meta = {
         keys.INSTRUCTION: info[obs_keys.INFO_INSTRUCTION],
         keys.TASK: info[obs_keys.TASK],

@@ -157,7 +157,6 @@ class VLA(nn.Module):
             text_dropout=text_dropout,
         )
         self.llm = llm
-        self.text_tokenizer = text_tokenizer
         self.action_tokenizer = action_tokenizer
         # explicit ids: the bins become named tokens of the text vocabulary (never "the last N")
         ids = text_tokenizer.add_tokens(action_token_names(action_tokenizer.n_bins))
@@ -214,6 +213,11 @@ class VLA(nn.Module):
     def obs(self) -> ObservationEncoder:
         """The observation encoder (cameras, state): ``obs.num_cameras``, ``obs.vision`` ..."""
         return self.prompt.obs
+
+    @property
+    def text_tokenizer(self) -> TextTokenizer:
+        """The instruction's tokenizer, the action tokens added (the prompt encoder's)."""
+        return self.prompt.text_tokenizer
 
     @property
     def speech(self) -> SpokenInstructionEncoder | None:
