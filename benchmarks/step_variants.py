@@ -16,19 +16,15 @@ variants are warmed before timing (their compile time is printed). The store mus
 from __future__ import annotations
 
 import argparse
-import contextlib
 import itertools
 import os
 import statistics
 import time
-from pathlib import Path
 
 import torch
-from hydra import compose, initialize_config_dir
 from rich.console import Console
 from rich.table import Table
-
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+from train_step import autocast, build  # benchmarks/train_step.py (this folder)
 
 
 def parse_variant(spec: str) -> tuple[str, list[str]]:
@@ -36,31 +32,17 @@ def parse_variant(spec: str) -> tuple[str, list[str]]:
     return name, [o for o in overrides.split(";") if o]
 
 
-def build(experiment: str, overrides: list[str]):
-    from vla.training.build import build_training
-
-    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        cfg = compose("train", [f"experiment={experiment}", "callbacks.rollout=null", *overrides])
-    if not Path(cfg.dataset.path).exists():
-        raise SystemExit(f"no store at {cfg.dataset.path}: collect it first (make quickstart)")
-    setup = build_training(cfg)
-    setup.data.setup("fit")
-    return cfg, setup
-
-
 def stepper(cfg, module, batches):
     """One training step as Lightning runs it, on the next of ``batches``."""
     model = module.model.train()
     optimizer = module.configure_optimizers()["optimizer"]
     precision = str(cfg.trainer.precision)
-    bf16 = precision.startswith("bf16")
     clip = cfg.trainer.get("gradient_clip_val")
 
     def step() -> None:
         batch = next(batches)
         optimizer.zero_grad(set_to_none=True)
-        ctx = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-        with ctx:
+        with autocast(precision):
             loss = model(batch)["loss"]
         loss.backward()
         if clip:
@@ -85,14 +67,14 @@ def main() -> None:
     retain_freed_memory()  # as vla-train does
     quiet_lightning()
     variants = dict(parse_variant(s) for s in args.variants)
-    _, base = build(args.experiment, [])
-    loader = iter(base.data.train_dataloader())
+    _, data, _ = build(args.experiment, None, workers=0)
+    loader = iter(data.train_dataloader())
     batches = [next(loader) for _ in range(args.batches)]
     steps, warm = {}, {}
     for name, overrides in variants.items():
         torch.manual_seed(0)
-        cfg, setup = build(args.experiment, overrides)
-        steps[name] = stepper(cfg, setup.module, itertools.cycle(batches))
+        cfg, _, module = build(args.experiment, None, workers=0, extra=overrides)
+        steps[name] = stepper(cfg, module, itertools.cycle(batches))
         start = time.perf_counter()
         for _ in range(3):  # first steps: allocator warm-up, compile where asked
             steps[name]()
