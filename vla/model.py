@@ -48,6 +48,8 @@ from vla.vision.timm_encoder import TimmEncoder
 
 Decoding = Literal["parallel", "autoregressive"]
 DECODINGS = ("parallel", "autoregressive")
+ActionSlots = Literal["token", "step"]
+ACTION_SLOTS = ("token", "step")
 # parts that ``freeze`` can name; every parameter belongs to exactly one
 FREEZABLE = ("vision", "adapter", "llm", "token_embeddings", "text_encoder")
 
@@ -72,6 +74,9 @@ class VLA(nn.Module):
             policy that reads it learns "keep going" and never stops (causal confusion, de Haan
             et al. 2019; Wen et al. 2020).
         decoding: ``parallel`` (one forward per chunk) or ``autoregressive`` (token by token).
+        action_slots: parallel decoding's query slots: ``token`` (one per action token, H * D)
+            or ``step`` (one per action step, H: a learned linear map splits each slot's output
+            into its D tokens' states). ``step`` shortens the LM's sequence by H * (D - 1).
         prompt_order: ``text_first`` (instruction, then observation) or ``vision_first``.
         bin_smoothing: Gaussian target smoothing over neighbouring bins, std in bins (0: off).
         freeze: parts whose weights stay fixed, from ``FREEZABLE``.
@@ -110,6 +115,7 @@ class VLA(nn.Module):
         state_high: Sequence[float] | None = None,
         state_dims: Sequence[int] | None = None,
         decoding: Decoding = "parallel",
+        action_slots: ActionSlots = "token",
         prompt_order: PromptOrder = "text_first",
         bin_smoothing: float = 0.0,
         freeze: Sequence[str] = (),
@@ -136,6 +142,10 @@ class VLA(nn.Module):
                 raise ValueError(f"{name}={value} must be >= 1")
         if decoding not in DECODINGS:
             raise ValueError(f"decoding={decoding!r} must be one of {DECODINGS}")
+        if action_slots not in ACTION_SLOTS:
+            raise ValueError(f"action_slots={action_slots!r} must be one of {ACTION_SLOTS}")
+        if action_slots == "step" and decoding != "parallel":
+            raise ValueError("action_slots='step' needs decoding='parallel' (one query per step)")
         self.history = check_history(history, obs_horizon)
         if bin_smoothing < 0:
             raise ValueError(f"bin_smoothing={bin_smoothing} must be >= 0 (std in bins; 0 = off)")
@@ -150,6 +160,7 @@ class VLA(nn.Module):
             state_high=state_high,
             state_dims=state_dims,
             decoding=decoding,
+            action_slots=action_slots,
             prompt_order=prompt_order,
             bin_smoothing=bin_smoothing,
             instruction=instruction,
@@ -180,9 +191,17 @@ class VLA(nn.Module):
             speech = SpokenInstructionEncoder(audio_encoder, audio_adapter, llm.hidden_size)
         self.num_action_tokens = action_horizon * action_tokenizer.action_dim
         self.action_queries: nn.Parameter | None = None
+        self.slot_split: nn.Linear | None = None
         if decoding == "parallel":
             n, d = self.num_action_tokens, llm.hidden_size
-            self.action_queries = nn.Parameter(torch.randn(n, d) * 0.02)  # (H*D, D_lm)
+            if action_slots == "step":
+                n, k = action_horizon, action_tokenizer.action_dim
+                self.slot_split = nn.Linear(d, k * d)  # a step's state -> its D tokens' states
+                with torch.no_grad():  # starts as D copies of the state, told apart by noise
+                    self.slot_split.weight.copy_(torch.eye(d).repeat(k, 1))
+                    self.slot_split.weight.add_(torch.randn(k * d, d) * 0.02)
+                    self.slot_split.bias.zero_()
+            self.action_queries = nn.Parameter(torch.randn(n, d) * 0.02)  # (slots, D_lm)
         self.prompt = PromptEncoder(
             obs,
             text_tokenizer,
@@ -208,6 +227,13 @@ class VLA(nn.Module):
     @property
     def device(self) -> torch.device:
         return self.action_tokenizer.low.device
+
+    @property
+    def num_slots(self) -> int:
+        """LM positions after the prompt: parallel query slots, or the decoded action tokens."""
+        if self.action_queries is None:
+            return self.num_action_tokens
+        return int(self.action_queries.shape[0])
 
     @property
     def obs(self) -> ObservationEncoder:
@@ -311,7 +337,7 @@ class VLA(nn.Module):
 
     def action_logits(self, prefix: Tensor, mask: Tensor, bins: Tensor | None) -> Tensor:
         """Bin logits of every action slot ``(B, H*D, n_bins)``; ``bins`` for teacher forcing."""
-        b, n = prefix.shape[0], self.num_action_tokens
+        b = prefix.shape[0]
         if self.action_queries is not None:
             slots = self.action_queries.expand(b, -1, -1)  # (B, n, D)
         else:  # slot k is fed action token k-1; the prompt end predicts token 0
@@ -322,7 +348,10 @@ class VLA(nn.Module):
         ones = torch.ones(b, slots.shape[1], dtype=mask.dtype, device=mask.device)  # (B, n [- 1])
         full_mask = torch.cat([mask, ones], dim=1)  # (B, L + n [- 1])
         hidden, _ = self.llm(x, full_mask, positions(full_mask))  # (B, L + n [- 1], D)
-        return self._bin_head()(hidden[:, -n:])  # (B, n, K)
+        hidden = hidden[:, -self.num_slots :]  # (B, slots, D): the prompt end predicts token 0
+        if self.slot_split is not None:  # (B, H, D_lm) -> (B, H * D, D_lm)
+            hidden = self.slot_split(hidden).unflatten(-1, (-1, hidden.shape[-1])).flatten(1, 2)
+        return self._bin_head()(hidden)  # (B, H*D, K)
 
     # ------------------------------------------------------------------ training
     def forward(self, batch: dict[str, Any]) -> dict[str, Tensor]:
@@ -348,7 +377,7 @@ class VLA(nn.Module):
                 speech, out["alignment_loss"] = self.prompt.aligned_speech(
                     read.audio, read.audio_length, batch[keys.INSTRUCTION]
                 )  # (B, Q, D), ()
-            prefix, mask = self.prompt(read, bins.shape[1], speech)
+            prefix, mask = self.prompt(read, self.num_slots, speech)
             logits = self.action_logits(prefix, mask, bins)  # (B, H*D, K)
             weight = action_mask.bool().repeat_interleave(d, dim=1).float()  # (B, H*D)
             out["action_loss"] = bin_cross_entropy(logits, bins, weight, self.bin_smoothing)
@@ -373,7 +402,7 @@ class VLA(nn.Module):
         ``use_cache``: the KV cache of autoregressive decoding."""
         n = self.num_action_tokens
         read = self.prompt.instruction_inputs(inputs.to(self.device))
-        prefix, mask = self.prompt(read, n)  # (B, L, D), (B, L)
+        prefix, mask = self.prompt(read, self.num_slots)  # (B, L, D), (B, L)
         if self.decoding == "parallel":
             return self.action_logits(prefix, mask, None).argmax(-1)  # (B, n)
         token_ids = self.action_tokenizer.token_ids  # (K,)

@@ -32,6 +32,28 @@ def test_cnn_encoder_stage_and_token_grid() -> None:
     assert pooled(torch.rand(2, 3, 64, 64)).shape == (2, 1, 16)
 
 
+@pytest.mark.parametrize("stem", ["strided", "patchify"])
+def test_cheaper_stems_keep_the_stages_and_film(stem: str) -> None:
+    kwargs = {"channels": [8, 8, 16, 16], "stem_width": 8}
+    own = TimmEncoder("resnet10t", 64, feature_stage=3, model_kwargs=kwargs, film=True)
+    cheap = TimmEncoder("resnet10t", 64, feature_stage=3, model_kwargs=kwargs, film=True, stem=stem)
+    assert (cheap.num_patches, cheap.embed_dim) == (own.num_patches, own.embed_dim)
+    assert cheap.film_channels == own.film_channels  # the same FiLM sites, now at stride 4
+    assert cheap.config["stem"] == stem  # rebuilt from a checkpoint's config
+    film = torch.randn(2, 2 * sum(cheap.film_channels))
+    out = cheap(torch.rand(2, 3, 64, 64), film=film)
+    out.sum().backward()
+    assert out.shape == (2, 16, 16)
+    assert all(p.grad is not None for p in cheap.model.conv1.parameters())
+
+
+def test_stem_needs_a_resnet_stem() -> None:
+    with pytest.raises(ValueError, match="stem='tiny'"):
+        TimmEncoder("resnet10t", 64, feature_stage=3, stem="tiny")
+    with pytest.raises(ValueError, match="has none"):
+        TimmEncoder("test_vit", 32, model_kwargs={"img_size": 32}, stem="strided")
+
+
 def test_vit_encoder_drops_prefix_tokens() -> None:
     enc = TimmEncoder("test_vit", image_size=32, model_kwargs={"img_size": 32})
     assert enc.num_prefix_tokens >= 1

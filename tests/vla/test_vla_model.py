@@ -41,9 +41,12 @@ def test_every_adapter_with_two_lms(adapter, llm, vla_factory, batch_factory) ->
     assert ((actions >= at.low) & (actions <= at.high)).all()
 
 
-@pytest.mark.parametrize("decoding", ["parallel", "autoregressive"])
-def test_tiny_model_overfits_one_batch(decoding, vla_factory, batch_factory) -> None:
-    model = vla_factory(decoding=decoding, n_bins=16)
+@pytest.mark.parametrize(
+    ("decoding", "slots"),
+    [("parallel", "token"), ("parallel", "step"), ("autoregressive", "token")],
+)
+def test_tiny_model_overfits_one_batch(decoding, slots, vla_factory, batch_factory) -> None:
+    model = vla_factory(decoding=decoding, n_bins=16, action_slots=slots)
     batch = batch_factory(model, b=4)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     for _ in range(150):
@@ -246,6 +249,8 @@ def test_bad_inputs_get_clear_errors(vla_factory, batch_factory) -> None:
         ({"action_horizon": 0}, "action_horizon=0"),
         ({"bin_smoothing": -1.0}, "bin_smoothing=-1.0"),
         ({"freeze": ["everything"]}, "unknown parts"),
+        ({"action_slots": "chunk"}, "action_slots='chunk'"),
+        ({"action_slots": "step", "decoding": "autoregressive"}, "needs decoding='parallel'"),
     ],
 )
 def test_bad_construction_is_named(kwargs, match, vla_factory) -> None:
@@ -271,3 +276,30 @@ def test_state_dims_select_what_the_model_reads(vla_factory, batch_factory) -> N
     assert not torch.allclose(base, moved)
     with pytest.raises(ValueError, match="state_dims"):
         vla_factory(state_dims=[0, 3])
+
+
+def test_step_slots_shorten_the_lm_sequence(vla_factory, batch_factory) -> None:
+    """One query slot per action step: the LM reads H slots instead of H * D, and each step's
+    state is split into its D tokens' logits (the same bins, the same loss and decoding)."""
+    per_token = vla_factory(action_horizon=3)
+    per_step = vla_factory(action_horizon=3, action_slots="step")
+    d = per_step.action_tokenizer.action_dim
+    assert per_token.num_slots == 3 * d and per_step.num_slots == 3
+    lengths = []
+    for model in (per_token, per_step):
+        seen: list[int] = []
+        hook = model.llm.register_forward_hook(
+            lambda m, args, out, seen=seen: seen.append(args[0].shape[1])
+        )
+        batch = batch_factory(model, b=2)
+        assert torch.isfinite(model(batch)["loss"])
+        hook.remove()
+        lengths.append(seen[0])
+        model.eval()
+        inputs = PromptInputs(batch[keys.IMAGE], batch[keys.INSTRUCTION], batch[keys.STATE])
+        with torch.no_grad():
+            prefix, mask = model.prompt(inputs, model.num_slots)
+            logits = model.action_logits(prefix, mask, None)
+        assert logits.shape == (2, 3 * d, model.action_tokenizer.n_bins)
+        assert torch.equal(model.predict_action_bins(inputs), logits.argmax(-1))
+    assert lengths[0] - lengths[1] == 3 * (d - 1)

@@ -14,7 +14,7 @@ from vla.data.episode_split import TRAIN, VAL, EpisodeSplit
 from vla.data.episode_store import EpisodeStore
 from vla.data.normalization_stats import NormalizationStats
 from vla.data.resumable_sampler import ResumableRandomSampler
-from vla.data.window_dataset import WindowDataset, collate_windows
+from vla.data.window_dataset import BALANCES, WindowDataset, collate_windows
 
 
 class EpisodeDataModule(LightningDataModule):
@@ -33,6 +33,10 @@ class EpisodeDataModule(LightningDataModule):
         shuffle_seed: seed of the training order: an endless stream of per-epoch permutations
             (``ResumableRandomSampler``), so a resumed run continues at the exact data position
             (``train_sampler.resume_at``) and batches never drop samples at epoch ends.
+        balance: None (every training window equally often) or ``task`` / ``episode``: draw
+            windows so that every task (or episode) gets the same share of the batches
+            (``WindowDataset.sample_weights``), e.g. a multi-task store whose touch episodes are
+            a third as long as its pick-and-place ones.
     """
 
     def __init__(
@@ -54,8 +58,12 @@ class EpisodeDataModule(LightningDataModule):
         qa_fraction: float = 0.0,
         transcribe_fraction: float = 0.0,
         audio: bool = False,
+        balance: str | None = None,
     ) -> None:
         super().__init__()
+        if balance is not None and balance not in BALANCES:
+            raise ValueError(f"balance={balance!r} must be one of {BALANCES} or null (uniform)")
+        self.balance = balance
         if batch_size < 1 or num_workers < 0:
             raise ValueError(
                 f"batch_size={batch_size} must be >= 1 and num_workers={num_workers} >= 0"
@@ -103,7 +111,10 @@ class EpisodeDataModule(LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is None and stage in (None, "fit"):
             self.train_set = WindowDataset(self.path, split=TRAIN, **self.window_args)
-            self.train_sampler = ResumableRandomSampler(len(self.train_set), self.shuffle_seed)
+            weights = self.train_set.sample_weights(self.balance) if self.balance else None
+            self.train_sampler = ResumableRandomSampler(
+                len(self.train_set), self.shuffle_seed, weights
+            )
         if self.val_set is None and stage in (None, "fit", "validate"):
             self.val_set = WindowDataset(self.path, split=VAL, **self.window_args)
 

@@ -37,6 +37,9 @@ from vla.progress import progress
 TRANSCRIBE_QUESTION = "what was said?"
 
 
+BALANCES = ("task", "episode")  # WindowDataset.sample_weights groups
+
+
 class WindowDataset(Dataset):
     """Windows of one split of a store, as dicts with the keys of :mod:`vla.keys`.
 
@@ -182,6 +185,19 @@ class WindowDataset(Dataset):
         if audio:
             name = meta_path(keys.AUDIO)
             self._spans[name] = Span(name, store.num_audio_samples, "samples", store.audio_ends)
+
+    def sample_weights(self, balance: str) -> np.ndarray:
+        """``(N,)`` sampling weights that give every group of ``balance`` the same share of draws:
+        ``task`` (each task's windows together weigh the same, whatever its episodes' number and
+        length) or ``episode`` (each episode the same, whatever its length)."""
+        if balance == "task":
+            groups = np.array([self._tasks[e] for e in self._episode])  # (N,) task names
+        elif balance == "episode":
+            groups = self._episode  # (N,)
+        else:
+            raise ValueError(f"balance={balance!r} must be one of {BALANCES} (or null: uniform)")
+        _, inverse, counts = np.unique(groups, return_inverse=True, return_counts=True)
+        return 1.0 / counts[inverse]  # (N,)
 
     def _check_keys(self, store: EpisodeStore) -> None:
         if store.num_episodes == 0:

@@ -59,6 +59,7 @@ class TimmEncoder(nn.Module):
         pretrained_path: str | None = None,
         film: bool = False,
         channels_last: bool = True,
+        stem: str | None = None,
     ) -> None:
         super().__init__()
         if not timm.is_model(model_name.split(".")[0]):
@@ -78,6 +79,7 @@ class TimmEncoder(nn.Module):
             pretrained_path=None,  # weights travel in the checkpoint, not through this path
             film=film,
             channels_last=channels_last,
+            stem=stem,
         )
         if pretrained_path is not None:
             if not Path(pretrained_path).is_file():
@@ -88,6 +90,8 @@ class TimmEncoder(nn.Module):
         else:
             kwargs["num_classes"] = 0
         self.model = timm.create_model(model_name, pretrained=pretrained_path is not None, **kwargs)
+        if stem is not None:
+            replace_stem(self.model, stem, model_name)
         self.image_size = image_size
         self.features_only = feature_stage is not None
         self.num_prefix_tokens = int(getattr(self.model, "num_prefix_tokens", 0))
@@ -193,3 +197,38 @@ class TimmEncoder(nn.Module):
             return self._tokens(self._features(self.model, x))  # (N, P, C)
         finally:
             self._film = None
+
+
+STEMS = ("strided", "patchify")
+
+
+def replace_stem(model: nn.Module, stem: str, model_name: str) -> None:
+    """Swap a ResNet's stride-4 stem (``conv1`` at stride 2, ``bn1``, ``act1``, ``maxpool``) for a
+    cheaper one with the same output width and stride, so every later stage is unchanged.
+
+    - ``strided``: two 3x3 convolutions at stride 2 (3 -> C/2, BN, ReLU, C/2 -> C); the max-pool
+      goes. At 64 px the deep stem's three convolutions and batch norms on a 32 x 32 map (and the
+      FiLM and max-pool there) are the memory-bound part of the encoder; here only the first,
+      narrow convolution runs at 32 x 32.
+    - ``patchify``: one 4 x 4 convolution at stride 4 (ViT / ConvNeXt); nothing runs at 32 x 32.
+    """
+    if stem not in STEMS:
+        raise ValueError(f"stem={stem!r}: pick one of {STEMS} (or null for the model's own)")
+    parts = [getattr(model, name, None) for name in ("conv1", "bn1", "maxpool")]
+    if any(p is None for p in parts) or not isinstance(parts[1], nn.BatchNorm2d):
+        raise ValueError(
+            f"stem={stem!r} replaces a ResNet stem (conv1, bn1, maxpool); {model_name} has none"
+        )
+    width = parts[1].num_features  # the stem's output channels, what layer1 reads
+    if stem == "patchify":
+        conv: nn.Module = nn.Conv2d(3, width, kernel_size=4, stride=4, bias=False)
+    else:
+        half = max(width // 2, 1)
+        conv = nn.Sequential(
+            nn.Conv2d(3, half, kernel_size=3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(half),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(half, width, kernel_size=3, stride=2, padding=1, bias=False),
+        )
+    model.conv1 = conv
+    model.maxpool = nn.Identity()

@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import pytest
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
@@ -55,3 +56,24 @@ def test_audio_config_reaches_the_batches(store_factory):
         len(batch[keys.AUDIO_LENGTH]),
         batch[keys.AUDIO_LENGTH].max(),
     )
+
+
+def test_task_balanced_sampling(store_factory):
+    """Touch episodes (odd) are 2 steps, push episodes (even) 8: uniform windows would be 20%
+    touch; balance=task draws half of the batches from each task, balance=episode each episode
+    alike."""
+    path = store_factory(20, lengths=[8 if i % 2 == 0 else 2 for i in range(20)])
+    shares = {}
+    for balance in (None, "task", "episode"):
+        module = EpisodeDataModule(
+            str(path), batch_size=500, num_workers=0, action_horizon=1, val_fraction=0.0,
+            balance=balance, cache=True,
+        )  # fmt: skip
+        module.setup("fit")
+        tasks = next(iter(module.train_dataloader()))[keys.TASK]
+        shares[balance] = sum(t == "vla/Touch-v0" for t in tasks) / len(tasks)
+    assert abs(shares[None] - 0.2) < 0.01  # a permutation: exact up to the epoch boundary
+    assert abs(shares["task"] - 0.5) < 0.07
+    assert abs(shares["episode"] - 0.5) < 0.07  # 10 touch episodes of 20
+    with pytest.raises(ValueError, match="balance='colour'"):
+        EpisodeDataModule(str(path), balance="colour")

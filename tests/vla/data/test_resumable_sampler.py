@@ -41,3 +41,24 @@ def test_bad_sizes_are_refused():
         ResumableRandomSampler(0)
     with pytest.raises(ValueError, match="samples_seen=-1"):
         ResumableRandomSampler(3).resume_at(-1)
+
+
+def test_weighted_draws_follow_the_weights_and_resume_exactly():
+    # samples 0-1 are one group, 2-9 another: weights give each group half of the draws
+    weights = [4.0, 4.0] + [1.0] * 8
+    sampler = ResumableRandomSampler(size=10, seed=2, weights=weights)
+    stream = take(sampler, 20_000)
+    share = sum(i < 2 for i in stream) / len(stream)
+    assert abs(share - 0.5) < 0.02, share  # uniform permutations would give 0.2
+    sampler.resume_at(1234)
+    assert list(islice(iter(sampler), 50)) == stream[1234:1284]
+    zero = take(ResumableRandomSampler(size=4, seed=0, weights=[1, 0, 1, 0]), 400)
+    assert set(zero) == {0, 2}
+
+
+@pytest.mark.parametrize(
+    "weights", [[1.0, 2.0], [1.0, -1.0, 1.0], [0.0, 0.0, 0.0], [1, float("nan"), 1]]
+)
+def test_bad_weights_are_refused(weights):
+    with pytest.raises(ValueError, match="weights must be 3 finite values"):
+        ResumableRandomSampler(3, weights=weights)
