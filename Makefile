@@ -94,15 +94,17 @@ language: setup language-deps
 	$(LG_EVAL) split=train instruction=shuffled out=$(LG)/eval_shuffled
 	$(LG_EVAL) split=train instruction=empty out=$(LG)/eval_empty
 
-# One policy for the five manipulation tasks of vla/MultiTask-v0 (the README's multi-task row:
-# the quickstart's model and two cameras), evaluated on 50 held-out scenes of every task.
+# One policy for the five manipulation tasks of vla/MultiTask-v0 (configs/experiment/multitask.yaml:
+# three cameras, task-balanced batches), evaluated on 50 held-out scenes of every task with the
+# train split's instructions, the test split's, and none (the instruction-blind control).
 MT := runs/multitask
-MT_EVAL := $(BIN)/vla-eval checkpoint=$(MT)/train/checkpoints/last dataset=multitask_front_top episodes_per_task=50
+MT_EVAL := $(BIN)/vla-eval checkpoint=$(MT)/train/checkpoints/last dataset=multitask episodes_per_task=50
 multitask: setup
-	$(call COLLECT,multitask_front_top)
+	$(call COLLECT,multitask)
 	$(BIN)/vla-train experiment=multitask
 	$(MT_EVAL) split=train out=$(MT)/eval
 	$(MT_EVAL) split=test out=$(MT)/eval_test
+	$(MT_EVAL) split=train instruction=empty out=$(MT)/eval_empty
 
 # Video grounding: "touch the object that lit up" (vla/Recall-v0). The same data trains a policy
 # that keeps the episode's first frame (history=start) and a single-frame control; both are

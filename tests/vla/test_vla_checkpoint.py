@@ -33,11 +33,26 @@ def trained_a_little(model: VLA, batch: dict) -> VLA:
     return model.eval()
 
 
-@pytest.mark.parametrize(("decoding", "llm"), [("parallel", "llama"), ("autoregressive", "gpt2")])
-def test_save_load_predicts_identical_actions(decoding, llm, tmp_path, vla_factory, batch_factory):
+@pytest.mark.parametrize(
+    ("decoding", "llm", "slots"),
+    [
+        ("parallel", "llama", "token"),
+        ("parallel", "llama", "step"),
+        ("autoregressive", "gpt2", "token"),
+    ],
+)
+def test_save_load_predicts_identical_actions(
+    decoding, llm, slots, tmp_path, vla_factory, batch_factory
+):
     tok = BPETokenizer(vocab_size=300)
     tok.fit(TEXTS * 3)
-    model = vla_factory(llm=llm, decoding=decoding, text_tokenizer=tok, adapter=PerceiverResampler)
+    model = vla_factory(
+        llm=llm,
+        decoding=decoding,
+        text_tokenizer=tok,
+        adapter=PerceiverResampler,
+        action_slots=slots,
+    )
     batch = batch_factory(model, b=3)
     model = trained_a_little(model, batch)
     before = predict(model, batch)
@@ -45,6 +60,7 @@ def test_save_load_predicts_identical_actions(decoding, llm, tmp_path, vla_facto
     loaded = load_checkpoint(path)
     assert not loaded.training
     assert torch.equal(predict(loaded, batch), before)
+    assert loaded.num_slots == model.num_slots  # the slot layout travels in config.json
     assert torch.equal(loaded.action_tokenizer.token_ids, model.action_tokenizer.token_ids)
     assert loaded.text_tokenizer.encode("touch the red cube") == tok.encode("touch the red cube")
     files = {p.name for p in path.rglob("*") if p.is_file()}
