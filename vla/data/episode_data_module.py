@@ -10,7 +10,7 @@ from lightning import LightningDataModule
 from torch.utils.data import DataLoader
 
 from vla import keys
-from vla.data.episode_split import TRAIN, VAL, EpisodeSplit
+from vla.data.episode_split import TRAIN, VAL, EpisodeSplit, select_tasks
 from vla.data.episode_store import EpisodeStore
 from vla.data.normalization_stats import NormalizationStats
 from vla.data.resumable_sampler import ResumableRandomSampler
@@ -37,6 +37,8 @@ class EpisodeDataModule(LightningDataModule):
             windows so that every task (or episode) gets the same share of the batches
             (``WindowDataset.sample_weights``), e.g. a multi-task store whose touch episodes are
             a third as long as its pick-and-place ones.
+        tasks: train and validate on the episodes of these tasks only (e.g. one task of a
+            multi-task store), or None for all.
     """
 
     def __init__(
@@ -59,6 +61,7 @@ class EpisodeDataModule(LightningDataModule):
         transcribe_fraction: float = 0.0,
         audio: bool = False,
         balance: str | None = None,
+        tasks: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
         if balance is not None and balance not in BALANCES:
@@ -83,6 +86,7 @@ class EpisodeDataModule(LightningDataModule):
             qa_fraction=qa_fraction,
             transcribe_fraction=transcribe_fraction,
             audio=audio,
+            tasks=None if tasks is None else list(tasks),  # a Hydra ListConfig becomes a list
         )
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
         self.persistent_workers = persistent_workers and num_workers > 0
@@ -100,8 +104,9 @@ class EpisodeDataModule(LightningDataModule):
         """``{"action": ..., "state": ...}`` over the training episodes (saved in checkpoints)."""
         if self._stats is None:
             store = EpisodeStore(self.path, check_values=False)
+            labels = select_tasks(store.splits, store.tasks, self.window_args["tasks"])
             split = EpisodeSplit.from_labels(
-                store.splits, self.window_args["val_fraction"], self.window_args["split_seed"]
+                labels, self.window_args["val_fraction"], self.window_args["split_seed"]
             )
             state_key = self.window_args["state_key"]
             stat_keys = [keys.ACTION, *([state_key] if state_key else [])]

@@ -20,6 +20,28 @@ TRAIN = "train"
 VAL = "val"
 ALL = "all"  # both sides: evaluation over everything
 DATA_SPLITS = (TRAIN, VAL, ALL)
+LEFT_OUT = "left_out"  # the label of an episode a task selection leaves out: in neither side
+
+
+def select_tasks(
+    labels: Sequence[str], episode_tasks: Sequence[str], tasks: Sequence[str] | None
+) -> list[str]:
+    """The store's episode labels with every episode whose task is not in ``tasks`` relabelled
+    ``LEFT_OUT`` (in neither side of a split); ``tasks=None`` keeps them all.
+
+    E.g. a single-task policy trained from a multi-task store: ``dataset.tasks=[push]``."""
+    if tasks is None:
+        return list(labels)
+    if isinstance(tasks, str) or not tasks:
+        raise ValueError(f"tasks={tasks!r} must be a non-empty list of task names, or null (all)")
+    have = sorted(set(episode_tasks))
+    missing = sorted(set(tasks) - set(have))
+    if missing:
+        raise ValueError(
+            f"tasks={list(tasks)}: the store has no episode of {missing}; it has {have}"
+        )
+    keep = set(tasks)
+    return [lab if t in keep else LEFT_OUT for lab, t in zip(labels, episode_tasks, strict=True)]
 
 
 @dataclass(frozen=True)

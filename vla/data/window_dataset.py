@@ -24,7 +24,7 @@ from zarr.storage import LocalStore
 
 from vla import keys
 from vla.audio.audio_encoder import pad_clips
-from vla.data.episode_split import DATA_SPLITS, EpisodeSplit
+from vla.data.episode_split import DATA_SPLITS, EpisodeSplit, select_tasks
 from vla.data.episode_store import EpisodeStore
 from vla.data.normalization_stats import NormalizationStats
 from vla.data.ragged import segment_rows, segment_starts, take_segments
@@ -75,6 +75,7 @@ class WindowDataset(Dataset):
         audio: add each episode's spoken instruction (stores collected with
             ``vla-collect ... speech=true``). With ``cache`` the split's audio stays in RAM as
             16-bit PCM (32 KB per second at 16 kHz) and is converted per sample.
+        tasks: only the episodes of these tasks (``select_tasks``), or None for all.
     """
 
     def __init__(
@@ -92,6 +93,7 @@ class WindowDataset(Dataset):
         qa_fraction: float = 0.0,
         audio: bool = False,
         transcribe_fraction: float = 0.0,
+        tasks: Sequence[str] | None = None,
     ) -> None:
         if obs_horizon < 1 or action_horizon < 1:
             raise ValueError(
@@ -132,7 +134,8 @@ class WindowDataset(Dataset):
                 f"audio=True but {self.path} holds no spoken instructions: collect a store with "
                 "them (`vla-collect ... speech=true`) or set audio=false"
             )
-        self.episode_split = EpisodeSplit.from_labels(store.splits, val_fraction, split_seed)
+        labels = select_tasks(store.splits, store.tasks, tasks)
+        self.episode_split = EpisodeSplit.from_labels(labels, val_fraction, split_seed)
         self.episodes = self.episode_split.episodes(split)  # (E,) episode indices
         self.store_num_episodes = store.num_episodes
         self.image_shape = (

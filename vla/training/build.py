@@ -23,6 +23,7 @@ from vla import keys
 from vla.checkpoint import init_from_checkpoint
 from vla.data import EpisodeStore
 from vla.data.episode_data_module import EpisodeDataModule
+from vla.data.episode_split import TRAIN, select_tasks
 from vla.data.window_dataset import TRANSCRIBE_QUESTION
 from vla.model import VLA
 from vla.specs import EnvSpec, TrainingInfo
@@ -76,7 +77,8 @@ def build_training(cfg: DictConfig) -> TrainingSetup:
         cfg.model.state_low = stats[state]["q01"] if state else None
         cfg.model.state_high = stats[state]["q99"] if state else None
     tokenizer = instantiate(cfg.model.text_tokenizer)
-    train_episodes = [i for i, s in enumerate(store.splits) if s == "train"]
+    labels = select_tasks(store.splits, store.tasks, cfg.dataset.get("tasks"))
+    train_episodes = [i for i, s in enumerate(labels) if s == TRAIN]
     texts = [normalize_instruction(store.instructions[i]) for i in train_episodes]  # as fed
     if cfg.dataset.get("qa_fraction"):  # co-training: questions and answers are text too
         qa = [store.extras[i] for i in train_episodes if keys.ANSWER in store.extras[i]]

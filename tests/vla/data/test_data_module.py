@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
@@ -77,3 +78,17 @@ def test_task_balanced_sampling(store_factory):
     assert abs(shares["episode"] - 0.5) < 0.07  # 10 touch episodes of 20
     with pytest.raises(ValueError, match="balance='colour'"):
         EpisodeDataModule(str(path), balance="colour")
+
+
+def test_a_task_selection_trains_on_those_episodes_only(store_factory):
+    path = store_factory(12)  # even episodes push, odd touch (conftest)
+    module = EpisodeDataModule(str(path), batch_size=40, num_workers=0, tasks=["vla/Push-v0"])
+    module.setup("fit")
+    episodes = np.concatenate([module.train_set.episodes, module.val_set.episodes])
+    assert sorted(episodes.tolist()) == list(range(0, 12, 2))
+    assert set(next(iter(module.train_dataloader()))[keys.TASK]) == {"vla/Push-v0"}
+    stats = module.normalization_stats[keys.ACTION]  # over the selected episodes' actions too
+    everything = EpisodeDataModule(str(path), num_workers=0).normalization_stats[keys.ACTION]
+    assert not np.allclose(stats.q99, everything.q99)
+    with pytest.raises(ValueError, match=r"no episode of \['vla/Lift-v0'\]"):
+        EpisodeDataModule(str(path), num_workers=0, tasks=["vla/Lift-v0"]).setup("fit")
