@@ -10,8 +10,8 @@ The prompt (instruction, observation, speech, order, padding) is ``vla.prompt``'
 Two decoding modes, chosen by config and trained the way they decode:
 
 - ``autoregressive`` (RT-2): teacher forcing in training; greedy with a KV cache at inference.
-- ``parallel`` (OpenVLA-OFT): learned query embeddings sit in the H*D action slots and one
-  forward predicts the whole chunk. OFT lets the slots attend to each other bidirectionally; here
+- ``parallel`` (OpenVLA-OFT): learned query embeddings sit in the H*D action slots (or H, one per
+  step, with ``action_slots="step"``: ``vla.step_slots``) and one forward predicts the whole chunk. OFT lets the slots attend to each other bidirectionally; here
   the causal mask is kept so any HF causal LM works unmodified, which loses little because the
   slots' inputs carry no information of their own.
 """
@@ -41,6 +41,7 @@ from vla.prompt import (
     check_instruction_parts,
 )
 from vla.spoken_instruction import SpokenInstructionEncoder
+from vla.step_slots import StepSlotSplit
 from vla.text.text_encoder import TextEncoder
 from vla.text.text_tokenizer import TextTokenizer
 from vla.text_answers import generate_text, text_loss
@@ -191,16 +192,12 @@ class VLA(nn.Module):
             speech = SpokenInstructionEncoder(audio_encoder, audio_adapter, llm.hidden_size)
         self.num_action_tokens = action_horizon * action_tokenizer.action_dim
         self.action_queries: nn.Parameter | None = None
-        self.slot_split: nn.Linear | None = None
+        self.slot_split: StepSlotSplit | None = None
         if decoding == "parallel":
             n, d = self.num_action_tokens, llm.hidden_size
             if action_slots == "step":
-                n, k = action_horizon, action_tokenizer.action_dim
-                self.slot_split = nn.Linear(d, k * d)  # a step's state -> its D tokens' states
-                with torch.no_grad():  # starts as D copies of the state, told apart by noise
-                    self.slot_split.weight.copy_(torch.eye(d).repeat(k, 1))
-                    self.slot_split.weight.add_(torch.randn(k * d, d) * 0.02)
-                    self.slot_split.bias.zero_()
+                n = action_horizon
+                self.slot_split = StepSlotSplit(d, action_tokenizer.action_dim)
             self.action_queries = nn.Parameter(torch.randn(n, d) * 0.02)  # (slots, D_lm)
         self.prompt = PromptEncoder(
             obs,
@@ -349,8 +346,8 @@ class VLA(nn.Module):
         full_mask = torch.cat([mask, ones], dim=1)  # (B, L + n [- 1])
         hidden, _ = self.llm(x, full_mask, positions(full_mask))  # (B, L + n [- 1], D)
         hidden = hidden[:, -self.num_slots :]  # (B, slots, D): the prompt end predicts token 0
-        if self.slot_split is not None:  # (B, H, D_lm) -> (B, H * D, D_lm)
-            hidden = self.slot_split(hidden).unflatten(-1, (-1, hidden.shape[-1])).flatten(1, 2)
+        if self.slot_split is not None:
+            hidden = self.slot_split(hidden)  # (B, H * D, D_lm)
         return self._bin_head()(hidden)  # (B, H*D, K)
 
     # ------------------------------------------------------------------ training
