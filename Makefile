@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export MUJOCO_GL ?= egl
 
-.PHONY: setup language-deps test test-all lint format bench-envs bench-data bench-model quickstart language demo-video demo-audio
+.PHONY: setup language-deps metaworld-deps metaworld test test-all lint format bench-envs bench-data bench-model quickstart language demo-video demo-audio
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -26,10 +26,26 @@ $(VENV)/.installed-language: $(VENV)/.installed
 
 language-deps: $(VENV)/.installed-language
 
-test: setup language-deps speech-deps
+# Meta-World (env=metaworld_mt10) pins mujoco 3.3.x while the core install uses 4.x: it gets its
+# own venv with its own constraints file, so the core install stays as it is
+VENV_MW ?= .venv-metaworld
+BIN_MW := $(VENV_MW)/bin
+$(VENV_MW)/.installed: pyproject.toml constraints-metaworld.txt
+	$(PYTHON) -m venv $(VENV_MW)
+	$(BIN_MW)/pip install --quiet --upgrade pip
+	$(BIN_MW)/pip install --quiet -c constraints-metaworld.txt -e ".[dev,metaworld]"
+	touch $@
+
+metaworld-deps: $(VENV_MW)/.installed
+
+# the Meta-World tests run in their venv (in the core venv they skip, saying why)
+MW_TESTS := tests/envs/test_metaworld_env.py tests/policies/test_metaworld_expert.py \
+	tests/cli/test_configs.py::test_env_configs_instantiate
+test: setup language-deps speech-deps metaworld-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest -q
+	$(BIN_MW)/pytest -q $(MW_TESTS)
 
 test-all: setup
 	$(BIN)/pytest -q -m "slow or not slow"
@@ -64,11 +80,14 @@ bench-model: setup
 # evaluation select (`dataset=<name>`: the store's path and cameras, the env's cameras and image
 # size, the model's camera count). `make data-<name>` collects one; a complete store is left as
 # it is, an interrupted one resumes.
-DATASETS := $(notdir $(patsubst %/,%,$(dir $(wildcard datasets/*/recipe.yaml))))
+# Meta-World stores are collected in the metaworld venv (data-metaworld_mt10 below).
+DATASETS := $(filter-out metaworld_%,$(notdir $(patsubst %/,%,$(dir $(wildcard datasets/*/recipe.yaml)))))
 COLLECT = $(BIN)/vla-collect --config-dir datasets/$(1) --config-name recipe
-.PHONY: $(addprefix data-,$(DATASETS)) multitask
+.PHONY: $(addprefix data-,$(DATASETS)) data-metaworld_mt10 multitask
 $(addprefix data-,$(DATASETS)): data-%: setup
 	$(call COLLECT,$*)
+data-metaworld_mt10: metaworld-deps
+	$(BIN_MW)/vla-collect --config-dir datasets/metaworld_mt10 --config-name recipe
 
 # The main job: collect -> train -> evaluate on the touch task, all under runs/quickstart/.
 QS := runs/quickstart
@@ -106,6 +125,18 @@ multitask: setup
 	$(MT_EVAL) split=train out=$(MT)/eval
 	$(MT_EVAL) split=test out=$(MT)/eval_test
 	$(MT_EVAL) split=train instruction=empty out=$(MT)/eval_empty
+
+# A public benchmark: Meta-World MT10 (configs/experiment/metaworld_mt10.yaml), in the metaworld
+# venv. 50 scripted-expert episodes per task; one policy for the ten tasks, evaluated on 20
+# held-out layouts (seeds) of every task with the train split's wordings and the test split's,
+# beside Meta-World's own scripted policies on the same layouts.
+MWR := runs/metaworld
+MW_EVAL := $(BIN_MW)/vla-eval dataset=metaworld_mt10 episodes_per_task=20
+metaworld: metaworld-deps data-metaworld_mt10
+	$(BIN_MW)/vla-train experiment=metaworld_mt10
+	$(MW_EVAL) checkpoint=$(MWR)/train/checkpoints/last split=train out=$(MWR)/eval
+	$(MW_EVAL) checkpoint=$(MWR)/train/checkpoints/last split=test out=$(MWR)/eval_test
+	$(MW_EVAL) policy=metaworld_expert out=$(MWR)/eval_expert
 
 # Video grounding: "touch the object that lit up" (vla/Recall-v0). The same data trains a policy
 # that keeps the episode's first frame (history=start) and a single-frame control; both are

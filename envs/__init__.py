@@ -31,8 +31,15 @@ for _id, _tasks in _IDS.items():
     if _id not in registry:
         register(id=_id, entry_point="envs.tabletop_env:TabletopEnv", kwargs={"tasks": _tasks})
 
+# Meta-World v3 (optional extra vla[metaworld]: envs/metaworld_env.py imports metaworld only when
+# an env is made); tasks=[...] picks any of its tasks, the default is MT10
+METAWORLD_ID = "vla/MetaWorld-v0"
+if METAWORLD_ID not in registry:
+    register(id=METAWORLD_ID, entry_point="envs.metaworld_env:MetaWorldEnv")
+
 __all__ = [
     "CAMERAS",
+    "METAWORLD_ID",
     "MULTITASK_ID",
     "MULTITASK_NAMES",
     "SINGLE_TASK_IDS",

@@ -12,6 +12,8 @@ TARGET_POS = "target_pos"  # (3,) centre of the object the instruction refers to
 PLACE_POS = "place_pos"  # (3,) centre of the destination (pad / bowl); zeros when none
 PLACE_KIND = "place_kind"  # 0 none, 1 pad, 2 bowl
 HOLD = "hold"  # 1 while the env ignores actions (a memory task's watch phase), else 0
+TASK_NAME = "task_name"  # str: the task's name, for experts that have one policy per task
+SIM_OBS = "sim_obs"  # (39,) Meta-World's own observation, goal included (envs.metaworld_env)
 
 # info, every step
 SUCCESS = "success"  # bool: the task is done (the episode terminates)

@@ -43,6 +43,9 @@ from vla.specs import EnvSpec  # noqa: E402
 _worker: dict[str, Any] = {}  # per worker process: its env, expert, recorder and synthesizer
 COMMIT_EVERY = 16  # episodes per store commit (see collect)
 COMMIT_EVERY_S = 2.0  # ... or this many seconds since the last commit, whichever comes first
+# the expert a store is collected with (configs/collect.yaml `expert`): a factory called with
+# the worker's env and the noise
+DEFAULT_EXPERT = {"_target_": "policies.scripted_expert.ScriptedExpert.for_env"}
 SPEECH = "speech"  # extras field of the synthesizer's choices (voice, rate, pitch, snr, ...)
 
 
@@ -72,22 +75,26 @@ def env_spec_of(env, env_cfg: Mapping[str, Any]) -> dict[str, Any]:
         control_hz=float(env.metadata.get("render_fps", 1.0 / u.dt)),
         cameras=tuple(u.cameras),
         image_size=(u.image_size, u.image_size),
-        state_names=tuple(obs_keys.STATE_NAMES),
+        state_names=tuple(getattr(u, "state_names", obs_keys.STATE_NAMES)),
         split=u.split,
     ).to_dict()
 
 
 def _init_worker(
-    env_cfg: dict[str, Any], noise: float, seed: int, speech: bool, speech_seed: int
+    env_cfg: dict[str, Any],
+    expert_cfg: dict[str, Any],
+    noise: float,
+    seed: int,
+    speech: bool,
+    speech_seed: int,
 ) -> None:
     from gymnasium.vector import AutoresetMode, SyncVectorEnv
     from hydra.utils import instantiate
 
-    from policies.scripted_expert import ScriptedExpert
     from policies.speech import SpeechSynthesizer
 
     env = instantiate(env_cfg, privileged=True)
-    expert = ScriptedExpert(max_delta=env.unwrapped.max_delta, noise=noise)
+    expert = instantiate(expert_cfg, env=env, noise=noise)
     _worker["envs"] = SyncVectorEnv([lambda: env], autoreset_mode=AutoresetMode.DISABLED)
     _worker["policy"] = PerEnvPolicies(lambda: expert, 1)
     _worker["record"] = Demonstration(expert, seed)
@@ -136,10 +143,13 @@ def _rollout(seed: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         keys.SPLIT: info[obs_keys.SPLIT],
         keys.SEED: seed,
         keys.SUCCESS: bool(result.success),
-        obs_keys.TARGET: info[obs_keys.TARGET],
-        obs_keys.N_OBJECTS: info[obs_keys.N_OBJECTS],
-        # a question about the clip and its answer (memory tasks: video-QA co-training)
-        **{k: info[k] for k in (keys.QUESTION, keys.ANSWER) if k in info},
+        # the tabletop's target object and object count; a question about the clip and its
+        # answer (memory tasks: video-QA co-training): what the env's reset info has of them
+        **{
+            k: info[k]
+            for k in (obs_keys.TARGET, obs_keys.N_OBJECTS, keys.QUESTION, keys.ANSWER)
+            if k in info
+        },
     }
     if _worker["speech"] is not None:
         # seeded by the episode, like the noise: the same audio with any number of workers
@@ -198,6 +208,7 @@ def collect(
     progress: bool = True,
     speech: bool = False,
     speech_seed: int = 0,
+    expert: Mapping[str, Any] | None = None,
 ) -> CollectSummary:
     """Run the scripted expert until ``out`` holds ``episodes`` episodes (resuming if it exists).
 
@@ -212,6 +223,8 @@ def collect(
         speech: also store each instruction spoken by espeak-ng (the store's audio), with the
             synthesizer's choices as the ``speech`` extra field.
         speech_seed: seed of the voices and augmentation, combined with each episode's seed.
+        expert: a config node of the expert's factory, called with ``env=`` (the worker's env)
+            and ``noise=``; default the tabletop's ``ScriptedExpert.for_env``.
     """
     from hydra.utils import instantiate
 
@@ -245,7 +258,7 @@ def collect(
         attempted = successes = added = 0
         if need > 0:
             seeds = iter(range(first, sys.maxsize))
-            worker_args = (noise, seed, speech, speech_seed)
+            worker_args = (dict(expert or DEFAULT_EXPERT), noise, seed, speech, speech_seed)
             # a bar on a terminal, a line every 30 s in a log (vla/progress.py)
             bar = Progress(
                 total=need, desc=f"collect {spec['env_id']}", unit="episode", disable=not progress

@@ -83,6 +83,11 @@ class ScriptedExpert:
         self.rng = np.random.default_rng(seed)
         self.reset()
 
+    @classmethod
+    def for_env(cls, env, noise: float = 0.0, seed: int | None = None) -> ScriptedExpert:
+        """The expert ``vla-collect`` makes for ``env`` (a tabletop env: its ``max_delta``)."""
+        return cls(max_delta=env.unwrapped.max_delta, noise=noise, seed=seed)
+
     def reset(self) -> None:
         self.closing = 0  # control steps the gripper has been closing on the target
 

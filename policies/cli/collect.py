@@ -30,6 +30,7 @@ def main(cfg: DictConfig) -> None:
         keep_failures=cfg.keep_failures,
         speech=cfg.speech,
         speech_seed=cfg.speech_seed,
+        expert=OmegaConf.to_container(cfg.expert, resolve=True),
     )
     print(
         f"{s.path}: {s.episodes} episodes ({s.added} added; expert succeeded in "

@@ -25,6 +25,8 @@ def make(name: str, overrides: list[str], hydra: bool = False):
 
 @pytest.mark.parametrize("env", options("env"))
 def test_env_configs_instantiate(env):
+    if env.startswith("metaworld"):  # an extra with its own venv (make metaworld-deps)
+        pytest.importorskip("metaworld", reason="Meta-World is an extra: make metaworld-deps")
     cfg = make("collect", [f"env={env}", "env.image_size=32"])
     e = instantiate(cfg.env)
     try:
