@@ -236,6 +236,11 @@ class MetaWorldEnv(gym.Env):
         # is seeded here from this env's, so the same seed gives the same scene
         self._sim.seed(int(self.np_random.integers(2**31 - 1)))
         self._sim_obs, _ = self._sim.reset()
+        # Meta-World moves the goal marker to the episode's goal only in step(): until then it
+        # is drawn where the XML puts it, the same in every episode (seen: the first frame's
+        # marker jumped at step 1). Place it now so the first frame shows this episode's goal
+        for site in self._sim._target_site_config:
+            self._sim._set_pos_site(*site)
         wordings = INSTRUCTIONS[self.task][SPLITS.index(self.split)]
         self._instruction = wordings[int(self.np_random.integers(len(wordings)))]
         self._steps = 0

@@ -87,6 +87,26 @@ def test_corner_frames_are_turned_upright():
     assert np.array_equal(obs["image_topview"], top)  # topview is mounted upright
 
 
+def test_the_first_frame_shows_the_episodes_goal_marker():
+    """Meta-World places the goal marker only in step(); the env places it at reset too."""
+
+    def marker(image):  # push's goal marker is the only bright green in the top view
+        ys, xs = np.nonzero((image[..., 1] > 150) & (image[..., 0] < 100))
+        return ys.mean(), xs.mean()
+
+    e = MetaWorldEnv(tasks="push-v3", image_size=64, cameras=("topview",))
+    try:
+        seen = []
+        for s in (1, 21):
+            first, _ = e.reset(seed=s)
+            after = e.step(np.zeros(4, np.float32))[0]
+            assert np.allclose(marker(first[keys.IMAGE]), marker(after[keys.IMAGE]), atol=0.5)
+            seen.append(marker(first[keys.IMAGE]))
+    finally:
+        e.close()
+    assert not np.allclose(seen[0], seen[1], atol=1.0)  # each episode's own goal
+
+
 def test_test_split_uses_held_out_wordings():
     from envs.metaworld_env import INSTRUCTIONS
 
