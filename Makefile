@@ -83,11 +83,12 @@ bench-model: setup
 # Meta-World stores are collected in the metaworld venv (data-metaworld_mt10 below).
 DATASETS := $(filter-out metaworld_%,$(notdir $(patsubst %/,%,$(dir $(wildcard datasets/*/recipe.yaml)))))
 COLLECT = $(BIN)/vla-collect --config-dir datasets/$(1) --config-name recipe
-.PHONY: $(addprefix data-,$(DATASETS)) data-metaworld_mt10 multitask
+MW_DATASETS := $(filter metaworld_%,$(notdir $(patsubst %/,%,$(dir $(wildcard datasets/*/recipe.yaml)))))
+.PHONY: $(addprefix data-,$(DATASETS) $(MW_DATASETS)) multitask
 $(addprefix data-,$(DATASETS)): data-%: setup
 	$(call COLLECT,$*)
-data-metaworld_mt10: metaworld-deps
-	$(BIN_MW)/vla-collect --config-dir datasets/metaworld_mt10 --config-name recipe
+$(addprefix data-,$(MW_DATASETS)): data-%: metaworld-deps
+	$(BIN_MW)/vla-collect --config-dir datasets/$* --config-name recipe
 
 # The main job: collect -> train -> evaluate on the touch task, all under runs/quickstart/.
 QS := runs/quickstart
