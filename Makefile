@@ -81,9 +81,10 @@ bench-model: setup
 # size, the model's camera count). `make data-<name>` collects one; a complete store is left as
 # it is, an interrupted one resumes.
 # Meta-World stores are collected in the metaworld venv (data-metaworld_mt10 below).
-DATASETS := $(filter-out metaworld_%,$(notdir $(patsubst %/,%,$(dir $(wildcard datasets/*/recipe.yaml)))))
+ALL_DATASETS := $(notdir $(patsubst %/,%,$(dir $(wildcard datasets/*/recipe.yaml))))
+DATASETS := $(filter-out metaworld_%,$(ALL_DATASETS))
 COLLECT = $(BIN)/vla-collect --config-dir datasets/$(1) --config-name recipe
-MW_DATASETS := $(filter metaworld_%,$(notdir $(patsubst %/,%,$(dir $(wildcard datasets/*/recipe.yaml)))))
+MW_DATASETS := $(filter metaworld_%,$(ALL_DATASETS))
 .PHONY: $(addprefix data-,$(DATASETS) $(MW_DATASETS)) multitask
 $(addprefix data-,$(DATASETS)): data-%: setup
 	$(call COLLECT,$*)

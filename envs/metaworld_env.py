@@ -39,6 +39,7 @@ import numpy as np
 from gymnasium import spaces
 
 from envs import keys
+from envs.palette import SPLITS, check_choice, check_views
 
 # MT10 (Meta-World's multi-task benchmark of 10 tasks), in Meta-World's order
 MT10 = (
@@ -89,15 +90,8 @@ INSTRUCTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 CAMERAS = ("corner", "corner2", "corner3", "corner4", "topview", "behindGripper", "gripperPOV")
 UPSIDE_DOWN = frozenset({"corner", "corner2", "corner3", "corner4"})  # turned 180 degrees
 STATE_NAMES = ("hand_x", "hand_y", "hand_z", "gripper_distance")
-SPLITS = ("train", "test")
 SIM_OBS_DIM = 39  # Meta-World's observation with the goal (the experts' input)
 CHARSET = string.ascii_letters + string.digits + " -"
-
-
-def _check_choice(field: str, value: Any, choices: Sequence[Any]) -> Any:
-    if value not in choices:
-        raise ValueError(f"{field}={value!r} is not one of {list(choices)}")
-    return value
 
 
 def _metaworld():
@@ -157,17 +151,9 @@ class MetaWorldEnv(gym.Env):
                     "envs.metaworld_env.INSTRUCTIONS"
                 )
         self._names = names
-        self.split = _check_choice("split", split, SPLITS)
-        if not isinstance(image_size, int) or not 16 <= image_size <= 512:
-            raise ValueError(f"image_size={image_size!r} must be an int in [16, 512]")
-        if not 16 <= render_size <= 512:
-            raise ValueError(f"render_size={render_size!r} must be in [16, 512]")
-        self.cameras = tuple(cameras)
-        if not self.cameras or len(set(self.cameras)) != len(self.cameras):
-            raise ValueError(f"cameras={cameras!r} must be a non-empty list without repeats")
-        for cam in self.cameras:
-            _check_choice("camera", cam, CAMERAS)
-        self.render_camera = _check_choice("render_camera", render_camera, CAMERAS)
+        self.split = check_choice("split", split, SPLITS)
+        self.cameras = check_views(cameras, CAMERAS, image_size, render_size)
+        self.render_camera = check_choice("render_camera", render_camera, CAMERAS)
         if render_mode not in (None, *self.metadata["render_modes"]):
             raise ValueError(f"render_mode={render_mode!r}; choose None or 'rgb_array'")
         if max_episode_steps < 1:
@@ -228,7 +214,7 @@ class MetaWorldEnv(gym.Env):
         options = dict(options or {})
         self._episode = seed if seed is not None else self._episode + 1
         if "task" in options:
-            self.task = _check_choice("options['task']", options["task"], self._names)
+            self.task = check_choice("options['task']", options["task"], self._names)
         else:  # balanced: every n consecutive seeds run each task once
             self.task = self._names[self._episode % len(self._names)]
         self._sim = self._task_env(self.task)

@@ -38,6 +38,21 @@ def check_choice(field: str, value: str, choices) -> str:
     return value
 
 
+def check_views(cameras, choices, image_size: int, render_size: int) -> tuple[str, ...]:
+    """The env's cameras as a tuple, after checking them and the image and video sizes (every env
+    of this package observes named cameras at a square size in [16, 512] pixels)."""
+    if not isinstance(image_size, int) or not 16 <= image_size <= 512:
+        raise ValueError(f"image_size={image_size!r} must be an int in [16, 512]")
+    if not 16 <= render_size <= 512:
+        raise ValueError(f"render_size={render_size!r} must be in [16, 512]")
+    names = tuple(cameras)
+    if not names or len(set(names)) != len(names):
+        raise ValueError(f"cameras={cameras!r} must be a non-empty list without repeats")
+    for cam in names:
+        check_choice("camera", cam, choices)
+    return names
+
+
 def is_test_combo(colour: str, shape: str) -> bool:
     """True when colour x shape is held out for the test split."""
     check_choice("colour", colour, COLOURS)

@@ -24,7 +24,7 @@ from gymnasium import spaces
 from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
 
 from envs import keys
-from envs.palette import COLOURS, HALF_SIZE, SHAPES, SPLITS, check_choice
+from envs.palette import COLOURS, HALF_SIZE, SHAPES, SPLITS, check_choice, check_views
 from envs.tasks import TASKS, EpisodeSpec, SceneView, Task
 from envs.tasks.base import PlacementError
 
@@ -88,15 +88,7 @@ class TabletopEnv(MujocoEnv):
             raise ValueError(f"tasks=() is empty; choose from {list(TASKS)}")
         self.tasks: tuple[Task, ...] = tuple(TASKS[check_choice("task", t, TASKS)]() for t in names)
         self.split = check_choice("split", split, SPLITS)
-        if not isinstance(image_size, int) or not 16 <= image_size <= 512:
-            raise ValueError(f"image_size={image_size!r} must be an int in [16, 512]")
-        if not 16 <= render_size <= 512:
-            raise ValueError(f"render_size={render_size!r} must be in [16, 512]")
-        self.cameras = tuple(cameras)
-        if not self.cameras or len(set(self.cameras)) != len(self.cameras):
-            raise ValueError(f"cameras={cameras!r} must be a non-empty list without repeats")
-        for cam in self.cameras:
-            check_choice("camera", cam, CAMERAS)
+        self.cameras = check_views(cameras, CAMERAS, image_size, render_size)
         if render_mode not in (None, *self.metadata["render_modes"]):
             raise ValueError(f"render_mode={render_mode!r}; choose None or 'rgb_array'")
         self.image_size, self.render_size = image_size, render_size
