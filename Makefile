@@ -131,13 +131,15 @@ multitask: setup
 # A public benchmark: Meta-World MT10 (configs/experiment/metaworld_mt10.yaml), in the metaworld
 # venv. 50 scripted-expert episodes per task; one policy for the ten tasks, evaluated on 20
 # held-out layouts (seeds) of every task with the train split's wordings and the test split's,
-# beside Meta-World's own scripted policies on the same layouts.
+# re-planning every 2 steps, beside Meta-World's own scripted policies on the same layouts. The
+# evaluations render only the two cameras the policy reads (the store also holds the top view).
 MWR := runs/metaworld
-MW_EVAL := $(BIN_MW)/vla-eval dataset=metaworld_mt10 episodes_per_task=20
-metaworld: metaworld-deps data-metaworld_mt10
+MW_EVAL := $(BIN_MW)/vla-eval dataset=metaworld_mt10_wrist episodes_per_task=20 'env.cameras=[corner,gripperPOV]'
+MW_POLICY := checkpoint=$(MWR)/train/checkpoints/last policy.n_action_steps=2
+metaworld: metaworld-deps data-metaworld_mt10_wrist
 	$(BIN_MW)/vla-train experiment=metaworld_mt10
-	$(MW_EVAL) checkpoint=$(MWR)/train/checkpoints/last split=train out=$(MWR)/eval
-	$(MW_EVAL) checkpoint=$(MWR)/train/checkpoints/last split=test out=$(MWR)/eval_test
+	$(MW_EVAL) $(MW_POLICY) split=train out=$(MWR)/eval
+	$(MW_EVAL) $(MW_POLICY) split=test out=$(MWR)/eval_test
 	$(MW_EVAL) policy=metaworld_expert out=$(MWR)/eval_expert
 
 # Video grounding: "touch the object that lit up" (vla/Recall-v0). The same data trains a policy

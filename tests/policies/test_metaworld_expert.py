@@ -21,7 +21,11 @@ from policies.metaworld_expert import MetaWorldExpert  # noqa: E402
 from policies.rollout import run_episode  # noqa: E402
 
 SIZE = 32
-ENV = ["dataset=metaworld_mt10", f"env.image_size={SIZE}", "env.tasks=[reach-v3,door-open-v3]"]
+ENV = [
+    "dataset=metaworld_mt10_wrist",
+    f"env.image_size={SIZE}",
+    "env.tasks=[reach-v3,door-open-v3]",
+]
 TINY = [
     f"model.vision.image_size={SIZE}", "model.llm.config.hidden_size=32",
     "model.llm.config.intermediate_size=64", "model.llm.config.num_hidden_layers=1",
@@ -67,7 +71,7 @@ def test_noise_perturbs_the_executed_action_but_not_the_label():
 
 def test_collect_train_and_evaluate_per_task(tmp_path):
     store = tmp_path / "mw.zarr"
-    run("policies.cli.collect", "--config-dir", "datasets/metaworld_mt10", "--config-name",
+    run("policies.cli.collect", "--config-dir", "datasets/metaworld_mt10_wrist", "--config-name",
         "recipe", *ENV, "episodes=4", "workers=1", f"out={store}")  # fmt: skip
     card = (store / "README.md").read_text()
     assert "reach-v3: 2" in card and "door-open-v3: 2" in card  # seeds cycle over the tasks
@@ -76,7 +80,7 @@ def test_collect_train_and_evaluate_per_task(tmp_path):
     run("vla.cli.train", "experiment=metaworld_mt10", *ENV, f"dataset.path={store}",
         f"out={out}", *TINY)  # fmt: skip
     info = json.loads((out / "checkpoints" / "last" / "training.json").read_text())
-    assert info["image_keys"] == ["image", "image_topview"]
+    assert info["image_keys"] == ["image", "image_gripperPOV"]  # the wrist camera
     assert sorted(info["tasks"]) == ["door-open-v3", "reach-v3"]
 
     ev = tmp_path / "eval"
