@@ -96,6 +96,9 @@ class VLA(nn.Module):
         text_dropout: in training, hide each instruction token from the model with this
             probability (at least one stays): word dropout (Iyyer et al. 2015), so a policy
             cannot lean on one word of the few wordings it was trained on. 0 = off.
+        learned_words: with a word-context ``text_encoder``: each word of the training
+            instructions also gets a learned embedding, hidden in training with this
+            probability (``PromptEncoder.learned_word_embeddings``); None = off.
 
     Weights a part builds frozen (a pretrained text encoder, the base of a LoRA-wrapped LM) stay
     frozen whatever ``freeze`` says: ``freeze`` only adds to them.
@@ -127,6 +130,7 @@ class VLA(nn.Module):
         text_encoder: TextEncoder | None = None,
         text_adapter: Callable[..., Adapter] | None = None,
         text_dropout: float = 0.0,
+        learned_words: float | None = None,
     ) -> None:
         super().__init__()
         check_instruction_parts(
@@ -167,6 +171,7 @@ class VLA(nn.Module):
             instruction=instruction,
             speech_alignment=speech_alignment,
             text_dropout=text_dropout,
+            learned_words=learned_words,
         )
         self.llm = llm
         self.action_tokenizer = action_tokenizer
@@ -211,6 +216,7 @@ class VLA(nn.Module):
             text_encoder,
             built_text_adapter,
             speech,
+            learned_words,
         )
         text_ids = torch.arange(llm.vocab_size) < text_tokenizer.vocab_size  # (V,) no spare rows
         text_ids[action_tokenizer.token_ids] = False

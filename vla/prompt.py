@@ -134,6 +134,10 @@ class PromptEncoder(nn.Module):
         text_encoder / text_adapter: a frozen pretrained text encoder and the built token-wise
             adapter from its states to LM tokens, or both None.
         speech: built spoken-instruction encoder (needed unless ``instruction="text"``).
+        learned_words: with a word-context text encoder, add to each word's pretrained vector
+            the LM's own embedding of that word when the fitted text tokenizer holds it as one
+            token (the words of the training instructions), hidden in training with this
+            probability; None = off (``learned_word_embeddings``).
     """
 
     def __init__(
@@ -149,6 +153,7 @@ class PromptEncoder(nn.Module):
         text_encoder: TextEncoder | None = None,
         text_adapter: Adapter | None = None,
         speech: SpokenInstructionEncoder | None = None,
+        learned_words: float | None = None,
     ) -> None:
         super().__init__()
         if prompt_order not in PROMPT_ORDERS:
@@ -159,6 +164,20 @@ class PromptEncoder(nn.Module):
             raise ValueError(f"instruction={instruction!r} and speech={speech!r} disagree")
         if not 0 <= text_dropout < 1:
             raise ValueError(f"text_dropout={text_dropout} must be in [0, 1) (0 = off)")
+        if learned_words is not None:
+            if not 0 <= learned_words < 1:
+                raise ValueError(
+                    f"learned_words={learned_words} must be in [0, 1) (the probability of hiding "
+                    "a word's learned embedding in training) or null (off)"
+                )
+            if text_encoder is None or text_encoder.context != "word":
+                raise ValueError(
+                    "learned_words adds a learned embedding to each word of a word-context text "
+                    "encoder: set model/text_encoder=minilm model.text_encoder.context=word, or "
+                    "learned_words=null"
+                )
+        self.learned_words = learned_words
+        self._word_ids: dict[str, int] = {}  # word -> its one token id, or -1
         self.obs = obs
         self.text_tokenizer = text_tokenizer
         self._embed_tokens = embed_tokens  # a bound method of the LM: not a submodule here
@@ -260,11 +279,44 @@ class PromptEncoder(nn.Module):
         if self.text_encoder is not None and self.text_adapter is not None:
             states, mask = self.text_encoder(texts)  # (B, L, C), (B, L)
             text = self.text_adapter(states)  # (B, L, D)
+            if self.learned_words is not None:
+                text = text + self.learned_word_embeddings(texts, mask.shape[1])  # (B, L, D)
         else:
             text, mask = self.embed_token_ids(self.text_tokenizer.encode_batch(texts))
         if self.training and self.text_dropout:
             mask = drop_words(mask, self.text_dropout)  # (B, L)
         return text, mask  # (B, L, D), (B, L)
+
+    def learned_word_embeddings(self, texts: Sequence[str], longest: int) -> Tensor:
+        """``(B, L, D)``, left-padded like the word states: the LM's own embedding of each word
+        that the fitted text tokenizer holds as one token, zero for any other word.
+
+        The pretrained vector says what a word means, so a word never seen in training still
+        reads close to its synonyms; the learned one lets training ground the words it has seen as
+        fast as token embeddings trained end to end do. Hiding the learned part of each word with
+        probability ``learned_words`` in training teaches the policy to act on the pretrained
+        vector alone, which is all a new word has.
+        """
+        ids = torch.full((len(texts), longest), -1, dtype=torch.long)  # (B, L)
+        for row, text in enumerate(texts):
+            word_ids = [self._word_id(w) for w in TextEncoder.words(text)]
+            if word_ids:
+                ids[row, longest - len(word_ids) :] = torch.tensor(word_ids)
+        ids = ids.to(self.device)
+        known = ids >= 0  # (B, L)
+        if self.training and self.learned_words:
+            known &= torch.rand(known.shape, device=self.device) >= self.learned_words
+        embeds = self._embed_tokens(ids.clamp_min(0))  # (B, L, D)
+        return embeds * known.unsqueeze(-1).to(embeds.dtype)
+
+    def _word_id(self, word: str) -> int:
+        """The text tokenizer's id of ``word`` when it is one token, else -1 (cached)."""
+        got = self._word_ids.get(word)
+        if got is None:
+            pieces = self.text_tokenizer.encode(word)
+            got = pieces[0] if len(pieces) == 1 else -1
+            self._word_ids[word] = got
+        return got
 
     def embed_token_ids(self, ids: Sequence[Sequence[int]]) -> tuple[Tensor, Tensor]:
         """Left-padded token embeddings ``(B, L, D)`` and their mask ``(B, L)`` (1 = real)."""

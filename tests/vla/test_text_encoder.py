@@ -16,7 +16,7 @@ from vla.adapters import MLP, PerceiverResampler
 from vla.checkpoint import TEXT_ENCODER_DIR, CheckpointError, load_checkpoint, save_checkpoint
 from vla.model import VLA
 from vla.prompt import PromptInputs
-from vla.text import TextEncoder
+from vla.text import BPETokenizer, TextEncoder
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 WORDS = [
@@ -210,3 +210,65 @@ def test_without_special_tokens_only_the_words_reach_the_lm(bert_folder, vla_fac
         PromptInputs(images, ["", ""], torch.zeros(2, 1, 3))
     )  # no text at all
     assert actions.shape == (2, model.action_horizon, 2)
+
+
+def test_learned_words_add_to_the_pretrained_vectors_of_known_words_only(
+    bert_folder, vla_factory, batch_factory, tmp_path
+):
+    tokenizer = BPETokenizer(vocab_size=300)
+    tokenizer.fit(["touch the red cube", "tap the blue ball"] * 20)  # the training words
+    model = vla_factory(
+        text_encoder=TextEncoder(path=str(bert_folder), context="word"),
+        text_adapter=MLP,
+        text_tokenizer=tokenizer,
+        learned_words=0.5,
+    ).eval()
+    prompt = model.prompt
+    learned = prompt.learned_word_embeddings(["poke the red cube", "tap it"], 4)  # (2, 4, D)
+    ids = [tokenizer.encode(w) for w in ("the", "red", "cube", "tap")]
+    assert all(len(i) == 1 for i in ids)  # known words: one token each
+    table = model.llm.embed(torch.tensor([i[0] for i in ids]))  # (4, D)
+    assert (learned[0, 0] == 0).all()  # "poke": never seen, the pretrained vector alone
+    torch.testing.assert_close(learned[0, 1:], table[:3])
+    torch.testing.assert_close(learned[1, 2], table[3])  # "tap"
+    assert (learned[1, :2] == 0).all() and (learned[1, 3] == 0).all()  # padding, "it" unknown
+    states, _ = model.text_encoder(["poke the red cube"])
+    text, _ = prompt.embed_text(["poke the red cube"])
+    torch.testing.assert_close(text, prompt.text_adapter(states) + learned[:1])
+
+    prompt.train()  # in training each known word's learned part is hidden half the time
+    torch.manual_seed(0)
+    hidden = [
+        (prompt.learned_word_embeddings(["touch the red cube"], 4)[0].abs().sum(-1) == 0).float()
+        for _ in range(200)
+    ]
+    assert 0.4 < torch.stack(hidden).mean() < 0.6
+    batch = batch_factory(model)
+    batch["instruction"] = ["touch the red cube"] * len(batch["instruction"])
+    model.llm.model.get_input_embeddings().weight.grad = None
+    model(batch)["loss"].backward()
+    grad = model.llm.model.get_input_embeddings().weight.grad
+    assert grad[ids[1][0]].abs().sum() > 0  # "red" learns
+    model.eval()
+
+    images, state = batch["image"][:2], batch["state"][:2]
+    texts = ["poke the red cube", "tap the blue ball"]
+    want = model.predict_actions(PromptInputs(images, texts, state))
+    loaded = load_checkpoint(save_checkpoint(model, tmp_path / "ckpt"))
+    assert loaded.prompt.learned_words == 0.5
+    torch.testing.assert_close(loaded.predict_actions(PromptInputs(images, texts, state)), want)
+
+
+def test_learned_words_need_a_word_context_encoder(bert_folder, vla_factory):
+    with pytest.raises(ValueError, match="context=word"):
+        vla_factory(
+            text_encoder=TextEncoder(path=str(bert_folder)), text_adapter=MLP, learned_words=0.3
+        )
+    with pytest.raises(ValueError, match="context=word"):
+        vla_factory(learned_words=0.3)  # no text encoder at all
+    with pytest.raises(ValueError, match=r"must be in \[0, 1\)"):
+        vla_factory(
+            text_encoder=TextEncoder(path=str(bert_folder), context="word"),
+            text_adapter=MLP,
+            learned_words=1.0,
+        )

@@ -215,10 +215,15 @@ class TextEncoder(nn.Module):
             return [states[row, : len(seq)] for row, seq in enumerate(ids)]  # N x (L_i, C)
         return [states[row, 1 : len(seq) - 1] for row, seq in enumerate(ids)]  # words only
 
+    @staticmethod
+    def words(text: str) -> list[str]:
+        """The words of ``text`` as ``context=word`` reads them: one state per word, in order."""
+        return check_text(text).split()
+
     def encode(self, texts: Sequence[str]) -> list[Tensor]:
         """States ``(L_i, C)`` of each text (CPU, fp32), from the cache where it has them."""
         if self.context == "word":
-            words = [check_text(t).split() for t in texts]
+            words = [self.words(t) for t in texts]
             for t, w in zip(texts, words, strict=True):
                 if len(w) > self.max_length:
                     raise ValueError(
