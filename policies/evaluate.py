@@ -126,6 +126,9 @@ def evaluate(
         k = episodes_per_task
         plan = [({**env, "tasks": [name]}, list(range(seed + j * k, seed + (j + 1) * k)))
                 for j, name in enumerate(names)]  # fmt: skip
+    privileged = bool(getattr(policy, "needs_privileged", False))  # scripted experts do
+    probes = [(partial(_make_env, cfg, privileged=privileged), seeds) for cfg, seeds in plan]
+    given = control_instructions(probes, instruction)  # {seed: sentence}, None: the env's
     total = sum(len(seeds) for _, seeds in plan)
     results: list[Episode] = []
     videos: list[Path] = []
@@ -134,7 +137,7 @@ def evaluate(
     with Progress(total=total, desc="evaluate", unit="episode", disable=not progress) as bar:
         for env_cfg, seeds in plan:  # the first video_episodes of each part are filmed
             _run(env_cfg, policy, seeds, min(num_envs, len(seeds)), out if film else None,
-                 video_episodes, instruction, env_wrappers, bar, results, videos)  # fmt: skip
+                 video_episodes, given, env_wrappers, bar, results, videos)  # fmt: skip
     report = make_report(results, env, seed, checkpoint, time.perf_counter() - start, num_envs)
     report["instruction_control"] = instruction
     if out is not None:
@@ -168,18 +171,17 @@ def _run(
     num_envs: int,
     out: Path | None,
     filmed: int,
-    instruction: str,
+    given: dict[int, str] | None,
     wrappers: Sequence[Callable[[gym.Env], gym.Env]],
     bar: Progress,
     results: list[Episode],
     videos: list[Path],
 ) -> None:
     """Episodes ``seeds`` in ``num_envs`` envs; appends to ``results`` and ``videos`` (the first
-    ``filmed`` seeds are filmed when ``out`` is set)."""
+    ``filmed`` seeds are filmed when ``out`` is set; ``given``: the instructions a language
+    control tells the policy, by seed)."""
     privileged = bool(getattr(policy, "needs_privileged", False))  # scripted experts do
     render = {"render_mode": "rgb_array"} if out is not None else {}
-    probe = partial(_make_env, env, privileged=privileged, **render)
-    given = control_instructions(probe, seeds, instruction)  # {seed: sentence}, None: the env's
     if given is not None:  # innermost: a spoken-instruction wrapper speaks what the policy is told
         wrappers = [partial(GivenInstruction, given=given), *wrappers]
     make = partial(_make_wrapped, env, wrappers, privileged=privileged, **render)

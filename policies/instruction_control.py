@@ -13,7 +13,7 @@ as the normal one; :class:`GivenInstruction` puts them into the observations.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -24,26 +24,34 @@ CONTROLS = ("given", "shuffled", "empty")
 
 
 def control_instructions(
-    make_env: Any, seeds: Sequence[int], control: str
+    parts: Sequence[tuple[Callable[[], gym.Env], Sequence[int]]], control: str
 ) -> dict[int, str] | None:
     """``{seed: instruction the policy is given}``, or None for ``given`` (nothing replaced).
 
-    ``make_env()`` builds an env like the evaluated ones (same task, split and layout).
+    ``parts``: ``(make_env, seeds)`` for every part of the evaluation (one per task when each
+    task is evaluated on its own), ``make_env()`` building an env like the evaluated ones (same
+    task, split and layout). Substitutes come from the whole evaluation, so a task's episodes
+    are told other tasks' instructions, not only other wordings of their own. What an
+    instruction names is ``info["target"]`` (an object), else ``info["task"]`` (Meta-World: the
+    task is what its instruction asks for), else the sentence itself.
     """
     if control not in CONTROLS:
         raise ValueError(f"instruction={control!r} must be one of {list(CONTROLS)}")
+    seeds = [s for _, part in parts for s in part]
     if control == "given":
         return None
     if control == "empty":
         return {s: "" for s in seeds}
-    env = make_env()
-    try:
-        shown = []
-        for s in seeds:
-            _, info = env.reset(seed=s)
-            shown.append((str(info["instruction"]), str(info.get("target", info["instruction"]))))
-    finally:
-        env.close()
+    shown = []
+    for make_env, part in parts:
+        env = make_env()
+        try:
+            for s in part:
+                _, info = env.reset(seed=s)
+                named = info.get("target", info.get("task", info["instruction"]))
+                shown.append((str(info["instruction"]), str(named)))
+        finally:
+            env.close()
     given = {}
     for k, s in enumerate(seeds):
         target = shown[k][1]

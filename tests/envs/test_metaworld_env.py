@@ -171,3 +171,19 @@ def test_bad_actions_and_task_options_are_refused(env):
     env.reset(seed=0)
     with pytest.raises(ValueError, match="4 finite floats"):
         env.step(np.array([0.0, np.nan, 0.0, 0.0], np.float32))
+
+
+def test_shuffled_instructions_name_another_task():
+    """Meta-World's instructions name a task, not an object: the shuffled language control must
+    tell an episode another task's instruction, not another wording of its own."""
+    from policies.instruction_control import control_instructions
+
+    parts = [
+        (lambda: MetaWorldEnv(tasks="reach-v3", image_size=16), [0, 1]),
+        (lambda: MetaWorldEnv(tasks="push-v3", image_size=16), [2, 3]),
+    ]
+    from envs.metaworld_env import INSTRUCTIONS
+
+    given = control_instructions(parts, "shuffled")
+    reach, push = INSTRUCTIONS["reach-v3"][0], INSTRUCTIONS["push-v3"][0]  # train wordings
+    assert {given[0], given[1]} <= set(push) and {given[2], given[3]} <= set(reach)

@@ -151,3 +151,16 @@ def test_episodes_per_task_gives_every_task_the_same_count(tmp_path):
     single = {"_target_": "gymnasium.make", "id": "envs:vla/Touch-v0", "image_size": 32}
     with pytest.raises(ValueError, match="episodes_per_task needs a multi-task env"):
         evaluate(single, policy, episodes_per_task=2, progress=False)
+
+
+def test_shuffled_instructions_come_from_other_tasks_when_each_task_runs_apart():
+    """With episodes_per_task every task is evaluated as its own part; the substitutes are drawn
+    across parts, so one episode per task still gets another episode's instruction."""
+    policy = ToldPolicy(1)
+    report = evaluate(ENV, policy, seed=3, num_envs=1, episodes_per_task=1,
+                      instruction="shuffled", progress=False)  # fmt: skip
+    episodes = report["episodes_detail"]
+    assert len(episodes) == 5
+    own = [e["instruction"] for e in episodes]
+    for e in episodes:
+        assert e["given"] != e["instruction"] and e["given"] in own
