@@ -137,7 +137,8 @@ def evaluate(
     with Progress(total=total, desc="evaluate", unit="episode", disable=not progress) as bar:
         for env_cfg, seeds in plan:  # the first video_episodes of each part are filmed
             _run(env_cfg, policy, seeds, min(num_envs, len(seeds)), out if film else None,
-                 video_episodes, given, env_wrappers, bar, results, videos)  # fmt: skip
+                 video_episodes, given, privileged, env_wrappers, bar, results,
+                 videos)  # fmt: skip
     report = make_report(results, env, seed, checkpoint, time.perf_counter() - start, num_envs)
     report["instruction_control"] = instruction
     if out is not None:
@@ -172,6 +173,7 @@ def _run(
     out: Path | None,
     filmed: int,
     given: dict[int, str] | None,
+    privileged: bool,
     wrappers: Sequence[Callable[[gym.Env], gym.Env]],
     bar: Progress,
     results: list[Episode],
@@ -179,8 +181,7 @@ def _run(
 ) -> None:
     """Episodes ``seeds`` in ``num_envs`` envs; appends to ``results`` and ``videos`` (the first
     ``filmed`` seeds are filmed when ``out`` is set; ``given``: the instructions a language
-    control tells the policy, by seed)."""
-    privileged = bool(getattr(policy, "needs_privileged", False))  # scripted experts do
+    control tells the policy, by seed; ``privileged``: the envs add simulator truth)."""
     render = {"render_mode": "rgb_array"} if out is not None else {}
     if given is not None:  # innermost: a spoken-instruction wrapper speaks what the policy is told
         wrappers = [partial(GivenInstruction, given=given), *wrappers]

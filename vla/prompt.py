@@ -45,6 +45,7 @@ from vla.adapters.adapter import Adapter
 from vla.audio.audio_encoder import AudioEncoder
 from vla.observation_encoder import ObservationEncoder
 from vla.spoken_instruction import SpokenInstructionEncoder, transcript_alignment_loss
+from vla.text.known_words import KnownWords
 from vla.text.normalize import normalize_instruction
 from vla.text.text_encoder import TextEncoder
 from vla.text.text_tokenizer import TextTokenizer
@@ -177,7 +178,7 @@ class PromptEncoder(nn.Module):
                     "learned_words=null"
                 )
         self.learned_words = learned_words
-        self._word_ids: dict[str, int] = {}  # word -> its one token id, or -1
+        self.known_words = KnownWords(text_tokenizer)
         self.obs = obs
         self.text_tokenizer = text_tokenizer
         self._embed_tokens = embed_tokens  # a bound method of the LM: not a submodule here
@@ -289,34 +290,17 @@ class PromptEncoder(nn.Module):
 
     def learned_word_embeddings(self, texts: Sequence[str], longest: int) -> Tensor:
         """``(B, L, D)``, left-padded like the word states: the LM's own embedding of each word
-        that the fitted text tokenizer holds as one token, zero for any other word.
-
-        The pretrained vector says what a word means, so a word never seen in training still
-        reads close to its synonyms; the learned one lets training ground the words it has seen as
-        fast as token embeddings trained end to end do. Hiding the learned part of each word with
-        probability ``learned_words`` in training teaches the policy to act on the pretrained
-        vector alone, which is all a new word has.
+        the fitted text tokenizer holds as one token (``KnownWords``), zero for any other word.
+        The pretrained vector carries a word's meaning to new words; the learned one grounds
+        seen words as fast as end-to-end embeddings. Hidden with probability ``learned_words``
+        in training, so the policy also acts on the pretrained vector alone, all a new word has.
         """
-        ids = torch.full((len(texts), longest), -1, dtype=torch.long)  # (B, L)
-        for row, text in enumerate(texts):
-            word_ids = [self._word_id(w) for w in TextEncoder.words(text)]
-            if word_ids:
-                ids[row, longest - len(word_ids) :] = torch.tensor(word_ids)
-        ids = ids.to(self.device)
+        ids = self.known_words(texts, longest).to(self.device)  # (B, L), -1: unknown word
         known = ids >= 0  # (B, L)
         if self.training and self.learned_words:
             known &= torch.rand(known.shape, device=self.device) >= self.learned_words
         embeds = self._embed_tokens(ids.clamp_min(0))  # (B, L, D)
         return embeds * known.unsqueeze(-1).to(embeds.dtype)
-
-    def _word_id(self, word: str) -> int:
-        """The text tokenizer's id of ``word`` when it is one token, else -1 (cached)."""
-        got = self._word_ids.get(word)
-        if got is None:
-            pieces = self.text_tokenizer.encode(word)
-            got = pieces[0] if len(pieces) == 1 else -1
-            self._word_ids[word] = got
-        return got
 
     def embed_token_ids(self, ids: Sequence[Sequence[int]]) -> tuple[Tensor, Tensor]:
         """Left-padded token embeddings ``(B, L, D)`` and their mask ``(B, L)`` (1 = real)."""
