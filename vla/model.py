@@ -74,6 +74,8 @@ class VLA(nn.Module):
             avoids the copycat failure: velocity predicts the next action in expert data, so a
             policy that reads it learns "keep going" and never stops (causal confusion, de Haan
             et al. 2019; Wen et al. 2020).
+        state_noise: training only: std of Gaussian noise on the normalized state (q01..q99 ->
+            [-1, 1]); against reading the demonstration off the exact hand position (0 = off).
         decoding: ``parallel`` (one forward per chunk) or ``autoregressive`` (token by token).
         action_slots: parallel decoding's query slots: ``token`` (one per action token, H * D)
             or ``step`` (one per action step, H: a learned linear map splits each slot's output
@@ -118,6 +120,7 @@ class VLA(nn.Module):
         state_low: Sequence[float] | None = None,
         state_high: Sequence[float] | None = None,
         state_dims: Sequence[int] | None = None,
+        state_noise: float = 0.0,
         decoding: Decoding = "parallel",
         action_slots: ActionSlots = "token",
         prompt_order: PromptOrder = "text_first",
@@ -164,6 +167,7 @@ class VLA(nn.Module):
             state_low=state_low,
             state_high=state_high,
             state_dims=state_dims,
+            state_noise=state_noise,
             decoding=decoding,
             action_slots=action_slots,
             prompt_order=prompt_order,
@@ -190,6 +194,7 @@ class VLA(nn.Module):
             state_low,
             state_high,
             state_dims,
+            state_noise,
         )
         built_text_adapter = build_text_adapter(text_encoder, text_adapter, llm.hidden_size)
         speech = None

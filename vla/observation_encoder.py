@@ -7,7 +7,11 @@ ordered frame-major. Each of the Q tokens of an image also gets a learned embedd
 (ViT-style absolute position): the LM's positions are 1-D and, with RoPE, relative, so without it
 "where in the image" is hard to read off. Proprioception ``(B, T, S)`` is normalized with the dataset's q01 / q99 to
 about [-1, 1] and projected to one token per frame (pi0, OpenVLA-OFT): a single fixed camera cannot
-tell the gripper's height from its depth, the state can (DESIGN.md).
+tell the gripper's height from its depth, the state can (DESIGN.md). In training, ``state_noise``
+adds Gaussian noise of that std to the normalized state: with few demonstrations per scene, the
+exact hand position along a trajectory tells which demonstration it is, hence where it goes, and
+a policy can learn that instead of reading the goal from its images (causal confusion; Octo
+found proprioception hurt for this reason). Noise keeps the coarse position and hides the rest.
 
 With an encoder built with ``film=true`` the caller passes one conditioning vector per sample (the
 VLA passes its pooled instruction embedding); a small MLP turns it into the encoder's per-stage
@@ -40,8 +44,15 @@ class ObservationEncoder(nn.Module):
         state_low: Sequence[float] | None,
         state_high: Sequence[float] | None,
         state_dims: Sequence[int] | None = None,
+        state_noise: float = 0.0,
     ) -> None:
         super().__init__()
+        if not 0 <= state_noise < 1:
+            raise ValueError(
+                f"state_noise={state_noise} must be in [0, 1): the std of the noise on the "
+                "normalized state (its q01..q99 span is [-1, 1]); 0 = off"
+            )
+        self.state_noise = state_noise
         self.vision = vision
         self.adapter = adapter(
             in_dim=vision.embed_dim, out_dim=out_dim, num_patches=vision.num_patches
@@ -160,6 +171,8 @@ class ObservationEncoder(nn.Module):
             x = 2 * (state.float() - self.state_low) / span.clamp_min(1e-8) - 1  # (B, T, S)
             x = torch.where(span > 1e-8, x, torch.zeros_like(x))  # (B, T, S) constant dims -> 0
             x = x.clamp(-_STATE_CLAMP, _STATE_CLAMP)[..., self.state_dims]  # (B, T, S')
+            if self.training and self.state_noise:
+                x = x + self.state_noise * torch.randn_like(x)  # (B, T, S')
             s = self.state_proj(x) + self.time_embed  # (B, T, D)
             tokens = torch.cat([tokens, s.unsqueeze(2)], dim=2)  # (B, T, V*Q + 1, D)
         return tokens.flatten(1, 2)  # (B, T * (V*Q [+1]), D)

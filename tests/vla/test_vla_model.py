@@ -278,6 +278,30 @@ def test_state_dims_select_what_the_model_reads(vla_factory, batch_factory) -> N
         vla_factory(state_dims=[0, 3])
 
 
+def test_state_noise_acts_in_training_only_and_is_saved(vla_factory, batch_factory) -> None:
+    model = vla_factory(state_noise=0.1)
+    batch = batch_factory(model, b=4)
+    images, state = batch[keys.IMAGE], batch[keys.STATE]
+    with torch.no_grad():
+        model.eval()
+        torch.testing.assert_close(model.obs(images, state), model.obs(images, state))
+        model.train()  # batch-norm statistics of the batch: compare noise on / off in train mode
+        torch.manual_seed(0)
+        noisy = model.obs(images, state)  # (B, N, D)
+        torch.manual_seed(0)
+        again = model.obs(images, state)
+        model.obs.state_noise = 0.0
+        clean = model.obs(images, state)
+    state_token = -1  # the state's token closes the frame's group
+    torch.testing.assert_close(noisy[:, :state_token], clean[:, :state_token])  # images untouched
+    assert not torch.allclose(noisy[:, state_token], clean[:, state_token])
+    torch.testing.assert_close(noisy, again)  # drawn from torch's generator: seeded runs repeat
+    assert model.model_config()["state_noise"] == 0.1
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError, match=f"state_noise={bad} must be in"):
+            vla_factory(state_noise=bad)
+
+
 def test_step_slots_shorten_the_lm_sequence(vla_factory, batch_factory) -> None:
     """One query slot per action step: the LM reads H slots instead of H * D, and each step's
     state is split into its D tokens' logits (the same bins, the same loss and decoding)."""
