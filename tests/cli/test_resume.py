@@ -104,6 +104,16 @@ def test_resume_past_max_steps_and_reusing_a_run_folder_are_refused(store, tmp_p
     assert trainer.global_step == 2 and max(metrics_steps(out)) < 2  # a new run, old rows gone
 
 
+def test_val_fraction_zero_trains_on_every_episode_without_validating(store, tmp_path, recwarn):
+    out = tmp_path / "run"
+    train(config(store, out, "dataset.val_fraction=0"))
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["last", "last.ckpt"]
+    with open(out / "logs" / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert rows and not any(r.get("val/loss") for r in rows)
+    assert not [w for w in recwarn if "Total length of `DataLoader`" in str(w.message)]
+
+
 def test_run_folder_rules(tmp_path):
     prepare_run_folder(tmp_path / "new", resume=False, overwrite=False)  # fresh: fine
     (tmp_path / "file").write_text("x")

@@ -41,7 +41,12 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> L.Trai
         out / "checkpoints", cfg.checkpoint_every_n_steps, setup.stats, setup.info
     )
     callbacks = [instantiate(c) for c in (cfg.callbacks or {}).values() if c is not None]
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=[*callbacks, saver, *extra_callbacks])
+    # dataset.val_fraction=0 trains on every episode (e.g. a benchmark's fixed demonstration
+    # count): there is nothing to validate, so no validation loop and no best_val checkpoint
+    no_val = {"limit_val_batches": 0} if not cfg.dataset.get("val_fraction", 0.1) else {}
+    trainer: L.Trainer = instantiate(
+        cfg.trainer, callbacks=[*callbacks, saver, *extra_callbacks], **no_val
+    )
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / "config.json", OmegaConf.to_container(cfg, resolve=True))
     ckpt = str(resume) if cfg.resume else None
