@@ -76,6 +76,8 @@ class VLA(nn.Module):
             et al. 2019; Wen et al. 2020).
         state_noise: training only: std of Gaussian noise on the normalized state (q01..q99 ->
             [-1, 1]); against reading the demonstration off the exact hand position (0 = off).
+        film_pooling: how the instruction's tokens become the FiLM conditioning vector: ``mean``
+            or ``attention`` (learned heads weigh the words; ``vla.observation_encoder``).
         decoding: ``parallel`` (one forward per chunk) or ``autoregressive`` (token by token).
         action_slots: parallel decoding's query slots: ``token`` (one per action token, H * D)
             or ``step`` (one per action step, H: a learned linear map splits each slot's output
@@ -121,6 +123,7 @@ class VLA(nn.Module):
         state_high: Sequence[float] | None = None,
         state_dims: Sequence[int] | None = None,
         state_noise: float = 0.0,
+        film_pooling: str = "mean",
         decoding: Decoding = "parallel",
         action_slots: ActionSlots = "token",
         prompt_order: PromptOrder = "text_first",
@@ -168,6 +171,7 @@ class VLA(nn.Module):
             state_high=state_high,
             state_dims=state_dims,
             state_noise=state_noise,
+            film_pooling=film_pooling,
             decoding=decoding,
             action_slots=action_slots,
             prompt_order=prompt_order,
@@ -195,6 +199,7 @@ class VLA(nn.Module):
             state_high,
             state_dims,
             state_noise,
+            film_pooling,
         )
         built_text_adapter = build_text_adapter(text_encoder, text_adapter, llm.hidden_size)
         speech = None

@@ -14,8 +14,12 @@ a policy can learn that instead of reading the goal from its images (causal conf
 found proprioception hurt for this reason). Noise keeps the coarse position and hides the rest.
 
 With an encoder built with ``film=true`` the caller passes one conditioning vector per sample (the
-VLA passes its pooled instruction embedding); a small MLP turns it into the encoder's per-stage
-FiLM gamma / beta, zero-initialized so training starts from the unconditioned encoder.
+VLA passes its pooled instruction embedding, ``film_condition``); a small MLP turns it into the
+encoder's per-stage FiLM gamma / beta, zero-initialized so training starts from the
+unconditioned encoder. ``film_pooling`` says how the instruction's tokens become that vector:
+``mean`` (every token alike) or ``attention`` (a few learned heads weigh the tokens, so the words
+that pick the target, a colour or a shape, can outweigh the rest of a paraphrase; it starts as the
+mean and learns from there).
 """
 
 from collections.abc import Callable, Sequence
@@ -29,6 +33,30 @@ from vla.vision.timm_encoder import TimmEncoder
 
 # a state reading far outside the training range is clamped so it cannot saturate the LM
 _STATE_CLAMP = 5.0
+FILM_POOLINGS = ("mean", "attention")
+
+
+class AttentionPool(nn.Module):
+    """Tokens ``(B, L, D)`` -> ``(B, D)``: ``heads`` learned softmax weightings over the real
+    tokens, each a weighted mean, mixed back to D by a linear map. Zero-initialized scores and a
+    mixing map that averages the heads: it starts as the plain mean."""
+
+    def __init__(self, dim: int, heads: int = 4) -> None:
+        super().__init__()
+        self.score = nn.Linear(dim, heads)
+        self.mix = nn.Linear(heads * dim, dim)
+        nn.init.zeros_(self.score.weight)
+        nn.init.zeros_(self.score.bias)
+        with torch.no_grad():
+            self.mix.weight.copy_(torch.eye(dim).repeat(1, heads) / heads)  # (D, H*D)
+            self.mix.bias.zero_()
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        real = mask.bool().unsqueeze(-1)  # (B, L, 1)
+        scores = self.score(x).float().masked_fill(~real, -1e9)  # (B, L, H)
+        w = (torch.softmax(scores, dim=1) * real).to(x.dtype)  # (B, L, H); an empty row -> 0
+        pooled = torch.einsum("blh,bld->bhd", w, x)  # (B, H, D)
+        return self.mix(pooled.flatten(1))  # (B, D)
 
 
 class ObservationEncoder(nn.Module):
@@ -45,8 +73,11 @@ class ObservationEncoder(nn.Module):
         state_high: Sequence[float] | None,
         state_dims: Sequence[int] | None = None,
         state_noise: float = 0.0,
+        film_pooling: str = "mean",
     ) -> None:
         super().__init__()
+        if film_pooling not in FILM_POOLINGS:
+            raise ValueError(f"film_pooling={film_pooling!r} must be one of {FILM_POOLINGS}")
         if not 0 <= state_noise < 1:
             raise ValueError(
                 f"state_noise={state_noise} must be in [0, 1): the std of the noise on the "
@@ -100,6 +131,18 @@ class ObservationEncoder(nn.Module):
                 )
             self.register_buffer("state_dims", torch.tensor(dims, dtype=torch.long))
             self.state_proj = nn.Linear(len(dims), out_dim)
+        # built last: a model without it draws the same initial weights as before it existed
+        self.film_pool: AttentionPool | None = None
+        if film_pooling == "attention" and self.film is not None:
+            self.film_pool = AttentionPool(out_dim)
+
+    def film_condition(self, text: Tensor, mask: Tensor) -> Tensor:
+        """The instruction's tokens ``(B, L, D)`` (mask ``(B, L)``, 1 = real) -> the FiLM
+        conditioning vector ``(B, D)``; zero for an empty instruction."""
+        if self.film_pool is not None:
+            return self.film_pool(text, mask)
+        w = mask.unsqueeze(-1).to(text.dtype)  # (B, L, 1)
+        return (text * w).sum(1) / w.sum(1).clamp_min(1)  # (B, D)
 
     @property
     def state_dim(self) -> int:

@@ -9,7 +9,7 @@ the speech alignment all read prompts through it, and nothing here knows about a
 The instruction is the left-padded text tokens (the LM's own embeddings of the text tokenizer's
 ids, or a frozen pretrained text encoder's states through the text adapter) followed by speech
 tokens when the model hears spoken commands (``vla.spoken_instruction``); the observation is the
-camera and state tokens (``vla.observation_encoder``), FiLM-conditioned on the mean instruction
+camera and state tokens (``vla.observation_encoder``), FiLM-conditioned on the pooled instruction
 embedding when the image encoder has FiLM.
 
 Prompt order (``prompt_order``): ``text_first`` by default, ``vision_first`` is RT-2 / PaLM-E's
@@ -258,9 +258,8 @@ class PromptEncoder(nn.Module):
             ones = torch.ones(b, speech.shape[1], dtype=text_mask.dtype, device=self.device)
             text_mask = torch.cat([text_mask, ones], dim=1)  # (B, L + Q)
         condition = None
-        if self.obs.film is not None:  # FiLM encoder: the mean instruction embedding conditions it
-            w = text_mask.unsqueeze(-1).to(text.dtype)  # (B, L, 1)
-            condition = (text * w).sum(1) / w.sum(1).clamp_min(1)  # (B, D)
+        if self.obs.film is not None:  # FiLM encoder: the pooled instruction conditions it
+            condition = self.obs.film_condition(text, text_mask)  # (B, D)
         obs = self.obs(images, inputs.state, condition)  # (B, N, D)
         end = self.end.expand(b, 1, -1)  # (B, 1, D)
         obs_mask = torch.ones(b, obs.shape[1], dtype=torch.long, device=self.device)  # (B, N)

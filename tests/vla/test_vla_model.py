@@ -138,15 +138,21 @@ def test_cameras_frames_and_state_all_reach_the_output(vla_factory, batch_factor
     assert actions.shape == (2, model.action_horizon, 2)
 
 
-def test_film_conditions_the_image_tokens_on_the_instruction(vla_factory, batch_factory) -> None:
-    model = vla_factory(film=True)
+@pytest.mark.parametrize("pooling", ["mean", "attention"])
+def test_film_conditions_the_image_tokens_on_the_instruction(
+    pooling, vla_factory, batch_factory
+) -> None:
+    model = vla_factory(film=True, film_pooling=pooling)
     batch = batch_factory(model, b=3)
     batch[keys.INSTRUCTION] = ["touch the red cube", "go", ""]
     model(batch)["loss"].backward()
     film_grads = [p.grad for p in model.obs.film.parameters()]
     assert all(g is not None for g in film_grads) and film_grads[-1].abs().sum() > 0
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
     with torch.no_grad():
         torch.nn.init.normal_(model.obs.film[-1].weight)  # as after training: non-identity
+        if model.obs.film_pool is not None:
+            torch.nn.init.normal_(model.obs.film_pool.score.weight)
     model.eval()
     images, state = batch[keys.IMAGE][:1], batch[keys.STATE][:1]
     with torch.no_grad():
@@ -161,6 +167,33 @@ def test_film_conditions_the_image_tokens_on_the_instruction(vla_factory, batch_
             *model.prompt(PromptInputs(args[0][1:2], ["go"], args[2][1:2]), 0), None
         )
     torch.testing.assert_close(together[1:2], alone, atol=1e-4, rtol=1e-4)
+
+
+def test_attention_film_pooling_starts_as_the_mean_and_learns_to_weigh_words(vla_factory):
+    mean = vla_factory(film=True).obs
+    attention = vla_factory(film=True, film_pooling="attention").obs
+    assert mean.film_pool is None  # the default builds nothing new: same initial weights
+    assert {k for k in attention.state_dict() if not k.startswith("film_pool.")} == set(
+        mean.state_dict()
+    )
+    torch.manual_seed(0)
+    text = torch.randn(3, 5, 32, requires_grad=True)  # (B, L, D)
+    mask = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1], [0, 0, 0, 0, 0]])
+    pooled = attention.film_condition(text, mask)  # (B, D)
+    torch.testing.assert_close(pooled, mean.film_condition(text, mask))
+    assert torch.equal(pooled[2], torch.zeros(32))  # an empty instruction conditions nothing
+    pooled.sum().backward()
+    assert attention.film_pool.score.weight.grad.abs().sum() > 0  # the heads can learn
+    with torch.no_grad():
+        attention.film_pool.score.weight.zero_()
+        attention.film_pool.score.weight[:, 0] = 50.0  # every head looks for feature 0
+        text = torch.zeros(1, 3, 32)
+        text[0, 1, 0] = 1.0  # the middle word carries it
+        text[0, 1, 1] = 3.0
+        picked = attention.film_condition(text, torch.ones(1, 3, dtype=torch.long))
+    torch.testing.assert_close(picked[0, :2], torch.tensor([1.0, 3.0]), atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="film_pooling='max' must be one of"):
+        vla_factory(film=True, film_pooling="max")
 
 
 def test_action_mask_removes_padded_steps_from_the_loss(vla_factory, batch_factory) -> None:
