@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from policies.evaluate import evaluate
 from policies.spoken_instruction_env import speech_wrappers
 from policies.vla_policy import VLAPolicy
+from vla.training.checkpoints import validates
 
 METRIC = "rollout/success_rate"
 
@@ -53,6 +54,13 @@ class RolloutEvaluation(L.Callback):
         self._start = time.perf_counter()
 
     def on_validation_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self.run_if_due(trainer, module)
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if not validates(trainer):  # no validation loop (dataset.val_fraction=0): roll out here
+            self.run_if_due(trainer, module)
+
+    def run_if_due(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         step = trainer.global_step
         last = bool(trainer.max_steps) and step >= trainer.max_steps
         due = self.every_n_steps and (step % self.every_n_steps == 0 or last)

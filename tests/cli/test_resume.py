@@ -106,11 +106,17 @@ def test_resume_past_max_steps_and_reusing_a_run_folder_are_refused(store, tmp_p
 
 def test_val_fraction_zero_trains_on_every_episode_without_validating(store, tmp_path, recwarn):
     out = tmp_path / "run"
-    train(config(store, out, "dataset.val_fraction=0"))
-    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["last", "last.ckpt"]
+    rollouts = ["+callbacks.rollout={_target_: policies.rollout_callback.RolloutEvaluation, "
+                "_recursive_: false, env: ${env}, every_n_steps: 12, episodes: 1}"]  # fmt: skip
+    trainer = train(config(store, out, "dataset.val_fraction=0", *rollouts))
+    names = sorted(p.name for p in (out / "checkpoints").iterdir())
+    assert names == ["best_success", "last", "last.ckpt"]  # no validation, so no best_val
     with open(out / "logs" / "metrics.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert rows and not any(r.get("val/loss") for r in rows)
+    # the rollouts follow the training steps instead of the validation loop
+    (rollout,) = [c for c in trainer.callbacks if hasattr(c, "run_if_due")]
+    assert [step for step, _ in rollout.history] == [12, 24]
     assert not [w for w in recwarn if "Total length of `DataLoader`" in str(w.message)]
 
 

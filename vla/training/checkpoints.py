@@ -26,6 +26,12 @@ SUCCESS_METRIC = "rollout/success_rate"
 RESUME_FILE = "last.ckpt"
 
 
+def validates(trainer: L.Trainer) -> bool:
+    """Whether the run has a validation loop (``dataset.val_fraction=0`` runs without one: the
+    rollouts and ``best_success`` then follow the training steps instead)."""
+    return trainer.limit_val_batches != 0
+
+
 def data_epochs(trainer: L.Trainer) -> float | None:
     """Passes over the training data so far (the sampler is one endless stream, so Lightning's
     epoch counter stays 0); None without a ``vla`` data module."""
@@ -80,13 +86,18 @@ class PretrainedCheckpoints(L.Callback):
             os.replace(tmp, path)
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if not validates(trainer):  # after the rollout callback's own on_train_batch_end
+            self.save_best(trainer, module)
         if trainer.global_step % self.every_n_steps == 0:
             self._save(trainer, module, "last")
             self.save_resume_state(trainer)
 
     def on_validation_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        if trainer.sanity_checking:
-            return
+        if not trainer.sanity_checking:
+            self.save_best(trainer, module)
+
+    def save_best(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        """Save ``best_val`` / ``best_success`` when the latest logged value beats the best."""
         metrics = trainer.callback_metrics
         for metric, name, better in (
             (VAL_METRIC, "best_val", lambda new, old: new < old),
