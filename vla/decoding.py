@@ -8,11 +8,28 @@ kept as the reference the tests and the benchmark compare against.
 """
 
 from collections.abc import Callable
+from typing import Literal
 
 import torch
 from torch import Tensor
 
 from vla.causal_lm import CausalLM
+
+Decoding = Literal["parallel", "autoregressive"]
+DECODINGS = ("parallel", "autoregressive")
+# parallel decoding's LM query slots: one per action token, or one per action step
+ActionSlots = Literal["token", "step"]
+ACTION_SLOTS = ("token", "step")
+
+
+def check_decoding(decoding: str, action_slots: str) -> None:
+    """A ValueError unless ``decoding`` and ``action_slots`` are known and fit together."""
+    if decoding not in DECODINGS:
+        raise ValueError(f"decoding={decoding!r} must be one of {DECODINGS}")
+    if action_slots not in ACTION_SLOTS:
+        raise ValueError(f"action_slots={action_slots!r} must be one of {ACTION_SLOTS}")
+    if action_slots == "step" and decoding != "parallel":
+        raise ValueError("action_slots='step' needs decoding='parallel' (one query per step)")
 
 
 def positions(attention_mask: Tensor) -> Tensor:

@@ -17,7 +17,7 @@ Two decoding modes, chosen by config and trained the way they decode:
 """
 
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -28,7 +28,8 @@ from vla.adapters.adapter import Adapter
 from vla.audio.audio_encoder import AudioEncoder
 from vla.bin_loss import bin_cross_entropy
 from vla.causal_lm import CausalLM
-from vla.decoding import greedy_decode, positions
+from vla.decoding import ActionSlots, Decoding, check_decoding, greedy_decode, positions
+from vla.freezing import freeze_parts, parameter_groups
 from vla.history import History, check_history
 from vla.hydra_config import target_config, to_plain
 from vla.observation_encoder import ObservationEncoder
@@ -46,13 +47,6 @@ from vla.text.text_encoder import TextEncoder
 from vla.text.text_tokenizer import TextTokenizer
 from vla.text_answers import generate_text, text_loss
 from vla.vision.timm_encoder import TimmEncoder
-
-Decoding = Literal["parallel", "autoregressive"]
-DECODINGS = ("parallel", "autoregressive")
-ActionSlots = Literal["token", "step"]
-ACTION_SLOTS = ("token", "step")
-# parts that ``freeze`` can name; every parameter belongs to exactly one
-FREEZABLE = ("vision", "adapter", "llm", "token_embeddings", "text_encoder")
 
 
 class VLA(nn.Module):
@@ -151,12 +145,7 @@ class VLA(nn.Module):
         ):
             if value < 1:
                 raise ValueError(f"{name}={value} must be >= 1")
-        if decoding not in DECODINGS:
-            raise ValueError(f"decoding={decoding!r} must be one of {DECODINGS}")
-        if action_slots not in ACTION_SLOTS:
-            raise ValueError(f"action_slots={action_slots!r} must be one of {ACTION_SLOTS}")
-        if action_slots == "step" and decoding != "parallel":
-            raise ValueError("action_slots='step' needs decoding='parallel' (one query per step)")
+        check_decoding(decoding, action_slots)
         self.history = check_history(history, obs_horizon)
         if bin_smoothing < 0:
             raise ValueError(f"bin_smoothing={bin_smoothing} must be >= 0 (std in bins; 0 = off)")
@@ -299,32 +288,13 @@ class VLA(nn.Module):
         return bounds
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
-        """Every parameter under exactly one ``FREEZABLE`` name."""
-        emb = {id(p) for p in self.llm.model.get_input_embeddings().parameters()}
-        emb |= {id(p) for p in self.llm.model.get_output_embeddings().parameters()}
-        llm_params = list(self.llm.parameters())
-        own = ("prompt.obs.vision.", "llm.", "prompt.text_encoder.")
-        glue = [p for n, p in self.named_parameters() if not n.startswith(own)]
-        encoder = self.text_encoder
-        return {
-            "vision": list(self.obs.vision.parameters()),
-            "adapter": glue,  # adapter, camera / time / state embeddings, queries, prompt end
-            "llm": [p for p in llm_params if id(p) not in emb],
-            "token_embeddings": [p for p in llm_params if id(p) in emb],
-            "text_encoder": list(encoder.parameters()) if encoder is not None else [],
-        }
+        """Every parameter under exactly one ``FREEZABLE`` name (``vla.freezing``)."""
+        return parameter_groups(self)
 
     def set_frozen(self, parts: Sequence[str]) -> None:
-        """Freeze ``parts`` and unfreeze the rest (staged training: adapter first, then all)."""
-        parts = tuple(to_plain(list(parts)))
-        unknown = [p for p in parts if p not in FREEZABLE]
-        if unknown:
-            raise ValueError(f"freeze={list(parts)} names unknown parts {unknown}: use {FREEZABLE}")
-        pinned = {id(p) for n, p in self.named_parameters() if n in self._pinned}
-        for name, params in self.parameter_groups().items():
-            for p in params:
-                p.requires_grad_(name not in parts and id(p) not in pinned)
-        self.frozen = parts
+        """Freeze ``parts`` and unfreeze the rest (staged training: adapter first, then all);
+        parameters a part built frozen stay frozen."""
+        self.frozen = freeze_parts(self, parts, self._pinned)
         self.train(self.training)
 
     def train(self, mode: bool = True) -> "VLA":

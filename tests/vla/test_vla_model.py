@@ -6,7 +6,7 @@ import torch
 from vla import keys
 from vla.adapters import MLP, AttentionPool, Linear, PerceiverResampler, QFormer, SpatialSoftmax
 from vla.decoding import positions
-from vla.model import FREEZABLE
+from vla.freezing import FREEZABLE
 from vla.prompt import PromptInputs
 
 pytestmark = pytest.mark.usefixtures("single_thread")
