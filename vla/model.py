@@ -72,6 +72,8 @@ class VLA(nn.Module):
             [-1, 1]); against reading the demonstration off the exact hand position (0 = off).
         film_pooling: how the instruction's tokens become the FiLM conditioning vector: ``mean``
             or ``attention`` (learned heads weigh the words; ``vla.observation_encoder``).
+        camera_dropout: training only: hide each camera of a sample with this probability (one
+            is always kept), so no camera is ignored for another (0 = off).
         decoding: ``parallel`` (one forward per chunk) or ``autoregressive`` (token by token).
         action_slots: parallel decoding's query slots: ``token`` (one per action token, H * D)
             or ``step`` (one per action step, H: a learned linear map splits each slot's output
@@ -118,6 +120,7 @@ class VLA(nn.Module):
         state_dims: Sequence[int] | None = None,
         state_noise: float = 0.0,
         film_pooling: str = "mean",
+        camera_dropout: float = 0.0,
         decoding: Decoding = "parallel",
         action_slots: ActionSlots = "token",
         prompt_order: PromptOrder = "text_first",
@@ -161,6 +164,7 @@ class VLA(nn.Module):
             state_dims=state_dims,
             state_noise=state_noise,
             film_pooling=film_pooling,
+            camera_dropout=camera_dropout,
             decoding=decoding,
             action_slots=action_slots,
             prompt_order=prompt_order,
@@ -189,6 +193,7 @@ class VLA(nn.Module):
             state_dims,
             state_noise,
             film_pooling,
+            camera_dropout,
         )
         built_text_adapter = build_text_adapter(text_encoder, text_adapter, llm.hidden_size)
         speech = None

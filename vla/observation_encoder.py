@@ -13,6 +13,13 @@ exact hand position along a trajectory tells which demonstration it is, hence wh
 a policy can learn that instead of reading the goal from its images (causal confusion; Octo
 found proprioception hurt for this reason). Noise keeps the coarse position and hides the rest.
 
+In training, ``camera_dropout`` hides each camera of a sample (all its frames) with that
+probability, at least one camera always kept: a hidden camera's image tokens are zeroed, so the LM
+sees only its camera, time and token embeddings. With a wrist camera that shows the target large,
+a policy otherwise learns to read everything from it and ignores the fixed cameras, and then
+nothing says where a goal outside the wrist's view is (README "Meta-World"); dropout makes every
+camera carry what it can see. It also trains the policy to act when a camera fails.
+
 With an encoder built with ``film=true`` the caller passes one conditioning vector per sample (the
 VLA passes its pooled instruction embedding, ``film_condition``); a small MLP turns it into the
 encoder's per-stage FiLM gamma / beta, zero-initialized so training starts from the
@@ -74,6 +81,7 @@ class ObservationEncoder(nn.Module):
         state_dims: Sequence[int] | None = None,
         state_noise: float = 0.0,
         film_pooling: str = "mean",
+        camera_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         if film_pooling not in FILM_POOLINGS:
@@ -83,7 +91,17 @@ class ObservationEncoder(nn.Module):
                 f"state_noise={state_noise} must be in [0, 1): the std of the noise on the "
                 "normalized state (its q01..q99 span is [-1, 1]); 0 = off"
             )
-        self.state_noise = state_noise
+        if not 0 <= camera_dropout < 1:
+            raise ValueError(
+                f"camera_dropout={camera_dropout} must be in [0, 1): the probability of hiding "
+                "each camera of a training sample; 0 = off"
+            )
+        if camera_dropout and num_cameras < 2:
+            raise ValueError(
+                f"camera_dropout={camera_dropout} needs >= 2 cameras (one is always kept); this "
+                f"model has num_cameras={num_cameras}"
+            )
+        self.state_noise, self.camera_dropout = state_noise, camera_dropout
         self.vision = vision
         self.adapter = adapter(
             in_dim=vision.embed_dim, out_dim=out_dim, num_patches=vision.num_patches
@@ -154,6 +172,16 @@ class ObservationEncoder(nn.Module):
         per_frame = self.num_cameras * self.adapter.num_tokens + (1 if self.state_dim else 0)
         return self.obs_horizon * per_frame
 
+    def kept_cameras(self, batch: int, device: torch.device) -> Tensor:
+        """Training's camera dropout: ``(B, V)`` bool, each camera kept with probability
+        1 - ``camera_dropout``; where a sample would lose all, one camera drawn uniformly stays."""
+        v = self.num_cameras
+        keep = torch.rand(batch, v, device=device) >= self.camera_dropout  # (B, V)
+        rescue = torch.randint(v, (batch,), device=device)  # (B,)
+        none = ~keep.any(dim=1)  # (B,)
+        keep[none, rescue[none]] = True
+        return keep  # (B, V)
+
     def check_images(self, images: Tensor) -> None:
         size = self.vision.image_size
         expected = f"(B, T={self.obs_horizon}, V={self.num_cameras}, 3, {size}, {size}) uint8"
@@ -205,6 +233,9 @@ class ObservationEncoder(nn.Module):
         patches = self.vision(flat, film)  # (B*T*V, P, C)
         tokens = self.adapter(patches)  # (B*T*V, Q, D)
         tokens = tokens.unflatten(0, (b, t, v))  # (B, T, V, Q, D)
+        if self.training and self.camera_dropout:
+            keep = self.kept_cameras(b, tokens.device)  # (B, V)
+            tokens = tokens * keep[:, None, :, None, None].to(tokens.dtype)  # (B, T, V, Q, D)
         tokens = tokens + self.token_embed  # (B, T, V, Q, D)
         tokens = tokens + self.camera_embed[None, None, :, None]  # (B, T, V, Q, D)
         tokens = tokens + self.time_embed[None, :, None, None]  # (B, T, V, Q, D)

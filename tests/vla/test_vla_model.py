@@ -335,6 +335,44 @@ def test_state_noise_acts_in_training_only_and_is_saved(vla_factory, batch_facto
             vla_factory(state_noise=bad)
 
 
+def test_camera_dropout_hides_whole_cameras_in_training_only(vla_factory, batch_factory) -> None:
+    """A hidden camera's tokens are only its embeddings, every sample keeps one camera, and
+    evaluation sees every camera."""
+    model = vla_factory(num_cameras=3, camera_dropout=0.9)
+    obs = model.obs
+    batch = batch_factory(model, b=16)
+    images, state = batch[keys.IMAGE], batch[keys.STATE]
+    t, v, q = obs.obs_horizon, obs.num_cameras, obs.adapter.num_tokens
+    with torch.no_grad():
+        model.eval()
+        torch.testing.assert_close(obs(images, state), obs(images, state))
+        model.train()  # batch-norm statistics of the batch in both
+        torch.manual_seed(0)
+        dropped = obs(images, state)  # (B, T * (V*Q + 1), D)
+        obs.camera_dropout = 0.0
+        clean = obs(images, state)
+    per_frame = v * q + 1
+    cams = lambda x: x.unflatten(1, (t, per_frame))[:, :, : v * q].unflatten(2, (v, q))  # noqa: E731
+    d, c = cams(dropped), cams(clean)  # (B, T, V, Q, D)
+    only_embeddings = (
+        obs.token_embed
+        + obs.camera_embed[None, None, :, None]
+        + obs.time_embed[None, :, None, None]
+    )  # (1, T, V, Q, D)
+    hidden = torch.isclose(d, only_embeddings.expand_as(d)).flatten(3).all(-1).all(1)  # (B, V)
+    kept = torch.isclose(d, c).flatten(3).all(-1).all(1)  # (B, V)
+    assert (hidden ^ kept).all()  # each camera of each sample either hidden or untouched
+    assert kept.any(dim=1).all() and hidden.sum() > 0  # p = 0.9: many hidden, never all
+    states = dropped.unflatten(1, (t, per_frame))[:, :, -1]
+    torch.testing.assert_close(states, clean.unflatten(1, (t, per_frame))[:, :, -1])
+    assert model.model_config()["camera_dropout"] == 0.9
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError, match=f"camera_dropout={bad} must be in"):
+            vla_factory(num_cameras=2, camera_dropout=bad)
+    with pytest.raises(ValueError, match="needs >= 2 cameras"):
+        vla_factory(num_cameras=1, camera_dropout=0.3)
+
+
 def test_step_slots_shorten_the_lm_sequence(vla_factory, batch_factory) -> None:
     """One query slot per action step: the LM reads H slots instead of H * D, and each step's
     state is split into its D tokens' logits (the same bins, the same loss and decoding)."""
