@@ -1,7 +1,7 @@
 """Which cameras a policy acts on: swap one camera's image between scenes and see what moves.
 
     python benchmarks/camera_reliance.py CHECKPOINT [--task reach-v3] [--episodes 20]
-        [--seed 1000000] [--env-id vla/MetaWorld-v0]
+        [--seed 1000000] [--steps 0] [--env-id vla/MetaWorld-v0]
 
 For each of N held-out scenes (seeds ``seed + k``), the policy's first chunk is predicted from the
 scene's own observation, then again with one camera's image taken from the next scene (every
@@ -10,7 +10,9 @@ per camera, the mean absolute change of the chunk in units of the action range's
 (1.0 = from the middle of the range to its edge), beside the change when the whole observation
 comes from the next scene. A camera whose swap moves nothing is one the policy does not read,
 whatever it shows (README "Meta-World": the recipe's corner camera, 0.002-0.03 against 0.2-0.35
-for its wrist camera).
+for its wrist camera). ``--steps N`` first lets the policy act N steps in every scene and
+measures there instead of at the start (a later phase: carrying a puck to its goal); a scene that
+ends before is measured where it ended.
 
 The env is the checkpoint's (its store's env id, cameras and image size); ``--task`` picks a task
 of a multi-task env (``tasks=``). Needs the env's package (the metaworld venv for Meta-World).
@@ -45,12 +47,24 @@ def first_chunks(policy: VLAPolicy, observations: list[dict]) -> np.ndarray:
     return np.stack(chunks)
 
 
+def advance(env: gym.Env, policy: VLAPolicy, seed: int, steps: int) -> dict:
+    """The observation of scene ``seed`` after the policy acted ``steps`` steps in it."""
+    obs, _ = env.reset(seed=seed)
+    policy.reset()
+    for _ in range(steps):
+        obs, _, terminated, truncated, _ = env.step(policy.act(obs))
+        if terminated or truncated:
+            break
+    return obs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("checkpoint")
     parser.add_argument("--task", default=None, help="tasks= of a multi-task env")
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--seed", type=int, default=1_000_000)
+    parser.add_argument("--steps", type=int, default=0, help="act this many steps first")
     parser.add_argument("--env-id", default=None, help="default: the checkpoint store's env id")
     args = parser.parse_args()
     if args.episodes < 2:
@@ -69,7 +83,7 @@ def main() -> None:
         kwargs["tasks"] = args.task
     env = gym.make(env_id, **kwargs)
     try:
-        scenes = [env.reset(seed=args.seed + k)[0] for k in range(args.episodes)]
+        scenes = [advance(env, policy, args.seed + k, args.steps) for k in range(args.episodes)]
     finally:
         env.close()
     missing = [k for k in policy.image_keys if k not in scenes[0]]
@@ -84,6 +98,7 @@ def main() -> None:
         return float((np.abs(first_chunks(policy, observations) - base) / half).mean())
 
     title = f"{args.checkpoint}: first chunk's mean |change| / half range, {args.episodes} scenes"
+    title += f" after {args.steps} steps" if args.steps else ""
     table = Table(title=title + (f" of {args.task}" if args.task else ""))
     for column in ("camera (image key)", "swapped with the next scene's", "black"):
         table.add_column(column)

@@ -15,11 +15,11 @@ def test_camera_reliance_prints_a_row_per_camera(tmp_path, tiny_vla) -> None:
     info = {"image_keys": ["image", "image_top"], "env_spec": spec}
     save_checkpoint(tiny_vla(num_cameras=2, seed=0), tmp_path / "ckpt", extra=info)
     done = subprocess.run(
-        [sys.executable, str(SCRIPT), str(tmp_path / "ckpt"), "--episodes", "3"],
+        [sys.executable, str(SCRIPT), str(tmp_path / "ckpt"), "--episodes", "3", "--steps", "2"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
-    for row in ("image ", "image_top", "all cameras and the state"):
+    for row in ("image ", "image_top", "all cameras and the state", "after 2 steps"):
         assert row in done.stdout, done.stdout
     bad = subprocess.run(
         [sys.executable, str(SCRIPT), str(tmp_path / "ckpt"), "--episodes", "1"],
