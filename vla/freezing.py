@@ -7,21 +7,18 @@ Weights a part builds frozen (a pretrained text encoder, the base of a LoRA-wrap
 """
 
 from collections.abc import Collection, Sequence
-from typing import TYPE_CHECKING
+from typing import Any
 
 from torch import nn
 
 from vla.hydra_config import to_plain
 
-if TYPE_CHECKING:
-    from vla.model import VLA
-
 # parts that ``freeze`` can name; every parameter belongs to exactly one
 FREEZABLE = ("vision", "adapter", "llm", "token_embeddings", "text_encoder")
 
 
-def parameter_groups(model: "VLA") -> dict[str, list[nn.Parameter]]:
-    """Every parameter of ``model`` under exactly one ``FREEZABLE`` name."""
+def parameter_groups(model: Any) -> dict[str, list[nn.Parameter]]:
+    """Every parameter of ``model`` (a ``vla.model.VLA``) under exactly one ``FREEZABLE`` name."""
     llm = model.llm
     emb = {id(p) for p in llm.model.get_input_embeddings().parameters()}
     emb |= {id(p) for p in llm.model.get_output_embeddings().parameters()}
@@ -38,7 +35,7 @@ def parameter_groups(model: "VLA") -> dict[str, list[nn.Parameter]]:
     }
 
 
-def freeze_parts(model: "VLA", parts: Sequence[str], pinned: Collection[str]) -> tuple[str, ...]:
+def freeze_parts(model: Any, parts: Sequence[str], pinned: Collection[str]) -> tuple[str, ...]:
     """Freeze ``parts`` of ``model`` and unfreeze the rest, except the parameters named in
     ``pinned`` (built frozen), which stay frozen. Returns the parts as a plain tuple."""
     parts = tuple(to_plain(list(parts)))
