@@ -132,9 +132,10 @@ multitask: setup
 # venv. 50 scripted-expert episodes per task; one policy for the ten tasks, evaluated on 20
 # held-out layouts (seeds) of every task with the train split's wordings and the test split's,
 # re-planning every 2 steps, beside Meta-World's own scripted policies on the same layouts. The
-# evaluations render only the two cameras the policy reads (the store also holds the top view).
+# policy reads the top view and the wrist (gripperPOV); the env also renders the corner, its
+# first camera (`image`), so that observation keys match the store's.
 MWR := runs/metaworld
-MW_EVAL := $(BIN_MW)/vla-eval dataset=metaworld_mt10_wrist episodes_per_task=20 'env.cameras=[corner,gripperPOV]'
+MW_EVAL := $(BIN_MW)/vla-eval dataset=metaworld_mt10_wrist episodes_per_task=20
 MW_POLICY := checkpoint=$(MWR)/train/checkpoints/last policy.n_action_steps=2
 metaworld: metaworld-deps data-metaworld_mt10_wrist
 	$(BIN_MW)/vla-train experiment=metaworld_mt10

@@ -80,7 +80,7 @@ def test_collect_train_and_evaluate_per_task(tmp_path):
     run("vla.cli.train", "experiment=metaworld_mt10", *ENV, f"dataset.path={store}",
         f"out={out}", *TINY)  # fmt: skip
     info = json.loads((out / "checkpoints" / "last" / "training.json").read_text())
-    assert info["image_keys"] == ["image", "image_gripperPOV"]  # the wrist camera
+    assert info["image_keys"] == ["image_topview", "image_gripperPOV"]  # top view + wrist
     assert sorted(info["tasks"]) == ["door-open-v3", "reach-v3"]
 
     ev = tmp_path / "eval"
