@@ -30,6 +30,7 @@ mean and learns from there).
 """
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -212,6 +213,13 @@ class ObservationEncoder(nn.Module):
         if not torch.isfinite(state).all():
             raise ValueError("state contains NaN or inf")
 
+    def compile_training(self, **options: Any) -> None:
+        """Run the image encoder through ``torch.compile`` (``options``) in training forwards
+        only, as ``CausalLM.compile_training`` does for the LM: validation, evaluation and
+        batch-1 control stay eager, and state-dict names are unchanged (the compiled wrapper is
+        not a submodule). On an AMX CPU the encoder's fwd+bwd went 201 -> 110 ms (README)."""
+        self.__dict__["_train_vision"] = torch.compile(self.vision, **options)
+
     def forward(
         self, images: Tensor, state: Tensor | None = None, condition: Tensor | None = None
     ) -> Tensor:
@@ -230,7 +238,11 @@ class ObservationEncoder(nn.Module):
                     f"got {got}"
                 )
             film = self.film(condition).repeat_interleave(t * v, dim=0)  # (B*T*V, 2*sum(C))
-        patches = self.vision(flat, film)  # (B*T*V, P, C)
+        vision = self.vision
+        train_vision = self.__dict__.get("_train_vision")
+        if train_vision is not None and self.training and torch.is_grad_enabled():
+            vision = train_vision
+        patches = vision(flat, film)  # (B*T*V, P, C)
         tokens = self.adapter(patches)  # (B*T*V, Q, D)
         tokens = tokens.unflatten(0, (b, t, v))  # (B, T, V, Q, D)
         if self.training and self.camera_dropout:

@@ -33,6 +33,8 @@ class VLATrainingModule(L.LightningModule):
         compile: run the LM's decoder through ``torch.compile`` in training steps
             (``CausalLM.compile_training``; validation and inference stay eager). Needs a C++
             compiler on CPUs (inductor); without one training runs eager, with a message.
+        compile_vision: the same for the image encoder (``ObservationEncoder.compile_training``):
+            on an AMX CPU its fwd+bwd was 1.8x faster compiled, on the AMD VM no faster (README).
         foreach_optimizer: AdamW updates all parameters with multi-tensor ops (``foreach=True``)
             instead of a Python loop of small ops per parameter; same update rule. (The fused
             kernel is faster still, but Lightning refuses gradient clipping with it.)
@@ -51,6 +53,7 @@ class VLATrainingModule(L.LightningModule):
         random_shift: int = 0,
         compile: bool = False,
         foreach_optimizer: bool = True,
+        compile_vision: bool = False,
     ):
         super().__init__()
         if lr <= 0 or max_steps < 1 or warmup_steps < 0:
@@ -74,6 +77,9 @@ class VLATrainingModule(L.LightningModule):
         self.compiled = bool(compile) and compile_available()
         if self.compiled:  # after the EMA copy: that one only validates, eagerly
             model.llm.compile_training()
+        self.compiled_vision = bool(compile_vision) and compile_available()
+        if self.compiled_vision:
+            model.obs.compile_training()
 
     @property
     def policy_model(self) -> VLA:

@@ -76,6 +76,28 @@ def test_compiled_training_body_matches_eager_and_leaves_eval_and_weights_alone(
     assert list(model.state_dict()) == names  # not a submodule: checkpoints are unchanged
 
 
+def test_compiled_image_encoder_matches_eager_in_training_only(vla_factory, batch_factory):
+    torch.manual_seed(0)
+    model = vla_factory()
+    batch = batch_factory(model)
+    model.train()
+    eager = model(batch)["loss"]
+    names = list(model.state_dict())
+    model.obs.compile_training(backend="eager")  # dynamo traces the encoder; no C++ build
+    calls = []
+    vision = model.obs.__dict__["_train_vision"]
+    model.obs.__dict__["_train_vision"] = lambda *a, **k: calls.append(1) or vision(*a, **k)
+    assert torch.allclose(model(batch)["loss"], eager, atol=1e-6)
+    assert calls == [1]  # a training forward runs the compiled encoder ...
+    model.eval()
+    model(batch)
+    with torch.no_grad():
+        model.train()
+        model(batch)
+    assert calls == [1]  # ... evaluation and no-grad forwards the eager one
+    assert list(model.state_dict()) == names  # not a submodule: checkpoints are unchanged
+
+
 def test_compile_without_a_cpp_compiler_trains_eager_with_a_message(
     vla_factory, monkeypatch, capsys
 ):
