@@ -29,6 +29,7 @@ from transformers import AutoConfig, AutoModelForCausalLM
 from transformers.pytorch_utils import Conv1D
 
 from vla.hydra_config import target_config, to_plain
+from vla.train_compile import compile_for_training, for_this_forward
 
 # from-scratch LMs are built with this many rows, then resized by the VLA
 _PLACEHOLDER_VOCAB = 8
@@ -190,10 +191,7 @@ class CausalLM(nn.Module):
         count real tokens only, so padding never shifts positions.
         """
         kwargs = {self._cache_kwarg: cache} if cache is not None else {}
-        body = self.body
-        train_body = self.__dict__.get("_train_body")
-        if train_body is not None and self.training and torch.is_grad_enabled():
-            body = train_body
+        body = for_this_forward(self, "_train_body", self.body)
         out = body(
             inputs_embeds=embeds,
             attention_mask=attention_mask,
@@ -211,7 +209,7 @@ class CausalLM(nn.Module):
         work (norms, rotary embeddings, activations, casts) around the matmuls (measured in
         the README's training-speed table). Weights and state-dict names are
         unchanged: the compiled wrapper is not registered as a submodule."""
-        self.__dict__["_train_body"] = torch.compile(self.body, **options)
+        compile_for_training(self, "_train_body", self.body, **options)
 
 
 def lora_options(lora: Any) -> dict[str, Any]:

@@ -51,8 +51,12 @@ def test_ema_averages_batchnorm_statistics_too(vla_factory, batch_factory):
     assert module.policy_model is module.ema
 
 
-def test_compiled_training_body_matches_eager_and_leaves_eval_and_weights_alone(
-    vla_factory, batch_factory
+@pytest.mark.parametrize(
+    "part, key",
+    [("llm", "_train_body"), ("obs", "_train_vision")],  # optim.compile, optim.compile_vision
+)
+def test_compiled_training_part_matches_eager_and_leaves_eval_and_weights_alone(
+    vla_factory, batch_factory, part, key
 ):
     torch.manual_seed(0)
     model = vla_factory()
@@ -60,41 +64,20 @@ def test_compiled_training_body_matches_eager_and_leaves_eval_and_weights_alone(
     model.train()
     eager = model(batch)["loss"]
     names = list(model.state_dict())
-    # dynamo traces the real decoder; the eager backend skips inductor's C++ build (seconds)
-    model.llm.compile_training(backend="eager")
+    owner = getattr(model, part)
+    # dynamo traces the real part; the eager backend skips inductor's C++ build (seconds)
+    owner.compile_training(backend="eager")
     compiled_calls = []
-    body = model.llm.__dict__["_train_body"]
-    model.llm.__dict__["_train_body"] = lambda *a, **k: compiled_calls.append(1) or body(*a, **k)
+    compiled = owner.__dict__[key]
+    owner.__dict__[key] = lambda *a, **k: compiled_calls.append(1) or compiled(*a, **k)
     assert torch.allclose(model(batch)["loss"], eager, atol=1e-6)
-    assert compiled_calls == [1]  # a training forward runs the compiled body ...
+    assert compiled_calls == [1]  # a training forward runs the compiled part ...
     model.eval()
     model(batch)
     with torch.no_grad():
         model.train()
         model(batch)
     assert compiled_calls == [1]  # ... evaluation and no-grad forwards the eager one
-    assert list(model.state_dict()) == names  # not a submodule: checkpoints are unchanged
-
-
-def test_compiled_image_encoder_matches_eager_in_training_only(vla_factory, batch_factory):
-    torch.manual_seed(0)
-    model = vla_factory()
-    batch = batch_factory(model)
-    model.train()
-    eager = model(batch)["loss"]
-    names = list(model.state_dict())
-    model.obs.compile_training(backend="eager")  # dynamo traces the encoder; no C++ build
-    calls = []
-    vision = model.obs.__dict__["_train_vision"]
-    model.obs.__dict__["_train_vision"] = lambda *a, **k: calls.append(1) or vision(*a, **k)
-    assert torch.allclose(model(batch)["loss"], eager, atol=1e-6)
-    assert calls == [1]  # a training forward runs the compiled encoder ...
-    model.eval()
-    model(batch)
-    with torch.no_grad():
-        model.train()
-        model(batch)
-    assert calls == [1]  # ... evaluation and no-grad forwards the eager one
     assert list(model.state_dict()) == names  # not a submodule: checkpoints are unchanged
 
 

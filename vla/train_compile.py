@@ -1,0 +1,26 @@
+"""``torch.compile`` for training steps only, shared by the parts that offer it (the LM's decoder
+body: ``optim.compile``; the image encoder: ``optim.compile_vision``).
+
+The compiled wrapper is kept in the owner's ``__dict__`` under ``key``, not as a submodule, so
+weights and state-dict names are unchanged; it runs only in train mode with gradients, so
+validation, evaluation and batch-1 control stay eager and never wait for a compile of their
+shapes.
+"""
+
+from typing import Any
+
+import torch
+from torch import nn
+
+
+def compile_for_training(owner: nn.Module, key: str, module: nn.Module, **options: Any) -> None:
+    """Keep ``torch.compile(module, **options)`` on ``owner`` for its training forwards."""
+    owner.__dict__[key] = torch.compile(module, **options)
+
+
+def for_this_forward(owner: nn.Module, key: str, eager: nn.Module) -> Any:
+    """The compiled wrapper in a training forward with gradients, else ``eager``."""
+    compiled = owner.__dict__.get(key)
+    if compiled is not None and owner.training and torch.is_grad_enabled():
+        return compiled
+    return eager
