@@ -1,7 +1,7 @@
 """Speed of the default VLA (configs/model/default.yaml): size, inference latency, training rate.
 
     python benchmarks/model.py [--json out.json] [--device cpu|cuda] [--repeats 30]
-                               [--grounding-steps 1000]
+                               [--grounding-steps 1000] [--compiled]
 
 Measures, on random inputs shaped like the tabletop env's (64 px RGB, 7-d state, 4-d actions;
 2.5 s commands for the speech model):
@@ -99,17 +99,30 @@ def median_ms(fn: Callable[[], object], repeats: int, device: str, warmup: int =
     return statistics.median(times) * 1000
 
 
-def predict_ms(model: VLA, b: int, repeats: int, device: str, use_cache: bool = True) -> float:
+def predict_ms(
+    model: VLA,
+    b: int,
+    repeats: int,
+    device: str,
+    use_cache: bool = True,
+    compile: str | None = None,
+) -> float:
+    """Median ``predict_actions`` latency; ``compile``: through ``torch.compile`` with that mode, as
+    ``VLAPolicy(compile=...)`` runs it (the first calls, which compile, are warm-up)."""
     model.eval()
     x = batch(model, b, device)
     spoken = {"audio": x.get(keys.AUDIO), "audio_length": x.get(keys.AUDIO_LENGTH)}
+    predict = (
+        torch.compile(model.predict_actions, mode=compile) if compile else model.predict_actions
+    )
     return median_ms(
-        lambda: model.predict_actions(
+        lambda: predict(
             PromptInputs(x[keys.IMAGE], x[keys.INSTRUCTION], x[keys.STATE], **spoken),
             use_cache=use_cache,
         ),
         repeats,
         device,
+        warmup=10 if compile else 3,  # compiling calls, then the compiled code's own warm-up
     )
 
 
@@ -219,6 +232,12 @@ def main() -> None:
     parser.add_argument(
         "--grounding-steps", type=int, default=0, help="also run the grounding check (0: skip)"
     )
+    parser.add_argument(
+        "--compiled",
+        action="store_true",
+        help="also batch-1 latency through torch.compile (policy.compile=default; on CUDA also "
+        "reduce-overhead: CUDA graphs)",
+    )
     args = parser.parse_args()
     torch.manual_seed(0)
     dev, n = args.device, args.repeats
@@ -272,6 +291,12 @@ def main() -> None:
         "train_ms_per_step_b32_audio": train_ms(heard, 32, max(n // 3, 5), dev),
         "params_audio": count(heard.speech),
     }
+    if args.compiled:
+        for mode in ("default", "reduce-overhead") if dev == "cuda" else ("default",):
+            torch._dynamo.reset()
+            res[f"latency_ms_parallel_b1_compiled_{mode}"] = predict_ms(
+                par, 1, n, dev, compile=mode
+            )
     if args.grounding_steps:
         res["grounding_steps"] = args.grounding_steps
         for order in ("text_first", "vision_first"):
@@ -295,6 +320,10 @@ def main() -> None:
         "train_ms_per_step_b32_history_start": "train_ms_per_step_b32_history_start",
         "latency_ms_parallel_b1_audio": "latency_ms_parallel_b1_audio (2.5 s spoken command)",
         "params_audio": "params_audio (encoder + adapter)",
+        "latency_ms_parallel_b1_compiled_default": "latency_ms_parallel_b1, torch.compile",
+        "latency_ms_parallel_b1_compiled_reduce-overhead": (
+            "latency_ms_parallel_b1, torch.compile reduce-overhead (CUDA graphs)"
+        ),
     }
     table = Table(title="VLA model benchmark (configs/model/default.yaml)")
     table.add_column("metric")

@@ -3,12 +3,13 @@
     python benchmarks/train_step.py [--experiment quickstart] [--store PATH] [--repeats 15]
                                     [--json out.json] [--skip-trainer] [override ...]
     python benchmarks/train_step.py optim.compile=true     # any vla-train override
+    python benchmarks/train_step.py trainer=gpu            # the same profile on a GPU (CUDA)
 
 Builds the experiment's real model and data module exactly as ``vla-train`` does (the store
 must exist: ``make quickstart`` collects the quickstart's), then measures, each as a median:
 
-* peaks: fp32 / bf16 matmul (1024^3) and a 3x3 convolution (64 channels, 32x32, batch 128,
-  channels_last) in GFLOP/s — what two cores can do at these shapes;
+* peaks: fp32 / bf16 matmul (1024^3 on a CPU, 8192^3 on a GPU) and a 3x3 convolution (64
+  channels, 32x32, batch 128, channels_last) in GFLOP/s — what the device can do at these shapes;
 * the parts of one step on a real batch, under the trainer's precision: image encoder forward +
   backward, LM forward + backward (on the inputs they get in the real step, captured by forward
   hooks), AdamW step; the whole step (forward, backward, clip, optimizer), and the rest (adapter,
@@ -19,7 +20,9 @@ must exist: ``make quickstart`` collects the quickstart's), then measures, each 
 * the trainer: steps/s of ``lightning.Trainer.fit`` with the experiment's trainer config
   (validation, checkpoints, logging; rollouts off), the number a user sees.
 
-Timings are medians; say what else ran on the machine.
+The device follows the trainer config: ``trainer=gpu`` (``accelerator: gpu``) runs the parts on
+CUDA under CUDA autocast, synchronizing before each clock read. Timings are medians; say what else
+ran on the machine.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from pathlib import Path
 
 import torch
 from hydra import compose, initialize_config_dir
+from lightning.fabric.utilities.apply_func import move_data_to_device
 from rich.console import Console
 from rich.table import Table
 from torch.utils.flop_counter import FlopCounterMode
@@ -43,13 +47,21 @@ from torch.utils.flop_counter import FlopCounterMode
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
+def sync() -> None:
+    """Wait for queued GPU work, so that a clock read covers it (nothing to wait for on a CPU)."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
 def median_s(fn: Callable[[], object], repeats: int, warmup: int = 2) -> float:
     for _ in range(warmup):
         fn()
     times = []
     for _ in range(repeats):
+        sync()
         start = time.perf_counter()
         fn()
+        sync()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
@@ -60,15 +72,17 @@ def flops_of(fn: Callable[[], object]) -> int:
     return counter.get_total_flops()
 
 
-def peaks(repeats: int) -> dict[str, float]:
+def peaks(repeats: int, device: str = "cpu") -> dict[str, float]:
     """GFLOP/s of a big matmul and a 3x3 conv, fp32 and bf16."""
     out = {}
-    n = 1024
+    n = 8192 if device == "cuda" else 1024
     for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
-        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+        a = torch.randn(n, n, dtype=dtype, device=device)
+        b = torch.randn(n, n, dtype=dtype, device=device)
         out[f"matmul_{name}"] = 2 * n**3 / median_s(lambda a=a, b=b: a @ b, repeats) / 1e9
-        x = torch.randn(128, 64, 32, 32, dtype=dtype).to(memory_format=torch.channels_last)
-        conv = torch.nn.Conv2d(64, 64, 3, padding=1, bias=False).to(dtype)
+        x = torch.randn(128, 64, 32, 32, dtype=dtype, device=device)
+        x = x.to(memory_format=torch.channels_last)
+        conv = torch.nn.Conv2d(64, 64, 3, padding=1, bias=False).to(device, dtype)
         conv = conv.to(memory_format=torch.channels_last)
         flops = 2 * 128 * 64 * 32 * 32 * 64 * 9
         with torch.no_grad():
@@ -96,9 +110,9 @@ def build(experiment: str, store: str | None, workers: int | None, extra: Sequen
     return cfg, data, module
 
 
-def autocast(precision: str):
+def autocast(precision: str, device: str = "cpu"):
     if precision.startswith("bf16"):
-        return torch.autocast("cpu", dtype=torch.bfloat16)
+        return torch.autocast(device, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
@@ -175,10 +189,13 @@ def main() -> None:
     extra = list(args.overrides)
     cfg, data, module = build(args.experiment, args.store, workers=0, extra=extra)
     precision = str(cfg.trainer.precision)
-    model = module.model.train()
+    device = "cuda" if cfg.trainer.accelerator in ("gpu", "cuda") else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("trainer.accelerator is gpu but torch sees no CUDA device")
+    model = module.model.to(device).train()
     loader = iter(data.train_dataloader())
-    batch = next(loader)
-    ctx = lambda: autocast(precision)  # noqa: E731
+    batch = move_data_to_device(next(loader), device)
+    ctx = lambda: autocast(precision, device)  # noqa: E731
     vision, llm = Capture(model.obs.vision), Capture(model.llm)
     with ctx():
         model(batch)["loss"].backward()  # one real step fills the captures
@@ -207,14 +224,18 @@ def main() -> None:
     flops = {name: flops_of(fn) for name, fn in parts.items() if name != "AdamW step"}
     model.zero_grad(set_to_none=True)
     times["data (main process)"] = median_s(lambda: next(loader), args.repeats)
+    if device == "cuda":  # the host-to-device copy of one batch (not pinned), as Lightning does it
+        host = next(loader)
+        times["batch to GPU"] = median_s(lambda: move_data_to_device(host, device), args.repeats)
     workers = int(compose_workers(args.experiment, extra))
     _, wdata, _ = build(args.experiment, args.store, workers=workers, extra=extra)
     wloader = iter(wdata.train_dataloader())
     times[f"data ({workers} workers, alone)"] = median_s(lambda: next(wloader), args.repeats * 3)
     rest = times["whole step"] - sum(times[k] for k in list(parts)[:3])
-    peak = peaks(args.repeats)
+    peak = peaks(args.repeats, device)
     result = {
         "experiment": args.experiment,
+        "device": torch.cuda.get_device_name() if device == "cuda" else f"cpu ({os.cpu_count()})",
         "precision": precision,
         "batch_size": int(cfg.dataset.batch_size),
         "sequence_length": int(llm.args[0].shape[1]),
@@ -242,11 +263,10 @@ def compose_workers(experiment: str, extra: Sequence[str]) -> int:
 
 
 def show(result: dict, times: dict, flops: dict, peak: dict) -> None:
-    cpu = os.cpu_count()
     table = Table(
         title=f"{result['experiment']} training step: batch {result['batch_size']}, "
         f"{result['images_per_step']} images, {result['sequence_length']} LM tokens, "
-        f"{result['precision']}, {cpu} CPU threads"
+        f"{result['precision']}, {result['device']}"
     )
     for col in ("part", "ms", "share of step", "GFLOP", "GFLOP/s"):
         table.add_column(col, justify="left" if col == "part" else "right")
@@ -255,7 +275,9 @@ def show(result: dict, times: dict, flops: dict, peak: dict) -> None:
         "ms/rest (adapter, embeddings, loss, casts, Python)"] / 1e3)]  # fmt: skip
     for name, t in rows:
         g = flops.get(name)
-        share = f"{t / step:.0%}" if "data" not in name and name != "whole step" else ""
+        share = (
+            "" if "data" in name or name in ("whole step", "batch to GPU") else f"{t / step:.0%}"
+        )
         table.add_row(name, f"{t * 1e3:.1f}", share, f"{g / 1e9:.2f}" if g else "",
                       f"{g / t / 1e9:.0f}" if g else "")  # fmt: skip
     if "trainer_steps_per_s" in result:

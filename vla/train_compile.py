@@ -1,5 +1,6 @@
 """``torch.compile`` for training steps only, shared by the parts that offer it (the LM's decoder
-body: ``optim.compile``; the image encoder: ``optim.compile_vision``).
+body: ``optim.compile``; the image encoder: ``optim.compile_vision``), and the check that
+``torch.compile`` can build kernels here at all (also used by ``VLAPolicy(compile=...)``).
 
 The compiled wrapper is kept in the owner's ``__dict__`` under ``key``, not as a submodule, so
 weights and state-dict names are unchanged; it runs only in train mode with gradients, so
@@ -7,10 +8,29 @@ validation, evaluation and batch-1 control stay eager and never wait for a compi
 shapes.
 """
 
+import shutil
 from typing import Any
 
 import torch
 from torch import nn
+
+
+def compile_available(option: str) -> bool:
+    """Whether ``torch.compile`` can build kernels here (inductor compiles C++ on CPUs); when it
+    cannot, says so, naming ``option`` (what asked for it), and the caller runs eager."""
+    if torch.cuda.is_available():
+        return True
+    from torch._inductor import config as inductor_config
+
+    names = inductor_config.cpp.cxx  # (None, $CXX or g++): the compilers inductor tries
+    names = names if isinstance(names, (list, tuple)) else (names,)
+    if any(shutil.which(n) for n in names if n):
+        return True
+    print(
+        f"{option} needs a C++ compiler for torch.compile on CPU ({names[-1]} not found: "
+        "apt-get install g++, or set CXX); running eager instead, same results"
+    )
+    return False
 
 
 def compile_for_training(owner: nn.Module, key: str, module: nn.Module, **options: Any) -> None:

@@ -146,3 +146,25 @@ def test_temporal_ensemble_of_hand_made_chunks(m, expected, tiny_vla):
         actions.append(policy._next_action(env))
     np.testing.assert_allclose(np.stack(actions), np.repeat(np.array(expected)[:, None], 4, 1))
     assert [t0 for t0, _ in env["plans"]] == [1, 2, 3]
+
+
+def test_an_unknown_compile_mode_is_refused(tiny_vla):
+    with pytest.raises(ValueError, match=r"compile='fast': choose None \(eager\) or one of"):
+        VLAPolicy(tiny_vla(), ("image",), compile="fast")
+
+
+@pytest.mark.slow
+def test_a_compiled_policy_acts_as_the_eager_one(tiny_vla):
+    """policy.compile=default: predict_actions through torch.compile (inductor), same actions."""
+    model = tiny_vla(state=True)
+    eager = VLAPolicy(model, ("image",), n_action_steps=1)
+    compiled = VLAPolicy(model, ("image",), n_action_steps=1, compile="default")
+    assert compiled._predict_actions is not model.predict_actions
+    rng = np.random.default_rng(0)
+    for policy in (eager, compiled):
+        policy.reset()
+    for _ in range(3):
+        obs = {"image": rng.integers(0, 255, (32, 32, 3), dtype=np.uint8),
+               "state": rng.uniform(-1, 1, 7).astype(np.float32),
+               "instruction": "touch the red cube"}  # fmt: skip
+        np.testing.assert_allclose(compiled.act(obs), eager.act(obs), atol=1e-5)

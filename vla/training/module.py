@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import math
-import shutil
 from typing import Any
 
 import lightning as L
@@ -12,6 +11,7 @@ import torch
 
 from vla import keys
 from vla.model import VLA
+from vla.train_compile import compile_available
 
 
 class VLATrainingModule(L.LightningModule):
@@ -74,10 +74,12 @@ class VLATrainingModule(L.LightningModule):
             self.ema = copy.deepcopy(model).eval()
             self.ema.requires_grad_(False)
         self.foreach_optimizer = foreach_optimizer
-        self.compiled = bool(compile) and compile_available()
+        self.compiled = bool(compile) and compile_available("optim.compile=true")
         if self.compiled:  # after the EMA copy: that one only validates, eagerly
             model.llm.compile_training()
-        self.compiled_vision = bool(compile_vision) and compile_available()
+        self.compiled_vision = bool(compile_vision) and compile_available(
+            "optim.compile_vision=true"
+        )
         if self.compiled_vision:
             model.obs.compile_training()
 
@@ -142,23 +144,6 @@ class VLATrainingModule(L.LightningModule):
         progress = min(1.0, (step - self.warmup_steps) / max(1, self.max_steps - self.warmup_steps))
         cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
         return self.min_lr_ratio + (1.0 - self.min_lr_ratio) * cosine
-
-
-def compile_available() -> bool:
-    """Whether ``torch.compile`` can build kernels here: inductor compiles C++ on CPUs."""
-    if torch.cuda.is_available():
-        return True
-    from torch._inductor import config as inductor_config
-
-    names = inductor_config.cpp.cxx  # (None, $CXX or g++): the compilers inductor tries
-    names = names if isinstance(names, (list, tuple)) else (names,)
-    if any(shutil.which(n) for n in names if n):
-        return True
-    print(
-        f"optim.compile=true needs a C++ compiler for torch.compile on CPU ({names[-1]} not "
-        "found: apt-get install g++, or set CXX); training runs eager instead, same results"
-    )
-    return False
 
 
 @torch.no_grad()
