@@ -67,6 +67,11 @@ class TabletopEnv(MujocoEnv):
         render_size: resolution of ``render()`` frames (videos).
         render_camera: the camera ``render()`` films (``front``; ``top`` shows the recall
             task's cue, which the gripper hides from the front at the start).
+        held_out_distractors: whether train-split scenes may show the test split's held-out
+            colour x shape combos as distractors (never as targets; the default, as every store
+            so far was collected). False keeps them out of train-split scenes altogether, so
+            that training never shows a held-out combo as "not the one": the usual protocol of
+            a compositional split. The test split is unchanged either way.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
@@ -82,11 +87,14 @@ class TabletopEnv(MujocoEnv):
         render_mode: str | None = None,
         render_size: int = 256,
         render_camera: str = "front",
+        held_out_distractors: bool = True,
     ):
         names = (tasks,) if isinstance(tasks, str) else tuple(tasks)
         if not names:
             raise ValueError(f"tasks=() is empty; choose from {list(TASKS)}")
         self.tasks: tuple[Task, ...] = tuple(TASKS[check_choice("task", t, TASKS)]() for t in names)
+        for task in self.tasks:
+            task.held_out_distractors = bool(held_out_distractors)
         self.split = check_choice("split", split, SPLITS)
         self.cameras = check_views(cameras, CAMERAS, image_size, render_size)
         if render_mode not in (None, *self.metadata["render_modes"]):

@@ -79,6 +79,10 @@ class Task:
     cue_steps: ClassVar[int] = 0
     hold_steps: ClassVar[int] = 0
     bowl_inner_radius: ClassVar[float] = 0.06
+    # train-split scenes may show the test split's held-out colour x shape combos as distractors
+    # (never as the target); False keeps them out of train-split scenes altogether (the env's
+    # ``held_out_distractors`` option)
+    held_out_distractors: bool = True
 
     def instructions(self, split: str) -> InstructionGenerator:
         return InstructionGenerator(self.name, split)
@@ -109,8 +113,10 @@ class Task:
         """
         colour, shape = draw_target(rng, split, target)
         n = int(rng.integers(self.n_distractors[0], self.n_distractors[1] + 1))
+        pool = None if self.held_out_distractors or split != "train" else combos("train")
         objects = []
-        for k, (c, s) in enumerate([(colour, shape), *draw_distractors(rng, (colour, shape), n)]):
+        drawn = draw_distractors(rng, (colour, shape), n, pool)
+        for k, (c, s) in enumerate([(colour, shape), *drawn]):
             taken.append(draw_xy(rng, taken, ok=target_ok if k == 0 else distractor_ok))
             objects.append(ObjectSpec(c, s, taken[-1], random_yaw(rng)))
         return objects
@@ -157,21 +163,31 @@ def draw_target(
 
 
 def draw_distractors(
-    rng: np.random.Generator, target: tuple[str, str], n: int
+    rng: np.random.Generator,
+    target: tuple[str, str],
+    n: int,
+    pool: list[tuple[str, str]] | None = None,
 ) -> list[tuple[str, str]]:
-    """``n`` distractor (colour, shape) pairs, never equal to the target.
+    """``n`` distractor (colour, shape) pairs, never equal to the target, from ``pool`` (default:
+    every combination).
 
     The first shares the target's colour and the second its shape, so neither word alone
     names the target: the policy has to read both.
     """
     colour, shape = target
-    others_c = [c for c in COLOURS if c != colour]
-    others_s = [s for s in SHAPES if s != shape]
+    allowed = set(pool) if pool is not None else None
+    others_c = [c for c in COLOURS if c != colour and (allowed is None or (c, shape) in allowed)]
+    others_s = [s for s in SHAPES if s != shape and (allowed is None or (colour, s) in allowed)]
     out = [
         (colour, others_s[rng.integers(len(others_s))]),
         (others_c[rng.integers(len(others_c))], shape),
     ]
-    everything = [(c, s) for c in COLOURS for s in SHAPES if (c, s) != (colour, shape)]
+    everything = [
+        (c, s)
+        for c in COLOURS
+        for s in SHAPES
+        if (c, s) != (colour, shape) and (allowed is None or (c, s) in allowed)
+    ]
     while len(out) < n:
         out.append(everything[rng.integers(len(everything))])
     out = out[:n]

@@ -91,6 +91,38 @@ def test_distractors_make_the_target_ambiguous_without_language():
         env.close()
 
 
+@pytest.mark.parametrize("task_id", ["vla/Touch-v0", "vla/Lift-v0", "vla/Push-v0"])
+def test_held_out_distractors_false_keeps_test_combos_out_of_train_scenes(task_id):
+    """held_out_distractors=False: no test-split combo in a train-split scene, still one
+    distractor of the target's colour and one of its shape; the default shows them sometimes,
+    and the default's scenes are the ones it always drew (stores stay reproducible)."""
+    from envs.palette import is_test_combo
+
+    def scenes(**kw):
+        env = make(task_id, **kw)
+        try:
+            out = []
+            for seed in range(40):
+                env.reset(seed=seed)
+                out.append([(o.colour, o.shape) for o in env.spec_.objects])
+            return out
+        finally:
+            env.close()
+
+    strict, default = scenes(held_out_distractors=False), scenes()
+    assert not any(is_test_combo(*o) for scene in strict for o in scene)
+    assert any(is_test_combo(*o) for scene in default for o in scene[1:])
+    for (colour, shape), *others in strict:
+        assert any(c == colour for c, _ in others) and any(s == shape for _, s in others)
+    assert scenes(held_out_distractors=True) == default
+    test = make(task_id, split="test", held_out_distractors=False)
+    try:
+        test.reset(seed=0)
+        assert is_test_combo(test.spec_.objects[0].colour, test.spec_.objects[0].shape)
+    finally:
+        test.close()
+
+
 def test_relation_referent_is_on_the_named_side():
     env = make("vla/Relation-v0")
     try:
