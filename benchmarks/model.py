@@ -24,21 +24,26 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
-from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
-from rich.console import Console
-from rich.table import Table
+# benchmarks/envs.py would shadow the envs package (policies imports it): drop this folder
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(__file__)]
 
-from vla import keys
-from vla.model import VLA
-from vla.precision import cpu_has_bf16
-from vla.prompt import PromptInputs
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from hydra import compose, initialize_config_dir  # noqa: E402
+from hydra.utils import instantiate  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from policies.vla_policy import compiled_predict  # noqa: E402
+from vla import keys  # noqa: E402
+from vla.model import VLA  # noqa: E402
+from vla.precision import cpu_has_bf16  # noqa: E402
+from vla.prompt import PromptInputs  # noqa: E402
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 ACTION_DIM, STATE_DIM = 4, 7
@@ -107,14 +112,12 @@ def predict_ms(
     use_cache: bool = True,
     compile: str | None = None,
 ) -> float:
-    """Median ``predict_actions`` latency; ``compile``: through ``torch.compile`` with that mode, as
-    ``VLAPolicy(compile=...)`` runs it (the first calls, which compile, are warm-up)."""
+    """Median ``predict_actions`` latency; ``compile``: through ``torch.compile`` with that mode,
+    exactly as ``VLAPolicy(compile=...)`` runs it (the first calls, which compile, are warm-up)."""
     model.eval()
     x = batch(model, b, device)
     spoken = {"audio": x.get(keys.AUDIO), "audio_length": x.get(keys.AUDIO_LENGTH)}
-    predict = (
-        torch.compile(model.predict_actions, mode=compile) if compile else model.predict_actions
-    )
+    predict = compiled_predict(model, compile)
     return median_ms(
         lambda: predict(
             PromptInputs(x[keys.IMAGE], x[keys.INSTRUCTION], x[keys.STATE], **spoken),

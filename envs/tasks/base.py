@@ -175,18 +175,15 @@ def draw_distractors(
     names the target: the policy has to read both.
     """
     colour, shape = target
-    allowed = set(pool) if pool is not None else None
-    others_c = [c for c in COLOURS if c != colour and (allowed is None or (c, shape) in allowed)]
-    others_s = [s for s in SHAPES if s != shape and (allowed is None or (colour, s) in allowed)]
+    allowed = set(pool) if pool is not None else {(c, s) for c in COLOURS for s in SHAPES}
+    others_c = [c for c in COLOURS if c != colour and (c, shape) in allowed]
+    others_s = [s for s in SHAPES if s != shape and (colour, s) in allowed]
     out = [
         (colour, others_s[rng.integers(len(others_s))]),
         (others_c[rng.integers(len(others_c))], shape),
     ]
     everything = [
-        (c, s)
-        for c in COLOURS
-        for s in SHAPES
-        if (c, s) != (colour, shape) and (allowed is None or (c, s) in allowed)
+        (c, s) for c in COLOURS for s in SHAPES if (c, s) != (colour, shape) and (c, s) in allowed
     ]
     while len(out) < n:
         out.append(everything[rng.integers(len(everything))])
