@@ -34,9 +34,7 @@ from vla.history import observation_steps
 from vla.keys import AUDIO
 from vla.prompt import PromptInputs
 from vla.text.normalize import normalize_instruction
-from vla.train_compile import compile_available
-
-COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+from vla.train_compile import COMPILE_MODES, compile_available
 
 
 def compiled_predict(model: Any, mode: str | None) -> Any:

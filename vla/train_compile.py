@@ -14,6 +14,16 @@ from typing import Any
 import torch
 from torch import nn
 
+# torch.compile's modes: "reduce-overhead" adds CUDA graphs (GPU), "max-autotune" also times
+# candidate kernels when compiling (on a CPU: inductor's C++ GEMM templates beside oneDNN's)
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+def check_compile_mode(mode: str, option: str) -> None:
+    """Refuse a ``torch.compile`` mode it does not know, naming ``option`` and the modes."""
+    if mode not in COMPILE_MODES:
+        raise ValueError(f"{option}={mode!r}: choose one of {list(COMPILE_MODES)}")
+
 
 def compile_available(option: str) -> bool:
     """Whether ``torch.compile`` can build kernels here (inductor compiles C++ on CPUs); when it

@@ -11,7 +11,7 @@ import torch
 
 from vla import keys
 from vla.model import VLA
-from vla.train_compile import compile_available
+from vla.train_compile import check_compile_mode, compile_available
 
 
 class VLATrainingModule(L.LightningModule):
@@ -35,6 +35,10 @@ class VLATrainingModule(L.LightningModule):
             compiler on CPUs (inductor); without one training runs eager, with a message.
         compile_vision: the same for the image encoder (``ObservationEncoder.compile_training``):
             on an AMX CPU its fwd+bwd was 1.8x faster compiled, on the AMD VM no faster (README).
+        compile_mode: ``torch.compile``'s mode for both (``vla.train_compile.COMPILE_MODES``):
+            "default", or "max-autotune-no-cudagraphs" (times candidate kernels while compiling:
+            slower to compile, a faster step on some CPUs; README), "reduce-overhead" (CUDA
+            graphs: for a GPU, whose small steps are launch-bound).
         foreach_optimizer: AdamW updates all parameters with multi-tensor ops (``foreach=True``)
             instead of a Python loop of small ops per parameter; same update rule. (The fused
             kernel is faster still, but Lightning refuses gradient clipping with it.)
@@ -54,6 +58,7 @@ class VLATrainingModule(L.LightningModule):
         compile: bool = False,
         foreach_optimizer: bool = True,
         compile_vision: bool = False,
+        compile_mode: str = "default",
     ):
         super().__init__()
         if lr <= 0 or max_steps < 1 or warmup_steps < 0:
@@ -74,14 +79,16 @@ class VLATrainingModule(L.LightningModule):
             self.ema = copy.deepcopy(model).eval()
             self.ema.requires_grad_(False)
         self.foreach_optimizer = foreach_optimizer
+        check_compile_mode(compile_mode, "optim.compile_mode")
+        self.compile_mode = compile_mode
         self.compiled = bool(compile) and compile_available("optim.compile=true")
         if self.compiled:  # after the EMA copy: that one only validates, eagerly
-            model.llm.compile_training()
+            model.llm.compile_training(mode=compile_mode)
         self.compiled_vision = bool(compile_vision) and compile_available(
             "optim.compile_vision=true"
         )
         if self.compiled_vision:
-            model.obs.compile_training()
+            model.obs.compile_training(mode=compile_mode)
 
     @property
     def policy_model(self) -> VLA:

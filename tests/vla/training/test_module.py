@@ -91,6 +91,18 @@ def test_compile_without_a_cpp_compiler_trains_eager_with_a_message(
     assert "C++ compiler" in capsys.readouterr().out
 
 
+def test_compile_mode_reaches_torch_compile_and_an_unknown_one_is_refused(vla_factory, monkeypatch):
+    seen = []
+    monkeypatch.setattr(torch, "compile", lambda module, **options: seen.append(options) or module)
+    module = VLATrainingModule(
+        vla_factory(), compile=True, compile_vision=True, compile_mode="max-autotune-no-cudagraphs"
+    )
+    if module.compiled:  # a C++ compiler is here (else both run eager, tested above)
+        assert seen == [{"mode": "max-autotune-no-cudagraphs"}] * 2
+    with pytest.raises(ValueError, match="optim.compile_mode='fastest'.*max-autotune"):
+        VLATrainingModule(vla_factory(), compile=True, compile_mode="fastest")
+
+
 def test_adamw_updates_all_parameters_with_multi_tensor_ops(vla_factory):
     optimizer = VLATrainingModule(vla_factory()).configure_optimizers()["optimizer"]
     assert optimizer.defaults["foreach"] is True
