@@ -9,6 +9,12 @@ scenes of each split's targets, each told with the train templates and with the 
 split's template, cycling through the templates), so a policy's test-split loss splits into a
 wording part and a composition part. Cameras, image size and the checkpoint's policy settings
 are as in ``make quickstart``; episode k uses seed ``seed + k`` in every cell.
+
+Each failure is also sorted by what the gripper touched first instead of the target (the env's
+``info["touched"]``): an object of the target's colour and another shape, of its shape and
+another colour, of neither, or nothing before the episode's steps ran out. A policy that
+composes colour and shape errs on one attribute at a time; one that pattern-matches whole
+training targets also touches objects that share neither.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 import envs  # noqa: E402, F401  registers the ids
+from envs import keys  # noqa: E402
 from envs.instructions import TEMPLATES  # noqa: E402
 from envs.palette import COLOURS  # noqa: E402
 from policies.evaluate import wilson_interval  # noqa: E402
@@ -36,17 +43,33 @@ from policies.vla_policy import VLAPolicy  # noqa: E402
 TARGET_PHRASE = re.compile(rf"\b({'|'.join(COLOURS)}) (\w+)")
 
 
-def success_rate(
+OUTCOMES = ("success", "same colour", "same shape", "neither", "no touch")
+
+
+def outcome(target: str, touched: list[str]) -> str:
+    """A failed episode's kind, from the first wrong object touched (``"<colour> <shape>"``)."""
+    wrong = [name for name in touched if name != target]
+    if not wrong:
+        return "no touch"
+    colour, shape = target.split(" ", 1)
+    other_colour, other_shape = wrong[0].split(" ", 1)
+    if other_colour == colour:
+        return "same colour"
+    return "same shape" if other_shape == shape else "neither"
+
+
+def run_cell(
     policy: VLAPolicy, targets: str, templates: str, episodes: int, seed: int
-) -> float:
-    """Share of ``episodes`` scenes of ``targets``' split succeeded when told with
-    ``templates``' split's wordings."""
+) -> dict[str, int]:
+    """Outcome counts (``OUTCOMES``) of ``episodes`` scenes of ``targets``' split, each told
+    with ``templates``' split's wordings."""
     env = gym.make("vla/Touch-v0", image_size=64, cameras=("front", "top"), split=targets)
     wordings = TEMPLATES["touch"][templates]
-    wins = 0
+    counts = dict.fromkeys(OUTCOMES, 0)
     try:
         for k in range(episodes):
             obs, info = env.reset(seed=seed + k)
+            target = str(info[keys.TARGET])
             text = str(obs["instruction"])
             if templates != targets:
                 found = TARGET_PHRASE.search(text)
@@ -54,16 +77,18 @@ def success_rate(
                     raise ValueError(f"no '<colour> <noun>' phrase in {text!r}")
                 text = wordings[k % len(wordings)].format(obj=found.group(0))
             policy.reset()
+            touched: list[str] = []
             for _ in range(env.spec.max_episode_steps or 50):
                 obs, _, terminated, truncated, info = env.step(
                     policy.act({**obs, "instruction": text})
                 )
+                touched += [n for n in info[keys.TOUCHED] if n not in touched]
                 if terminated or truncated:
                     break
-            wins += bool(info.get("success"))
+            counts["success" if info.get("success") else outcome(target, touched)] += 1
     finally:
         env.close()
-    return wins / episodes
+    return counts
 
 
 def main() -> None:
@@ -75,17 +100,19 @@ def main() -> None:
     args = parser.parse_args()
     policy = VLAPolicy.from_checkpoint(args.checkpoint, device="cpu")
     table = Table(title=f"{args.checkpoint}: touch, {args.episodes} episodes per cell")
-    for column in ("targets", "wording", "success", "95% CI"):
+    for column in ("targets", "wording", "success", "95% CI", *OUTCOMES[1:]):
         table.add_column(column)
     rows = []
     for targets, templates in (("train", "train"), ("train", "test"), ("test", "train"),
                                ("test", "test")):  # fmt: skip
-        rate = success_rate(policy, targets, templates, args.episodes, args.seed)
-        low, high = wilson_interval(round(rate * args.episodes), args.episodes)
+        counts = run_cell(policy, targets, templates, args.episodes, args.seed)
+        rate = counts["success"] / args.episodes
+        low, high = wilson_interval(counts["success"], args.episodes)
         rows.append({"targets": targets, "templates": templates, "success_rate": rate,
-                     "ci95": [low, high]})  # fmt: skip
-        table.add_row(targets, templates, f"{rate:.0%}", f"{low:.0%} - {high:.0%}")
-    Console(width=120).print(table)
+                     "ci95": [low, high], "outcomes": counts})  # fmt: skip
+        table.add_row(targets, templates, f"{rate:.0%}", f"{low:.0%} - {high:.0%}",
+                      *(str(counts[o]) for o in OUTCOMES[1:]))  # fmt: skip
+    Console(width=140).print(table)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"checkpoint": args.checkpoint, "episodes": args.episodes,

@@ -19,6 +19,7 @@ SIM_OBS = "sim_obs"  # (39,) Meta-World's own observation, goal included (envs.m
 SUCCESS = "success"  # bool: the task is done (the episode terminates)
 FAILURE = "failure"  # bool: the episode failed for good (e.g. touched the wrong object first)
 TASK = "task"  # str: the task's name (envs.TASK_NAMES)
+TOUCHED = "touched"  # list[str]: "<colour> <shape>" of each object the gripper touches now
 REWARD_PREFIX = "reward_"  # reward_<term>: float shaping terms, their sum is the reward
 # info at reset only
 INFO_INSTRUCTION = INSTRUCTION  # str: the episode's instruction

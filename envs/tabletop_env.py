@@ -240,11 +240,15 @@ class TabletopEnv(MujocoEnv):
             finger = np.full(2, FINGER_OPEN + (FINGER_CLOSED - FINGER_OPEN) * closed)
         self.do_simulation(finger, self.frame_skip)
         self._steps += 1
-        success, failure, terms = self.task.evaluate(self.spec_, self._scene_view(), self._memory)
+        view = self._scene_view()
+        success, failure, terms = self.task.evaluate(self.spec_, view, self._memory)
         obs = self._get_obs()
         terminated = bool(success or failure)
         truncated = not terminated and self._steps >= self.task.max_episode_steps
         info = {keys.SUCCESS: bool(success), keys.FAILURE: bool(failure), keys.TASK: self.task.name}
+        info[keys.TOUCHED] = [
+            o.name for o, t in zip(self.spec_.objects, view.touched, strict=True) if t
+        ]
         info.update({f"{keys.REWARD_PREFIX}{k}": float(v) for k, v in terms.items()})
         return obs, float(sum(terms.values())), terminated, truncated, info
 

@@ -154,7 +154,9 @@ def test_touching_a_distractor_fails_the_episode():
             _, _, terminated, _, info = env.step(act)
             if terminated:
                 break
+            assert info[keys.TOUCHED] == []  # nothing touched on the way
         assert terminated and info["failure"] and not info["success"]
+        assert info[keys.TOUCHED] == [wrong.name]  # which object the failure hit
     finally:
         env.close()
 
