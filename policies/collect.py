@@ -151,6 +151,8 @@ def _rollout(seed: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
             if k in info
         },
     }
+    # what drove the episode, when the expert factory says (policies.dagger: the learner)
+    meta.update(getattr(record.expert, "episode_extras", dict)())
     if _worker["speech"] is not None:
         # seeded by the episode, like the noise: the same audio with any number of workers
         rng = np.random.default_rng([_worker["speech_seed"], seed])

@@ -29,6 +29,7 @@ import numpy as np
 from envs import keys as obs_keys
 
 DEFAULT_EXPERT = {"_target_": "policies.scripted_expert.ScriptedExpert.for_env"}
+DRIVER = "driver"  # extras field of a learner-driven episode (vla-data, EpisodeStore.extras)
 
 
 class LearnerDriven:
@@ -61,8 +62,8 @@ class LearnerDriven:
         self.expert, self.learner, self.beta, self.noise = expert, learner, beta, noise
         self.rng = np.random.default_rng(seed)
         self.clean_action = np.zeros(0, np.float32)
-        self.learner_steps = 0  # executed actions that were the learner's (this object's life)
-        self.steps = 0
+        self.learner_steps = self.steps = 0  # this episode's: executed by the learner / all
+        self.checkpoint = ""  # the learner's folder, when made by for_env
 
     @classmethod
     def for_env(
@@ -94,11 +95,26 @@ class LearnerDriven:
         if tasks:
             learner.check_tasks(tasks)
         labeller = instantiate(dict(expert or DEFAULT_EXPERT), env=env, noise=0.0)
-        return cls(labeller, learner, beta=beta, noise=noise, seed=seed)
+        driven = cls(labeller, learner, beta=beta, noise=noise, seed=seed)
+        driven.checkpoint = str(checkpoint)
+        return driven
 
     def reset(self) -> None:
         self.expert.reset()
         self.learner.reset()
+        self.steps = self.learner_steps = 0
+
+    def episode_extras(self) -> dict[str, Any]:
+        """Stored with each episode (``vla-collect``): who drove it, and how much."""
+        return {
+            DRIVER: {
+                "checkpoint": self.checkpoint,
+                "beta": self.beta,
+                "noise": self.noise,
+                "learner_steps": self.learner_steps,
+                "steps": self.steps,
+            }
+        }
 
     def act(self, obs: dict) -> np.ndarray:
         self.expert.act(obs)  # labels this state: sets clean_action

@@ -44,6 +44,9 @@ def test_the_learner_drives_and_the_store_keeps_the_experts_labels(tmp_path, lea
     # the same scenes (seeds 0, 1), but the untrained learner wanders where the expert did not:
     # other states, and episodes that run longer than the expert's direct touches
     assert [int(s) for s in dagger.seeds] == [0, 1]
+    driver = dagger.episode_meta(0)["driver"]  # each episode says what drove it
+    assert driver["checkpoint"] == str(learner) and driver["beta"] == 0.0
+    assert driver["learner_steps"] == driver["steps"] == dagger.episode_meta(0)["length"]
     assert len(d["state"]) > len(e["state"])
     assert not np.allclose(d["state"][1:5], e["state"][1:5])
     # every stored action is the touch expert's label (it always commands "closed")...
