@@ -32,6 +32,7 @@ import numpy as np  # noqa: E402
 
 from envs import keys as obs_keys  # noqa: E402
 from policies.batch import PerEnvPolicies, obs_at  # noqa: E402
+from policies.dagger import DRIVER  # noqa: E402
 from policies.rollout import RolloutHook, rollout  # noqa: E402
 from vla import keys  # noqa: E402
 from vla.atomic_file import write_text_atomic  # noqa: E402
@@ -324,6 +325,8 @@ def write_card(path: Path, summary: CollectSummary, noise: float, keep_failures:
     store = EpisodeStore(path, check_values=False)
     info = store.summary(num_instructions=8)
     tasks = Counter(store.tasks)
+    # policies.dagger: a learner drove the last run's episodes (the expert only labelled them)
+    who = "learner" if store.num_episodes and DRIVER in store.extras[-1] else "expert"
     lines = [
         f"# Dataset card: {path.name}",
         "",
@@ -338,7 +341,7 @@ def write_card(path: Path, summary: CollectSummary, noise: float, keep_failures:
         f"| tasks | {', '.join(f'{k}: {v}' for k, v in tasks.items())} |",
         f"| expert noise | {noise} |",
         f"| failures kept | {keep_failures} |",
-        f"| expert success (last run) | {summary.expert_successes}/{summary.attempted} |",
+        f"| {who} success (last run) | {summary.expert_successes}/{summary.attempted} |",
         f"| disk | {info['disk_bytes'] / 1e6:.1f} MB ({info['bytes_per_frame']:.0f} B/frame) |",
         *_speech_rows(store, info["audio"]),
         "",
