@@ -15,20 +15,20 @@ back from the learner's own mistakes. ``vla-collect`` runs it through its ``expe
 lacks (the stored ``success`` is the learner's). With ``beta`` > 0 each step runs the expert's
 own action with that probability (DAgger's mixture), and ``noise`` adds Gaussian noise to the
 executed action as DART does. Any expert factory with the scripted experts' interface labels
-(``act`` setting ``clean_action``; default the tabletop's ``ScriptedExpert.for_env``; Meta-World:
-``+expert.expert._target_=policies.metaworld_expert.MetaWorldExpert.for_env``).
+(``act`` setting ``clean_action``), named by its dotted path: default the tabletop's
+``ScriptedExpert.for_env``; Meta-World's:
+``+expert.labeller=policies.metaworld_expert.MetaWorldExpert.for_env``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from envs import keys as obs_keys
 
-DEFAULT_EXPERT = {"_target_": "policies.scripted_expert.ScriptedExpert.for_env"}
+DEFAULT_LABELLER = "policies.scripted_expert.ScriptedExpert.for_env"
 DRIVER = "driver"  # extras field of a learner-driven episode (vla-data, EpisodeStore.extras)
 
 
@@ -72,17 +72,18 @@ class LearnerDriven:
         checkpoint: str,
         noise: float = 0.0,
         beta: float = 0.0,
-        expert: Mapping[str, Any] | None = None,
+        labeller: str = DEFAULT_LABELLER,
         n_action_steps: int | None = None,
         threads: int = 1,
         seed: int | None = None,
     ) -> LearnerDriven:
         """What ``vla-collect`` makes in each worker: ``checkpoint`` loaded as a ``VLAPolicy`` on
         the CPU (``n_action_steps``: re-plan after this many steps of a chunk, default the
-        checkpoint's chunk), the expert from its factory config (``env=``, no noise).
+        checkpoint's chunk), the expert from its factory ``labeller`` (a dotted path, called
+        with ``env=`` and no noise).
         ``threads``: torch threads of this process (workers run side by side: 1 each)."""
         import torch
-        from hydra.utils import instantiate
+        from hydra.utils import get_method
 
         from policies.vla_policy import VLAPolicy
 
@@ -94,8 +95,8 @@ class LearnerDriven:
         tasks = getattr(env.unwrapped, "task_names", None)
         if tasks:
             learner.check_tasks(tasks)
-        labeller = instantiate(dict(expert or DEFAULT_EXPERT), env=env, noise=0.0)
-        driven = cls(labeller, learner, beta=beta, noise=noise, seed=seed)
+        expert = get_method(labeller)(env=env, noise=0.0)
+        driven = cls(expert, learner, beta=beta, noise=noise, seed=seed)
         driven.checkpoint = str(checkpoint)
         return driven
 

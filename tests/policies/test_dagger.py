@@ -78,3 +78,6 @@ def test_bad_input_fails_before_any_episode(tmp_path, learner, tiny_vla):
     with pytest.raises(InstantiationException, match="predicts 7-d actions"):
         collect(TOUCH, tmp_path / "x.zarr", episodes=1, workers=1, progress=False,
                 expert=driven(other))  # fmt: skip
+    with pytest.raises(InstantiationException, match="policies.no_such"):
+        collect(TOUCH, tmp_path / "y.zarr", episodes=1, workers=1, progress=False,
+                expert=driven(learner, labeller="policies.no_such.Expert.for_env"))  # fmt: skip
