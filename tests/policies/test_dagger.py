@@ -45,6 +45,7 @@ def test_the_learner_drives_and_the_store_keeps_the_experts_labels(tmp_path, lea
     # other states, and episodes that run longer than the expert's direct touches
     assert [int(s) for s in dagger.seeds] == [0, 1]
     assert "| learner success (last run) |" in (dagger_out / "README.md").read_text()
+    assert dagger.summary()["extras"]["driver"] == 2  # vla-data info: "extra fields"
     driver = dagger.episode_meta(0)["driver"]  # each episode says what drove it
     assert driver["checkpoint"] == str(learner) and driver["beta"] == 0.0
     assert driver["learner_steps"] == driver["steps"] == dagger.episode_meta(0)["length"]

@@ -40,6 +40,7 @@ def print_info(info: dict, console: Console) -> None:
         ("steps", f"{info['steps']:,} (mean episode {info['mean_episode_length']:.1f})"),
         ("success rate", "-" if success is None else f"{success:.1%}"),
         ("splits", ", ".join(f"{k}: {v}" for k, v in info["splits"].items()) or "-"),
+        ("extra fields", ", ".join(f"{k}: {v}" for k, v in info["extras"].items()) or "-"),
         ("disk", f"{_size(info['disk_bytes'])} ({_size(info['bytes_per_frame'])} per step)"),
         ("format", f"{info['schema']} v{info['format_version']}"),
         ("env spec", json.dumps(info["env_spec"])),
@@ -47,7 +48,7 @@ def print_info(info: dict, console: Console) -> None:
     audio = info.get("audio")
     if audio:  # spoken instructions (format 2)
         rows.insert(
-            5,
+            6,
             (
                 "audio",
                 f"{audio['sample_rate']} Hz, {audio['seconds']:.1f} s (mean "

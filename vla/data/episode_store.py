@@ -315,6 +315,9 @@ class EpisodeStore:
             "keys": key_info,
             "tasks": dict(Counter(self.tasks)),
             "splits": dict(Counter(self.splits)),
+            # extra metadata fields and how many episodes carry each (e.g. target, speech, or
+            # driver: episodes a learner drove, policies/dagger.py)
+            "extras": dict(Counter(k for extra in self.extras for k in extra)),
             "instructions": examples,
             "audio": self._audio.summary(),  # seconds of speech and disk, or None
             "env_spec": self.env_spec,
