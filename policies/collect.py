@@ -32,7 +32,6 @@ import numpy as np  # noqa: E402
 
 from envs import keys as obs_keys  # noqa: E402
 from policies.batch import PerEnvPolicies, obs_at  # noqa: E402
-from policies.dagger import DRIVER  # noqa: E402
 from policies.rollout import RolloutHook, rollout  # noqa: E402
 from vla import keys  # noqa: E402
 from vla.atomic_file import write_text_atomic  # noqa: E402
@@ -56,8 +55,9 @@ class CollectSummary:
     episodes: int  # committed episodes in the store now
     added: int  # committed by this call
     attempted: int  # expert episodes run by this call
-    expert_successes: int
+    expert_successes: int  # episodes the acting policy succeeded (the learner's with DAgger)
     seconds: float
+    driver: str = "expert"  # who acted in the env: the expert, or a learner (policies.dagger)
 
     @property
     def episodes_per_s(self) -> float:
@@ -266,6 +266,7 @@ def collect(
             bar = Progress(
                 total=need, desc=f"collect {spec['env_id']}", unit="episode", disable=not progress
             )
+            who = driver_of(worker_args[0])
             # finished episodes are committed in batches (one atomic commit each: ~40 ms of
             # metadata writes per commit, 3.5 ms per episode in batches of 16); a kill loses at
             # most the uncommitted batch, which a resumed run collects again (same seeds)
@@ -286,7 +287,7 @@ def collect(
                             writer.append_many(batch)
                             last_commit = time.monotonic()
                         rate = f"{successes / attempted:.0%}"
-                        bar.set_postfix(expert_success=rate, run=attempted, refresh=False)
+                        bar.set_postfix({f"{who}_success": rate, "run": attempted}, refresh=False)
                         bar.update(int(kept))  # the count and postfix of one line agree
                         if added >= need:
                             break
@@ -295,9 +296,19 @@ def collect(
                         batch, pending = pending, []
                         writer.append_many(batch)
         total = writer.num_episodes
-    summary = CollectSummary(out, total, added, attempted, successes, time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    summary = CollectSummary(out, total, added, attempted, successes, seconds, driver_of(expert))
     write_card(out, summary, noise=noise, keep_failures=keep_failures)
     return summary
+
+
+def driver_of(expert: Mapping[str, Any] | None) -> str:
+    """Who acts in the env for an expert factory config: ``expert``, or what the factory's class
+    says in its ``driver`` attribute (``policies.dagger.LearnerDriven``: ``learner``)."""
+    from hydra.utils import get_method
+
+    factory = get_method(dict(expert or DEFAULT_EXPERT)["_target_"])
+    return str(getattr(getattr(factory, "__self__", factory), "driver", "expert"))
 
 
 def _check_resume(store: EpisodeStore, speech: bool, speech_seed: int) -> None:
@@ -325,8 +336,6 @@ def write_card(path: Path, summary: CollectSummary, noise: float, keep_failures:
     store = EpisodeStore(path, check_values=False)
     info = store.summary(num_instructions=8)
     tasks = Counter(store.tasks)
-    # policies.dagger: a learner drove the last run's episodes (the expert only labelled them)
-    who = "learner" if store.num_episodes and DRIVER in store.extras[-1] else "expert"
     lines = [
         f"# Dataset card: {path.name}",
         "",
@@ -341,7 +350,7 @@ def write_card(path: Path, summary: CollectSummary, noise: float, keep_failures:
         f"| tasks | {', '.join(f'{k}: {v}' for k, v in tasks.items())} |",
         f"| expert noise | {noise} |",
         f"| failures kept | {keep_failures} |",
-        f"| {who} success (last run) | {summary.expert_successes}/{summary.attempted} |",
+        f"| {summary.driver} success (last run) | {summary.expert_successes}/{summary.attempted} |",
         f"| disk | {info['disk_bytes'] / 1e6:.1f} MB ({info['bytes_per_frame']:.0f} B/frame) |",
         *_speech_rows(store, info["audio"]),
         "",

@@ -46,6 +46,7 @@ class LearnerDriven:
     """
 
     needs_privileged = True  # the expert reads simulator state; the learner ignores it
+    driver = "learner"  # who acts in the env (vla-collect's progress, summary and card say so)
 
     def __init__(
         self,

@@ -33,7 +33,7 @@ def main(cfg: DictConfig) -> None:
         expert=OmegaConf.to_container(cfg.expert, resolve=True),
     )
     print(
-        f"{s.path}: {s.episodes} episodes ({s.added} added; expert succeeded in "
+        f"{s.path}: {s.episodes} episodes ({s.added} added; {s.driver} succeeded in "
         f"{s.expert_successes}/{s.attempted}) in {s.seconds:.1f} s = "
         f"{s.episodes_per_s:.1f} episodes/s. Card: {s.path / 'README.md'}"
     )

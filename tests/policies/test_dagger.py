@@ -37,8 +37,9 @@ def read(path):
 def test_the_learner_drives_and_the_store_keeps_the_experts_labels(tmp_path, learner):
     expert_out, dagger_out = tmp_path / "expert.zarr", tmp_path / "dagger.zarr"
     collect(TOUCH, expert_out, episodes=2, workers=1, progress=False)
-    collect(TOUCH, dagger_out, episodes=2, workers=1, keep_failures=True, progress=False,
-            expert=driven(learner))  # fmt: skip
+    summary = collect(TOUCH, dagger_out, episodes=2, workers=1, keep_failures=True,
+                      progress=False, expert=driven(learner))  # fmt: skip
+    assert summary.driver == "learner"
     expert, e = read(expert_out)
     dagger, d = read(dagger_out)
     # the same scenes (seeds 0, 1), but the untrained learner wanders where the expert did not:
