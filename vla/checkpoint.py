@@ -312,8 +312,9 @@ def init_from_checkpoint(model: VLA, directory: str | Path) -> dict[str, list[st
         raise ValueError(
             f"init_from={str(directory)!r}: its text tokenizer differs from this run's ({differ}), "
             "so its token-embedding rows would mean other tokens: fit on the same instructions "
-            "(the same store, transcribe / qa settings) or use its tokenizer "
-            "(model/text_tokenizer=pretrained)"
+            "(the same store, transcribe / qa settings) or keep its tokenizer "
+            f"(model.text_tokenizer.path={theirs}: a store that grew, e.g. DAgger episodes; "
+            "model/text_tokenizer=pretrained for a pretrained LM's)"
         )
     params = dict(model.named_parameters(remove_duplicate=False))
     wrong = {

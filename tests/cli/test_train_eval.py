@@ -1,6 +1,7 @@
 """End to end through the CLIs: collect -> train -> resume -> evaluate, and 2-process DDP."""
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -29,6 +30,34 @@ def store(tmp_path_factory):
     run("policies.cli.collect", "env=touch", "env.image_size=32", "episodes=12", "workers=1",
         f"out={path}")  # fmt: skip
     return path
+
+
+def test_fine_tune_on_a_grown_store_keeps_the_checkpoints_tokenizer(store, tmp_path):
+    """DAgger's workflow: episodes appended to the store change the fitted BPE, so init_from
+    names the fix, and with the checkpoint's tokenizer (loaded, not refitted) it trains."""
+    first = tmp_path / "first"
+    run("vla.cli.train", f"dataset.path={store}", f"out={first}", "trainer.max_steps=2",
+        *TINY)  # fmt: skip
+    grown = tmp_path / "grown.zarr"
+    shutil.copytree(store, grown)
+    # 12 more episodes: more instructions, so a BPE fitted on them is another tokenizer
+    run("policies.cli.collect", "env=touch", "env.image_size=32", "episodes=24", "workers=1",
+        f"out={grown}")  # fmt: skip
+    ckpt = first / "checkpoints" / "last"
+    args = [f"dataset.path={grown}", f"init_from={ckpt}", "trainer.max_steps=2",
+            *TINY]  # fmt: skip
+    refused = run("vla.cli.train", *args, f"out={tmp_path / 'refused'}", check=False)
+    assert refused.returncode != 0
+    assert f"model.text_tokenizer.path={ckpt / 'tokenizer'}" in refused.stderr
+    run(
+        "vla.cli.train",
+        *args,
+        f"out={tmp_path / 'tuned'}",
+        f"model.text_tokenizer.path={ckpt / 'tokenizer'}",
+    )
+    tuned = tmp_path / "tuned" / "checkpoints" / "last" / "tokenizer"
+    for name in ("tokenizer.json", "added_tokens.json"):
+        assert (tuned / name).read_bytes() == (ckpt / "tokenizer" / name).read_bytes()
 
 
 def test_train_resume_and_evaluate(store, tmp_path):

@@ -85,7 +85,8 @@ def build_training(cfg: DictConfig) -> TrainingSetup:
         texts += [x[keys.QUESTION] for x in qa] + [x[keys.ANSWER] for x in qa]
     if cfg.dataset.get("transcribe_fraction"):
         texts.append(TRANSCRIBE_QUESTION)
-    tokenizer.fit(texts)  # byte fallback for anything else
+    if not getattr(tokenizer, "fitted", False):  # one loaded from a folder keeps its ids
+        tokenizer.fit(texts)  # byte fallback for anything else
     model = instantiate(cfg.model, text_tokenizer=tokenizer)
     if cfg.get("init_from"):  # fine-tune / staged training: start from a checkpoint's weights
         init = init_from_checkpoint(model, cfg.init_from)
