@@ -259,6 +259,7 @@ def collect(
             first = int(store.seeds.max()) + 1
         need = episodes - done
         attempted = successes = added = 0
+        who = driver_of(expert)  # the expert, or a learner it labels for (policies.dagger)
         if need > 0:
             seeds = iter(range(first, sys.maxsize))
             worker_args = (dict(expert or DEFAULT_EXPERT), noise, seed, speech, speech_seed)
@@ -266,7 +267,6 @@ def collect(
             bar = Progress(
                 total=need, desc=f"collect {spec['env_id']}", unit="episode", disable=not progress
             )
-            who = driver_of(worker_args[0])
             # finished episodes are committed in batches (one atomic commit each: ~40 ms of
             # metadata writes per commit, 3.5 ms per episode in batches of 16); a kill loses at
             # most the uncommitted batch, which a resumed run collects again (same seeds)
@@ -297,7 +297,7 @@ def collect(
                         writer.append_many(batch)
         total = writer.num_episodes
     seconds = time.perf_counter() - start
-    summary = CollectSummary(out, total, added, attempted, successes, seconds, driver_of(expert))
+    summary = CollectSummary(out, total, added, attempted, successes, seconds, who)
     write_card(out, summary, noise=noise, keep_failures=keep_failures)
     return summary
 

@@ -43,6 +43,7 @@ class LearnerDriven:
             only, DAgger's usual choice after the first round).
         noise: std of Gaussian noise on the executed action, clipped to [-1, 1] (0 = off).
         seed: seed of the mixture and noise stream (``vla-collect`` reseeds ``rng`` per episode).
+        checkpoint: the learner's folder, recorded with each episode.
     """
 
     needs_privileged = True  # the expert reads simulator state; the learner ignores it
@@ -55,6 +56,7 @@ class LearnerDriven:
         beta: float = 0.0,
         noise: float = 0.0,
         seed: int | None = None,
+        checkpoint: str = "",
     ):
         if not 0.0 <= beta <= 1.0:
             raise ValueError(f"beta={beta} must be in [0, 1] (probability of the expert's action)")
@@ -64,7 +66,7 @@ class LearnerDriven:
         self.rng = np.random.default_rng(seed)
         self.clean_action = np.zeros(0, np.float32)
         self.learner_steps = self.steps = 0  # this episode's: executed by the learner / all
-        self.checkpoint = ""  # the learner's folder, when made by for_env
+        self.checkpoint = str(checkpoint)
 
     @classmethod
     def for_env(
@@ -97,9 +99,7 @@ class LearnerDriven:
         if tasks:
             learner.check_tasks(tasks)
         expert = get_method(labeller)(env=env, noise=0.0)
-        driven = cls(expert, learner, beta=beta, noise=noise, seed=seed)
-        driven.checkpoint = str(checkpoint)
-        return driven
+        return cls(expert, learner, beta=beta, noise=noise, seed=seed, checkpoint=checkpoint)
 
     def reset(self) -> None:
         self.expert.reset()

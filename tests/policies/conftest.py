@@ -1,7 +1,10 @@
 """Tiny real VLAs for the policy tests: the tabletop's 4-d actions and 7-d state, 32 px frames."""
 
+import importlib.util
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -57,3 +60,20 @@ def make_tiny_vla(
 def tiny_vla() -> Callable[..., VLA]:
     """``tiny_vla(num_cameras=1, obs_horizon=1, history="recent", state=False, ...)``."""
     return make_tiny_vla
+
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def load_benchmark(name: str) -> ModuleType:
+    """The script ``benchmarks/<name>.py`` imported as a module (benchmarks/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def benchmark_module() -> Callable[[str], ModuleType]:
+    """``benchmark_module("split_shifts")``: a benchmarks/ script's functions, to test them."""
+    return load_benchmark

@@ -1,7 +1,6 @@
 """benchmarks/push_destination.py on a tiny checkpoint: both rows print; the colour swap names
 the other pad."""
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -11,11 +10,8 @@ from vla.checkpoint import save_checkpoint
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "push_destination.py"
 
 
-def test_the_destination_swap_replaces_the_pads_colour_not_the_objects():
-    spec = importlib.util.spec_from_file_location("push_destination", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    swap = module.swap_destination
+def test_the_destination_swap_replaces_the_pads_colour_not_the_objects(benchmark_module):
+    swap = benchmark_module("push_destination").swap_destination
     assert swap("push the red cube onto the red pad", "red", "blue") == (
         "push the red cube onto the blue pad"
     )

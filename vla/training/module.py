@@ -80,7 +80,6 @@ class VLATrainingModule(L.LightningModule):
             self.ema.requires_grad_(False)
         self.foreach_optimizer = foreach_optimizer
         check_compile_mode(compile_mode, "optim.compile_mode")
-        self.compile_mode = compile_mode
         self.compiled = bool(compile) and compile_available("optim.compile=true")
         if self.compiled:  # after the EMA copy: that one only validates, eagerly
             model.llm.compile_training(mode=compile_mode)
