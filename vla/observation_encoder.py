@@ -24,9 +24,12 @@ With an encoder built with ``film=true`` the caller passes one conditioning vect
 VLA passes its pooled instruction embedding, ``film_condition``); a small MLP turns it into the
 encoder's per-stage FiLM gamma / beta, zero-initialized so training starts from the
 unconditioned encoder. ``film_pooling`` says how the instruction's tokens become that vector:
-``mean`` (every token alike) or ``attention`` (a few learned heads weigh the tokens, so the words
+``mean`` (every token alike), ``attention`` (a few learned heads weigh the tokens, so the words
 that pick the target, a colour or a shape, can outweigh the rest of a paraphrase; it starts as the
-mean and learns from there).
+mean and learns from there) or ``context`` (the mean plus what a one-layer transformer over the
+tokens and their positions adds, zero at the start: the mean is a bag of words, so in "put the red
+cube on the blue pad" nothing says which colour is the object's and which the pad's, and the
+destination's words dilute the target's; a word read in its sentence can carry its role).
 """
 
 from collections.abc import Callable, Sequence
@@ -36,13 +39,14 @@ import torch
 from torch import Tensor, nn
 
 from vla.adapters.adapter import Adapter
+from vla.adapters.attention_block import FeedForward
 from vla.hydra_config import to_plain
 from vla.train_compile import compile_for_training, for_this_forward
 from vla.vision.timm_encoder import TimmEncoder
 
 # a state reading far outside the training range is clamped so it cannot saturate the LM
 _STATE_CLAMP = 5.0
-FILM_POOLINGS = ("mean", "attention")
+FILM_POOLINGS = ("mean", "attention", "context")
 
 
 class AttentionPool(nn.Module):
@@ -66,6 +70,57 @@ class AttentionPool(nn.Module):
         w = (torch.softmax(scores, dim=1) * real).to(x.dtype)  # (B, L, H); an empty row -> 0
         pooled = torch.einsum("blh,bld->bhd", w, x)  # (B, H, D)
         return self.mix(pooled.flatten(1))  # (B, D)
+
+
+class ContextPool(nn.Module):
+    """Tokens ``(B, L, D)`` -> ``(B, D)``: their mean, plus a learned summary of the tokens read
+    in context. One pre-norm transformer layer sees each token with its position (counted from
+    the first real token, so left padding changes nothing), ``heads`` learned softmax weightings
+    pool its output, and a zero-initialized map adds the pooled heads to the mean: it starts as
+    the plain mean and learns what the mean cannot say, which word plays which role.
+
+    Args:
+        dim: token width D.
+        heads: attention heads of the layer, and pooling heads.
+        max_tokens: longest instruction (in tokens) it takes; a longer one is an error.
+    """
+
+    def __init__(self, dim: int, heads: int = 4, max_tokens: int = 256) -> None:
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"film_pooling=context needs a width divisible by {heads}; got {dim}")
+        self.max_tokens = max_tokens
+        self.pos = nn.Parameter(torch.randn(max_tokens, dim) * 0.02)  # (Lmax, D)
+        self.norm = nn.LayerNorm(dim)
+        self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.ff = FeedForward(dim, mult=2)
+        self.score = nn.Linear(dim, heads)
+        self.out = nn.Linear(heads * dim, dim)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        real = mask.bool()  # (B, L)
+        w = real.unsqueeze(-1).to(x.dtype)  # (B, L, 1)
+        mean = (x * w).sum(1) / w.sum(1).clamp_min(1)  # (B, D)
+        if x.shape[1] > self.max_tokens:
+            raise ValueError(
+                f"an instruction of {x.shape[1]} tokens is longer than film_pooling=context's "
+                f"{self.max_tokens}: shorten it"
+            )
+        position = (real.long().cumsum(1) - 1).clamp_min(0)  # (B, L) 0 at the first real token
+        h = x + self.pos[position]  # (B, L, D)
+        # an empty instruction would mask every key (NaN): let its rows see their first slot;
+        # what they produce is dropped below
+        ignore = ~real
+        ignore[:, 0] &= real.any(1)
+        q = self.norm(h)
+        h = h + self.attn(q, q, q, key_padding_mask=ignore, need_weights=False)[0]
+        h = h + self.ff(h)  # (B, L, D)
+        scores = self.score(h).float().masked_fill(~real.unsqueeze(-1), -1e9)  # (B, L, H)
+        weights = (torch.softmax(scores, dim=1) * real.unsqueeze(-1)).to(h.dtype)  # (B, L, H)
+        pooled = torch.einsum("blh,bld->bhd", weights, h)  # (B, H, D)
+        return mean + self.out(pooled.flatten(1)) * real.any(1, keepdim=True).to(x.dtype)
 
 
 class ObservationEncoder(nn.Module):
@@ -152,9 +207,11 @@ class ObservationEncoder(nn.Module):
             self.register_buffer("state_dims", torch.tensor(dims, dtype=torch.long))
             self.state_proj = nn.Linear(len(dims), out_dim)
         # built last: a model without it draws the same initial weights as before it existed
-        self.film_pool: AttentionPool | None = None
+        self.film_pool: AttentionPool | ContextPool | None = None
         if film_pooling == "attention" and self.film is not None:
             self.film_pool = AttentionPool(out_dim)
+        elif film_pooling == "context" and self.film is not None:
+            self.film_pool = ContextPool(out_dim)
 
     def film_condition(self, text: Tensor, mask: Tensor) -> Tensor:
         """The instruction's tokens ``(B, L, D)`` (mask ``(B, L)``, 1 = real) -> the FiLM

@@ -34,9 +34,12 @@ def make_tiny_vla(
     n_bins: int = 8,
     speech: bool = False,
     seed: int | None = None,
+    film: bool = False,
+    film_pooling: str = "mean",
 ) -> VLA:
     """A VLA of a 2-stage narrow ResNet and a 1-layer llama; ``speech``: an audio-only model
-    (``instruction="audio"``) with a 1-layer speech encoder at 16 kHz."""
+    (``instruction="audio"``) with a 1-layer speech encoder at 16 kHz; ``film``: the ResNet
+    conditioned on the instruction (pooled by ``film_pooling``)."""
     if seed is not None:
         torch.manual_seed(seed)
     ears: dict[str, Any] = {}
@@ -46,13 +49,13 @@ def make_tiny_vla(
                 "audio_adapter": partial(AttentionPool, num_queries=2, num_heads=2)}  # fmt: skip
     return VLA(
         vision=TimmEncoder("resnet10t", image_size=32, feature_stage=3,
-                           model_kwargs={"channels": [8, 8, 8, 8], "stem_width": 8}),
+                           model_kwargs={"channels": [8, 8, 8, 8], "stem_width": 8}, film=film),
         adapter=MLP, llm=CausalLM(config=LM), text_tokenizer=ByteTokenizer(),
         action_tokenizer=ActionTokenizer(low=[-1.0] * action_dim, high=[1.0] * action_dim,
                                          n_bins=n_bins),
         action_horizon=action_horizon, num_cameras=num_cameras, obs_horizon=obs_horizon,
         history=history, state_low=[-1.0] * 7 if state else None,
-        state_high=[1.0] * 7 if state else None, **ears,
+        state_high=[1.0] * 7 if state else None, film_pooling=film_pooling, **ears,
     ).eval()  # fmt: skip
 
 

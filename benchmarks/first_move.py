@@ -1,0 +1,132 @@
+"""Does a policy head for its target at the first step, and which of its text paths decides that?
+
+    python benchmarks/first_move.py CHECKPOINT [--task pick_place] [--episodes 40]
+        [--seed 1000150]
+
+A tabletop policy reads its instruction twice: the LM reads its tokens, and a FiLM image encoder
+reads one pooled vector of them (``model.film_pooling``). For each scene of ``--task`` this compares
+the policy's first action (x, y) with the scripted expert's, with four instructions:
+
+- ``env / env``: the env's instruction in both paths (what an evaluation runs);
+- ``short / short``: the target named alone, "touch the red cube", in both;
+- ``env / short`` and ``short / env`` (LM's text / FiLM's text; FiLM encoders only): one path
+  reads the env's instruction, the other the short one.
+
+If the short instruction moves the policy toward its target where the env's does not, the words
+besides the target's (a destination, a longer template) confuse it; the mixed rows say in which
+path. Meaningful for tasks whose expert heads for the target first (touch, lift, pick and place,
+relation's referent is not the named object: use touch, lift or pick_place). Scene k is seed
+``seed + k``; the env is the checkpoint's (cameras, image size), with privileged state for the
+expert.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+
+# benchmarks/envs.py would shadow the envs package: drop this folder from the path
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(__file__)]
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+import gymnasium as gym  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+import envs  # noqa: E402, F401  registers the ids
+from policies.scripted_expert import ScriptedExpert  # noqa: E402
+from policies.vla_policy import VLAPolicy  # noqa: E402
+from vla.checkpoint import read_training_info  # noqa: E402
+
+ROWS = (("env", "env"), ("short", "short"), ("env", "short"), ("short", "env"))
+
+
+def short_instruction(colour: str, shape: str) -> str:
+    return f"touch the {colour} {shape}"
+
+
+class FilmText:
+    """Makes a policy's FiLM encoder read ``text`` (when set) instead of the instruction its LM
+    reads; ``None`` restores the model's own path."""
+
+    def __init__(self, policy: VLAPolicy) -> None:
+        self.prompt = policy.model.prompt
+        self.text: str | None = None
+        self.own: Callable = self.prompt.obs.film_condition
+        self.prompt.obs.film_condition = self._condition
+
+    @property
+    def available(self) -> bool:
+        return self.prompt.obs.film is not None
+
+    def _condition(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if self.text is None:
+            return self.own(tokens, mask)
+        tokens, mask = self.prompt.embed_text([self.text] * tokens.shape[0])
+        return self.own(tokens, mask)
+
+
+def first_moves(
+    env: gym.Env, policy: VLAPolicy, seeds: list[int]
+) -> dict[tuple[str, str], list[tuple[float, bool]]]:
+    """Per row (LM text, FiLM text): per scene, (mean |policy - expert| over x, y of the first
+    action, whether both signs agree)."""
+    expert = ScriptedExpert.for_env(env)
+    film = FilmText(policy)
+    rows = [r for r in ROWS if r[0] == r[1] or film.available]
+    out: dict[tuple[str, str], list[tuple[float, bool]]] = {r: [] for r in rows}
+    for seed in seeds:
+        obs, _ = env.reset(seed=seed)
+        spec = env.unwrapped.spec_
+        target = spec.objects[spec.target]
+        expert.reset()
+        want = expert.act(obs)[:2]
+        texts = {"env": obs["instruction"], "short": short_instruction(target.colour, target.shape)}
+        for lm, film_text in rows:
+            film.text = None if lm == film_text else texts[film_text]
+            policy.reset()
+            with torch.no_grad():
+                got = policy.act({**obs, "instruction": texts[lm]})[:2]
+            agree = bool(np.all(np.sign(got) == np.sign(want)))
+            out[(lm, film_text)].append((float(np.abs(got - want).mean()), agree))
+    film.text = None
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("checkpoint")
+    parser.add_argument("--task", default="pick_place")
+    parser.add_argument("--episodes", type=int, default=40)
+    parser.add_argument("--seed", type=int, default=1_000_150)
+    args = parser.parse_args()
+    policy = VLAPolicy.from_checkpoint(args.checkpoint, device="cpu")
+    spec = read_training_info(args.checkpoint).env_spec
+    kwargs = {"tasks": [args.task], "privileged": True}
+    if spec.cameras:
+        kwargs["cameras"] = list(spec.cameras)
+    if spec.image_size:
+        kwargs["image_size"] = spec.image_size[0]
+    env = gym.make("vla/MultiTask-v0", **kwargs)
+    try:
+        rows = first_moves(env, policy, [args.seed + k for k in range(args.episodes)])
+    finally:
+        env.close()
+    table = Table(title=f"{args.checkpoint}: first action vs the expert's, {args.task}, "
+                  f"{args.episodes} scenes")  # fmt: skip
+    for column in ("LM reads", "FiLM reads", "mean |policy - expert| (x, y)", "signs agree"):
+        table.add_column(column)
+    for (lm, film_text), values in rows.items():
+        err, agree = zip(*values, strict=True)
+        table.add_row(lm, film_text, f"{np.mean(err):.3f}", f"{np.mean(agree):.0%}")
+    if len(rows) < len(ROWS):
+        table.caption = "no FiLM encoder: the instruction has one path, the LM's"
+    Console(width=120).print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""benchmarks/first_move.py on tiny checkpoints: every row prints; the FiLM path can be given
+another text than the LM's."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from policies.vla_policy import VLAPolicy
+from vla.checkpoint import save_checkpoint
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "first_move.py"
+INFO = {"image_keys": ["image"], "env_spec": {"env_id": "vla/MultiTask-v0",
+        "cameras": ["front"], "image_size": [32, 32]}}  # fmt: skip
+
+
+def run(ckpt: Path) -> str:
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), str(ckpt), "--episodes", "1", "--task", "lift"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def test_first_move_prints_the_mixed_rows_only_for_a_film_encoder(tmp_path, tiny_vla):
+    save_checkpoint(tiny_vla(seed=0, film=True), tmp_path / "film", extra=INFO)
+    save_checkpoint(tiny_vla(seed=0), tmp_path / "plain", extra=INFO)
+    film, plain = run(tmp_path / "film"), run(tmp_path / "plain")
+    assert film.count("short") == 4 and "no FiLM encoder" not in film  # 2 mixed rows + 1 both
+    assert plain.count("short") == 2 and "no FiLM encoder" in plain
+
+
+def test_film_text_conditions_the_image_encoder_alone(tiny_vla, benchmark_module):
+    bench = benchmark_module("first_move")
+    model = tiny_vla(seed=0, film=True)
+    with torch.no_grad():  # as after training: the FiLM map is no longer zero
+        torch.nn.init.normal_(model.obs.film[-1].weight)
+    policy = VLAPolicy(model, image_keys=("image",))
+    film = bench.FilmText(policy)
+    obs = {"image": np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8),
+           "instruction": "touch the red cube"}  # fmt: skip
+    with torch.no_grad():
+        own = model.prompt.obs.film_condition(*model.prompt.embed_text(["touch the red cube"]))
+        film.text = "lift the blue ball"
+        other = model.prompt.obs.film_condition(*model.prompt.embed_text(["touch the red cube"]))
+        film.text = None
+        back = model.prompt.obs.film_condition(*model.prompt.embed_text(["touch the red cube"]))
+    assert not torch.allclose(own, other) and torch.equal(own, back)
+    policy.reset()
+    assert policy.act(obs).shape == (4,)
