@@ -29,7 +29,10 @@ that pick the target, a colour or a shape, can outweigh the rest of a paraphrase
 mean and learns from there) or ``context`` (the mean plus what a one-layer transformer over the
 tokens and their positions adds, zero at the start: the mean is a bag of words, so in "put the red
 cube on the blue pad" nothing says which colour is the object's and which the pad's, and the
-destination's words dilute the target's; a word read in its sentence can carry its role).
+destination's words dilute the target's; a word read in its sentence can carry its role) or
+``ngram`` (the mean of the tokens, each with what a small nonlinear convolution over it and its
+two neighbours adds, zero at the start: "red cube" and "blue pad" become features of their own,
+with no capacity to memorize a whole sentence).
 """
 
 from collections.abc import Callable, Sequence
@@ -46,7 +49,7 @@ from vla.vision.timm_encoder import TimmEncoder
 
 # a state reading far outside the training range is clamped so it cannot saturate the LM
 _STATE_CLAMP = 5.0
-FILM_POOLINGS = ("mean", "attention", "context")
+FILM_POOLINGS = ("mean", "attention", "context", "ngram")
 
 
 class AttentionPool(nn.Module):
@@ -121,6 +124,36 @@ class ContextPool(nn.Module):
         weights = (torch.softmax(scores, dim=1) * real.unsqueeze(-1)).to(h.dtype)  # (B, L, H)
         pooled = torch.einsum("blh,bld->bhd", weights, h)  # (B, H, D)
         return mean + self.out(pooled.flatten(1)) * real.any(1, keepdim=True).to(x.dtype)
+
+
+class NgramPool(nn.Module):
+    """Tokens ``(B, L, D)`` -> ``(B, D)``: the masked mean of the tokens, each plus what a
+    convolution over it and its neighbours adds (a width-``width`` convolution, GELU, and a
+    zero-initialized linear map: it starts as the plain mean). The nonlinearity is what lets a
+    pair of words ("blue pad") mean more than its two words; a linear convolution under a mean
+    would still be a bag of words. Left padding changes nothing: padded tokens are zeroed, as the
+    convolution's own padding is.
+
+    Args:
+        dim: token width D.
+        width: words per convolution window (odd).
+    """
+
+    def __init__(self, dim: int, width: int = 3) -> None:
+        super().__init__()
+        if width < 1 or width % 2 == 0:
+            raise ValueError(f"width={width} must be odd and >= 1")
+        self.conv = nn.Conv1d(dim, dim, width, padding=width // 2)
+        self.out = nn.Linear(dim, dim)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        w = mask.unsqueeze(-1).to(x.dtype)  # (B, L, 1)
+        x = x * w  # padded tokens neither count nor leak into their neighbours' windows
+        grams = self.conv(x.transpose(1, 2)).transpose(1, 2)  # (B, L, D)
+        h = x + self.out(nn.functional.gelu(grams))  # (B, L, D)
+        return (h * w).sum(1) / w.sum(1).clamp_min(1)  # (B, D)
 
 
 class ObservationEncoder(nn.Module):
@@ -207,11 +240,13 @@ class ObservationEncoder(nn.Module):
             self.register_buffer("state_dims", torch.tensor(dims, dtype=torch.long))
             self.state_proj = nn.Linear(len(dims), out_dim)
         # built last: a model without it draws the same initial weights as before it existed
-        self.film_pool: AttentionPool | ContextPool | None = None
+        self.film_pool: AttentionPool | ContextPool | NgramPool | None = None
         if film_pooling == "attention" and self.film is not None:
             self.film_pool = AttentionPool(out_dim)
         elif film_pooling == "context" and self.film is not None:
             self.film_pool = ContextPool(out_dim)
+        elif film_pooling == "ngram" and self.film is not None:
+            self.film_pool = NgramPool(out_dim)
 
     def film_condition(self, text: Tensor, mask: Tensor) -> Tensor:
         """The instruction's tokens ``(B, L, D)`` (mask ``(B, L)``, 1 = real) -> the FiLM

@@ -138,7 +138,7 @@ def test_cameras_frames_and_state_all_reach_the_output(vla_factory, batch_factor
     assert actions.shape == (2, model.action_horizon, 2)
 
 
-@pytest.mark.parametrize("pooling", ["mean", "attention", "context"])
+@pytest.mark.parametrize("pooling", ["mean", "attention", "context", "ngram"])
 def test_film_conditions_the_image_tokens_on_the_instruction(
     pooling, vla_factory, batch_factory
 ) -> None:
@@ -151,10 +151,10 @@ def test_film_conditions_the_image_tokens_on_the_instruction(
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
     with torch.no_grad():
         torch.nn.init.normal_(model.obs.film[-1].weight)  # as after training: non-identity
-        if model.obs.film_pool is not None:
-            torch.nn.init.normal_(model.obs.film_pool.score.weight)
-            if pooling == "context":
-                torch.nn.init.normal_(model.obs.film_pool.out.weight, std=0.1)
+        pool = model.obs.film_pool
+        for name in ("score", "out"):  # the pooling's learned parts, as after training
+            if hasattr(pool, name):
+                torch.nn.init.normal_(getattr(pool, name).weight, std=0.1)
     model.eval()
     images, state = batch[keys.IMAGE][:1], batch[keys.STATE][:1]
     with torch.no_grad():
@@ -171,7 +171,9 @@ def test_film_conditions_the_image_tokens_on_the_instruction(
     torch.testing.assert_close(together[1:2], alone, atol=1e-4, rtol=1e-4)
 
 
-@pytest.mark.parametrize("pooling,learns", [("attention", "score"), ("context", "out")])
+@pytest.mark.parametrize(
+    "pooling,learns", [("attention", "score"), ("context", "out"), ("ngram", "out")]
+)
 def test_film_poolings_start_as_the_mean(pooling, learns, vla_factory):
     mean = vla_factory(film=True).obs
     pool = vla_factory(film=True, film_pooling=pooling).obs
@@ -204,9 +206,10 @@ def test_attention_film_pooling_learns_to_weigh_words(vla_factory):
     torch.testing.assert_close(picked[0, :2], torch.tensor([1.0, 3.0]), atol=1e-4, rtol=0)
 
 
-def test_context_film_pooling_can_tell_roles_apart(vla_factory):
+@pytest.mark.parametrize("pooling", ["context", "ngram"])
+def test_context_and_ngram_film_poolings_can_tell_roles_apart(pooling, vla_factory):
     mean = vla_factory(film=True).obs
-    context = vla_factory(film=True, film_pooling="context").obs
+    context = vla_factory(film=True, film_pooling=pooling).obs
     torch.manual_seed(0)
     with torch.no_grad():
         torch.nn.init.normal_(context.film_pool.out.weight, std=0.1)  # as after training
@@ -227,6 +230,8 @@ def test_context_film_pooling_can_tell_roles_apart(vla_factory):
             context.film_condition(padded, torch.tensor([[0, 0, 1, 1, 1, 1, 1]])),
             context.film_condition(first, ones),
         )
+        if pooling != "context":
+            return
         with pytest.raises(ValueError, match="longer than film_pooling=context"):
             long = torch.randn(1, context.film_pool.max_tokens + 1, 32)
             context.film_condition(long, torch.ones(1, long.shape[1], dtype=torch.long))
