@@ -72,17 +72,18 @@ class FilmText:
 
 def first_moves(
     env: gym.Env, policy: VLAPolicy, seeds: list[int]
-) -> dict[tuple[str, str], list[tuple[float, bool]]]:
+) -> dict[tuple[str, str], list[tuple[float, bool, str]]]:
     """Per row (LM text, FiLM text): per scene, (mean |policy - expert| over x, y of the first
-    action, whether both signs agree)."""
+    action, whether both signs agree, the destination's kind: pad, bowl or "" for none)."""
     expert = ScriptedExpert.for_env(env)
     film = FilmText(policy)
     rows = [r for r in ROWS if r[0] == r[1] or film.available]
-    out: dict[tuple[str, str], list[tuple[float, bool]]] = {r: [] for r in rows}
+    out: dict[tuple[str, str], list[tuple[float, bool, str]]] = {r: [] for r in rows}
     for seed in seeds:
         obs, _ = env.reset(seed=seed)
         spec = env.unwrapped.spec_
         target = spec.objects[spec.target]
+        kind = spec.places[spec.place].kind if spec.place is not None else ""
         expert.reset()
         want = expert.act(obs)[:2]
         texts = {"env": obs["instruction"], "short": short_instruction(target.colour, target.shape)}
@@ -92,7 +93,7 @@ def first_moves(
             with torch.no_grad():
                 got = policy.act({**obs, "instruction": texts[lm]})[:2]
             agree = bool(np.all(np.sign(got) == np.sign(want)))
-            out[(lm, film_text)].append((float(np.abs(got - want).mean()), agree))
+            out[(lm, film_text)].append((float(np.abs(got - want).mean()), agree, kind))
     film.text = None
     return out
 
@@ -118,11 +119,18 @@ def main() -> None:
         env.close()
     table = Table(title=f"{args.checkpoint}: first action vs the expert's, {args.task}, "
                   f"{args.episodes} scenes")  # fmt: skip
+    kinds = sorted({k for values in rows.values() for *_, k in values if k})
     for column in ("LM reads", "FiLM reads", "mean |policy - expert| (x, y)", "signs agree"):
         table.add_column(column)
+    for kind in kinds if len(kinds) > 1 else ():  # e.g. pick and place: bowl or pad
+        table.add_column(f"{kind} destinations: error / signs")
     for (lm, film_text), values in rows.items():
-        err, agree = zip(*values, strict=True)
-        table.add_row(lm, film_text, f"{np.mean(err):.3f}", f"{np.mean(agree):.0%}")
+        err, agree, kind = (np.array(c) for c in zip(*values, strict=True))
+        cells = [f"{err.mean():.3f}", f"{agree.mean():.0%}"]
+        for k in kinds if len(kinds) > 1 else ():
+            cells.append(f"{err[kind == k].mean():.3f} / {agree[kind == k].mean():.0%} "
+                         f"({int((kind == k).sum())})")  # fmt: skip
+        table.add_row(lm, film_text, *cells)
     if len(rows) < len(ROWS):
         table.caption = "no FiLM encoder: the instruction has one path, the LM's"
     Console(width=120).print(table)

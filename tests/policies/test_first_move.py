@@ -18,7 +18,7 @@ INFO = {"image_keys": ["image"], "env_spec": {"env_id": "vla/MultiTask-v0",
 
 def run(ckpt: Path) -> str:
     done = subprocess.run(
-        [sys.executable, str(SCRIPT), str(ckpt), "--episodes", "1", "--task", "lift"],
+        [sys.executable, str(SCRIPT), str(ckpt), "--episodes", "3", "--task", "pick_place"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
@@ -30,6 +30,7 @@ def test_first_move_prints_the_mixed_rows_only_for_a_film_encoder(tmp_path, tiny
     save_checkpoint(tiny_vla(seed=0), tmp_path / "plain", extra=INFO)
     film, plain = run(tmp_path / "film"), run(tmp_path / "plain")
     assert film.count("short") == 4 and "no FiLM encoder" not in film  # 2 mixed rows + 1 both
+    assert "bowl destinations" in film and "pad destinations" in film  # seeds 1000150-2 hold both
     assert plain.count("short") == 2 and "no FiLM encoder" in plain
 
 
