@@ -34,6 +34,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 import envs  # noqa: E402, F401  registers the ids
+from policies.collect import camera_kwargs  # noqa: E402
 from policies.vla_policy import VLAPolicy  # noqa: E402
 from vla.checkpoint import read_training_info  # noqa: E402
 
@@ -74,11 +75,7 @@ def main() -> None:
     env_id = args.env_id or spec.env_id
     if not env_id:
         parser.error("the checkpoint names no env id: pass --env-id")
-    kwargs = {}
-    if spec.cameras:
-        kwargs["cameras"] = list(spec.cameras)
-    if spec.image_size:
-        kwargs["image_size"] = spec.image_size[0]
+    kwargs = camera_kwargs(spec)
     if args.task:
         kwargs["tasks"] = args.task
     env = gym.make(env_id, **kwargs)

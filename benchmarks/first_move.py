@@ -38,6 +38,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 import envs  # noqa: E402, F401  registers the ids
+from policies.collect import camera_kwargs  # noqa: E402
 from policies.scripted_expert import ScriptedExpert  # noqa: E402
 from policies.vla_policy import VLAPolicy  # noqa: E402
 from vla.checkpoint import read_training_info  # noqa: E402
@@ -107,12 +108,7 @@ def main() -> None:
     args = parser.parse_args()
     policy = VLAPolicy.from_checkpoint(args.checkpoint, device="cpu")
     spec = read_training_info(args.checkpoint).env_spec
-    kwargs = {"tasks": [args.task], "privileged": True}
-    if spec.cameras:
-        kwargs["cameras"] = list(spec.cameras)
-    if spec.image_size:
-        kwargs["image_size"] = spec.image_size[0]
-    env = gym.make("vla/MultiTask-v0", **kwargs)
+    env = gym.make("vla/MultiTask-v0", tasks=[args.task], privileged=True, **camera_kwargs(spec))
     try:
         rows = first_moves(env, policy, [args.seed + k for k in range(args.episodes)])
     finally:

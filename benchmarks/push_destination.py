@@ -28,6 +28,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 import envs  # noqa: E402, F401  registers the ids
+from policies.collect import camera_kwargs  # noqa: E402
 from policies.evaluate import wilson_interval  # noqa: E402
 from policies.vla_policy import VLAPolicy  # noqa: E402
 from vla.checkpoint import read_training_info  # noqa: E402
@@ -74,12 +75,7 @@ def main() -> None:
         args.checkpoint, n_action_steps=args.n_action_steps, device="cpu"
     )
     spec = read_training_info(args.checkpoint).env_spec
-    kwargs = {"tasks": ["push"]}
-    if spec.cameras:
-        kwargs["cameras"] = list(spec.cameras)
-    if spec.image_size:
-        kwargs["image_size"] = spec.image_size[0]
-    env = gym.make("vla/MultiTask-v0", **kwargs)
+    env = gym.make("vla/MultiTask-v0", tasks=["push"], **camera_kwargs(spec))
     table = Table(title=f"{args.checkpoint}: push, {args.episodes} scenes per row")
     for column in ("instruction", "success", "95% CI", "object moved", "ends nearer the env's pad"):
         table.add_column(column)

@@ -94,11 +94,11 @@ def run_audio_demo(
                 f"say={say!r} names no colour and shape the scene has: use one of "
                 f"{sorted(COLOURS)} and one of {sorted(w for n in NOUNS.values() for w in n)}"
             )
+    from policies.collect import camera_kwargs
     from vla.checkpoint import read_training_info
 
     spec = read_training_info(checkpoint).env_spec
-    if spec.cameras:  # the scene is filmed the way the policy was trained to see it
-        env_cfg = {**env_cfg, "cameras": list(spec.cameras), "image_size": spec.image_size[0]}
+    env_cfg = {**env_cfg, **camera_kwargs(spec)}  # filmed the way the policy was trained to see
     if target is not None:  # held-out colour x shape pairs live in the test split's scenes
         check_choice("colour", target[0], COLOURS)
         check_choice("shape", target[1], NOUNS)

@@ -81,6 +81,17 @@ def env_spec_of(env, env_cfg: Mapping[str, Any]) -> dict[str, Any]:
     ).to_dict()
 
 
+def camera_kwargs(spec: EnvSpec) -> dict[str, Any]:
+    """The env kwargs that film a scene as ``spec``'s store was filmed (its cameras and image
+    size; whichever the spec leaves out is left to the env's default)."""
+    kwargs: dict[str, Any] = {}
+    if spec.cameras:
+        kwargs["cameras"] = list(spec.cameras)
+    if spec.image_size:
+        kwargs["image_size"] = spec.image_size[0]
+    return kwargs
+
+
 def _init_worker(
     env_cfg: dict[str, Any],
     expert_cfg: dict[str, Any],

@@ -70,10 +70,8 @@ class VLA(nn.Module):
             et al. 2019; Wen et al. 2020).
         state_noise: training only: std of Gaussian noise on the normalized state (q01..q99 ->
             [-1, 1]); against reading the demonstration off the exact hand position (0 = off).
-        film_pooling: how the instruction's tokens become the FiLM conditioning vector: ``mean``,
-            ``attention`` (learned heads weigh the words) or ``context`` (the mean plus a
-            zero-initialized summary of the words read in their sentence, so a colour can be told
-            apart as the object's or the destination's; ``vla.observation_encoder``).
+        film_pooling: how the instruction's tokens become the FiLM conditioning vector, one of
+            ``vla.observation_encoder.FILM_POOLINGS`` (``mean`` and learned poolings).
         camera_dropout: training only: hide each camera of a sample with this probability (one
             is always kept), so no camera is ignored for another (0 = off).
         decoding: ``parallel`` (one forward per chunk) or ``autoregressive`` (token by token).

@@ -26,13 +26,14 @@ encoder's per-stage FiLM gamma / beta, zero-initialized so training starts from 
 unconditioned encoder. ``film_pooling`` says how the instruction's tokens become that vector:
 ``mean`` (every token alike), ``attention`` (a few learned heads weigh the tokens, so the words
 that pick the target, a colour or a shape, can outweigh the rest of a paraphrase; it starts as the
-mean and learns from there) or ``context`` (the mean plus what a one-layer transformer over the
+mean and learns from there), ``context`` (the mean plus what a one-layer transformer over the
 tokens and their positions adds, zero at the start: the mean is a bag of words, so in "put the red
 cube on the blue pad" nothing says which colour is the object's and which the pad's, and the
 destination's words dilute the target's; a word read in its sentence can carry its role) or
 ``ngram`` (the mean of the tokens, each with what a small nonlinear convolution over it and its
 two neighbours adds, zero at the start: "red cube" and "blue pad" become features of their own,
-with no capacity to memorize a whole sentence).
+with no capacity to memorize a whole sentence). On the multi-task recipe neither learned pooling
+beat the mean (README "Multi-task").
 """
 
 from collections.abc import Callable, Sequence
@@ -49,7 +50,13 @@ from vla.vision.timm_encoder import TimmEncoder
 
 # a state reading far outside the training range is clamped so it cannot saturate the LM
 _STATE_CLAMP = 5.0
-FILM_POOLINGS = ("mean", "attention", "context", "ngram")
+
+
+def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
+    """``(B, L, D)`` tokens, ``(B, L)`` mask (1 = real) -> ``(B, D)`` mean of the real tokens;
+    zero for a row with none."""
+    w = mask.unsqueeze(-1).to(x.dtype)  # (B, L, 1)
+    return (x * w).sum(1) / w.sum(1).clamp_min(1)
 
 
 class AttentionPool(nn.Module):
@@ -104,8 +111,7 @@ class ContextPool(nn.Module):
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         real = mask.bool()  # (B, L)
-        w = real.unsqueeze(-1).to(x.dtype)  # (B, L, 1)
-        mean = (x * w).sum(1) / w.sum(1).clamp_min(1)  # (B, D)
+        mean = masked_mean(x, mask)  # (B, D)
         if x.shape[1] > self.max_tokens:
             raise ValueError(
                 f"an instruction of {x.shape[1]} tokens is longer than film_pooling=context's "
@@ -149,11 +155,18 @@ class NgramPool(nn.Module):
         nn.init.zeros_(self.out.bias)
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
-        w = mask.unsqueeze(-1).to(x.dtype)  # (B, L, 1)
-        x = x * w  # padded tokens neither count nor leak into their neighbours' windows
+        x = x * mask.unsqueeze(-1).to(x.dtype)  # padded tokens do not leak into their neighbours
         grams = self.conv(x.transpose(1, 2)).transpose(1, 2)  # (B, L, D)
-        h = x + self.out(nn.functional.gelu(grams))  # (B, L, D)
-        return (h * w).sum(1) / w.sum(1).clamp_min(1)  # (B, D)
+        return masked_mean(x + self.out(nn.functional.gelu(grams)), mask)  # (B, D)
+
+
+# film_pooling -> the module that pools the instruction's tokens ("mean" needs none)
+FILM_POOLS: dict[str, type[nn.Module]] = {
+    "attention": AttentionPool,
+    "context": ContextPool,
+    "ngram": NgramPool,
+}
+FILM_POOLINGS = ("mean", *FILM_POOLS)
 
 
 class ObservationEncoder(nn.Module):
@@ -240,21 +253,16 @@ class ObservationEncoder(nn.Module):
             self.register_buffer("state_dims", torch.tensor(dims, dtype=torch.long))
             self.state_proj = nn.Linear(len(dims), out_dim)
         # built last: a model without it draws the same initial weights as before it existed
-        self.film_pool: AttentionPool | ContextPool | NgramPool | None = None
-        if film_pooling == "attention" and self.film is not None:
-            self.film_pool = AttentionPool(out_dim)
-        elif film_pooling == "context" and self.film is not None:
-            self.film_pool = ContextPool(out_dim)
-        elif film_pooling == "ngram" and self.film is not None:
-            self.film_pool = NgramPool(out_dim)
+        self.film_pool: nn.Module | None = None
+        if film_pooling in FILM_POOLS and self.film is not None:
+            self.film_pool = FILM_POOLS[film_pooling](out_dim)
 
     def film_condition(self, text: Tensor, mask: Tensor) -> Tensor:
         """The instruction's tokens ``(B, L, D)`` (mask ``(B, L)``, 1 = real) -> the FiLM
         conditioning vector ``(B, D)``; zero for an empty instruction."""
         if self.film_pool is not None:
             return self.film_pool(text, mask)
-        w = mask.unsqueeze(-1).to(text.dtype)  # (B, L, 1)
-        return (text * w).sum(1) / w.sum(1).clamp_min(1)  # (B, D)
+        return masked_mean(text, mask)  # (B, D)
 
     @property
     def state_dim(self) -> int:

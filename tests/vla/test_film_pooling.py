@@ -1,0 +1,73 @@
+"""How the instruction's tokens become the FiLM conditioning vector (``model.film_pooling``):
+every learned pooling starts as the mean; what each can tell that the mean cannot."""
+
+import pytest
+import torch
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+
+@pytest.mark.parametrize(
+    "pooling,learns", [("attention", "score"), ("context", "out"), ("ngram", "out")]
+)
+def test_film_poolings_start_as_the_mean(pooling, learns, vla_factory):
+    mean = vla_factory(film=True).obs
+    pool = vla_factory(film=True, film_pooling=pooling).obs
+    assert mean.film_pool is None  # the default builds nothing new: same initial weights
+    assert {k for k in pool.state_dict() if not k.startswith("film_pool.")} == set(
+        mean.state_dict()
+    )
+    torch.manual_seed(0)
+    text = torch.randn(3, 5, 32, requires_grad=True)  # (B, L, D)
+    mask = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1], [0, 0, 0, 0, 0]])
+    pooled = pool.film_condition(text, mask)  # (B, D)
+    torch.testing.assert_close(pooled, mean.film_condition(text, mask))
+    assert torch.equal(pooled[2], torch.zeros(32))  # an empty instruction conditions nothing
+    pooled.sum().backward()
+    # it learns from the first step
+    assert getattr(pool.film_pool, learns).weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="film_pooling='max' must be one of"):
+        vla_factory(film=True, film_pooling="max")
+
+
+def test_attention_film_pooling_learns_to_weigh_words(vla_factory):
+    attention = vla_factory(film=True, film_pooling="attention").obs
+    with torch.no_grad():
+        attention.film_pool.score.weight.zero_()
+        attention.film_pool.score.weight[:, 0] = 50.0  # every head looks for feature 0
+        text = torch.zeros(1, 3, 32)
+        text[0, 1, 0] = 1.0  # the middle word carries it
+        text[0, 1, 1] = 3.0
+        picked = attention.film_condition(text, torch.ones(1, 3, dtype=torch.long))
+    torch.testing.assert_close(picked[0, :2], torch.tensor([1.0, 3.0]), atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("pooling", ["context", "ngram"])
+def test_context_and_ngram_film_poolings_can_tell_roles_apart(pooling, vla_factory):
+    mean = vla_factory(film=True).obs
+    context = vla_factory(film=True, film_pooling=pooling).obs
+    torch.manual_seed(0)
+    with torch.no_grad():
+        torch.nn.init.normal_(context.film_pool.out.weight, std=0.1)  # as after training
+        red, cube, on, blue, pad = torch.randn(5, 32)
+        first = torch.stack([red, cube, on, blue, pad])[None]  # "red cube on blue pad"
+        second = torch.stack([blue, cube, on, red, pad])[None]  # "blue cube on red pad"
+        ones = torch.ones(1, 5, dtype=torch.long)
+        # the mean is a bag of words: it cannot tell the two apart; the context pooling can
+        torch.testing.assert_close(
+            mean.film_condition(first, ones), mean.film_condition(second, ones)
+        )
+        assert not torch.allclose(
+            context.film_condition(first, ones), context.film_condition(second, ones)
+        )
+        # left padding does not move a word's position
+        padded = torch.cat([torch.randn(1, 2, 32), first], 1)
+        torch.testing.assert_close(
+            context.film_condition(padded, torch.tensor([[0, 0, 1, 1, 1, 1, 1]])),
+            context.film_condition(first, ones),
+        )
+        if pooling != "context":
+            return
+        with pytest.raises(ValueError, match="longer than film_pooling=context"):
+            long = torch.randn(1, context.film_pool.max_tokens + 1, 32)
+            context.film_condition(long, torch.ones(1, long.shape[1], dtype=torch.long))
