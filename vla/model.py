@@ -72,6 +72,10 @@ class VLA(nn.Module):
             [-1, 1]); against reading the demonstration off the exact hand position (0 = off).
         film_pooling: how the instruction's tokens become the FiLM conditioning vector, one of
             ``vla.observation_encoder.FILM_POOLINGS`` (``mean`` and learned poolings).
+        film_head: ``mlp`` or ``linear``: how the pooled instruction becomes the FiLM gamma /
+            beta (``vla.observation_encoder.FILM_HEADS``; linear: each word adds its own).
+        film_cameras: the cameras (indices on the V axis) the FiLM conditions; the others see
+            the scene instruction-blind, and the LM binds words to what they show (None: all).
         camera_dropout: training only: hide each camera of a sample with this probability (one
             is always kept), so no camera is ignored for another (0 = off).
         decoding: ``parallel`` (one forward per chunk) or ``autoregressive`` (token by token).
@@ -121,6 +125,8 @@ class VLA(nn.Module):
         state_noise: float = 0.0,
         film_pooling: str = "mean",
         camera_dropout: float = 0.0,
+        film_head: str = "mlp",
+        film_cameras: Sequence[int] | None = None,
         decoding: Decoding = "parallel",
         action_slots: ActionSlots = "token",
         prompt_order: PromptOrder = "text_first",
@@ -165,6 +171,8 @@ class VLA(nn.Module):
             state_noise=state_noise,
             film_pooling=film_pooling,
             camera_dropout=camera_dropout,
+            film_head=film_head,
+            film_cameras=film_cameras,
             decoding=decoding,
             action_slots=action_slots,
             prompt_order=prompt_order,
@@ -194,6 +202,8 @@ class VLA(nn.Module):
             state_noise,
             film_pooling,
             camera_dropout,
+            film_head,
+            film_cameras,
         )
         built_text_adapter = build_text_adapter(text_encoder, text_adapter, llm.hidden_size)
         speech = None

@@ -167,6 +167,31 @@ FILM_POOLS: dict[str, type[nn.Module]] = {
     "ngram": NgramPool,
 }
 FILM_POOLINGS = ("mean", *FILM_POOLS)
+# film_head: how the pooled vector becomes the FiLM gamma / beta: an MLP (LayerNorm, Linear, GELU,
+# Linear), or linear (LayerNorm, Linear): every word then adds its own gamma / beta (up to the
+# LayerNorm's one scale per instruction), so "red" and "cube" condition the image encoder the
+# same way in a pair never seen in training
+FILM_HEADS = ("mlp", "linear")
+
+
+def camera_mask(cameras: Sequence[int] | None, num_cameras: int, film: bool) -> Tensor:
+    """``film_cameras`` (indices on the V axis; None = all) -> ``(V,)`` float mask, 1 where the
+    FiLM conditions the camera."""
+    if cameras is None:
+        return torch.ones(num_cameras)
+    picked = list(to_plain(cameras))
+    if not film:
+        raise ValueError(f"film_cameras={picked} needs an instruction-conditioned (film) encoder")
+    if len(set(picked)) != len(picked) or any(
+        not isinstance(c, int) or not 0 <= c < num_cameras for c in picked
+    ):
+        raise ValueError(
+            f"film_cameras={picked} must be distinct camera indices in [0, {num_cameras}) "
+            "(the order of dataset.image_keys; null: all)"
+        )
+    mask = torch.zeros(num_cameras)
+    mask[picked] = 1.0
+    return mask
 
 
 class ObservationEncoder(nn.Module):
@@ -185,10 +210,14 @@ class ObservationEncoder(nn.Module):
         state_noise: float = 0.0,
         film_pooling: str = "mean",
         camera_dropout: float = 0.0,
+        film_head: str = "mlp",
+        film_cameras: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         if film_pooling not in FILM_POOLINGS:
             raise ValueError(f"film_pooling={film_pooling!r} must be one of {FILM_POOLINGS}")
+        if film_head not in FILM_HEADS:
+            raise ValueError(f"film_head={film_head!r} must be one of {FILM_HEADS}")
         if not 0 <= state_noise < 1:
             raise ValueError(
                 f"state_noise={state_noise} must be in [0, 1): the std of the noise on the "
@@ -219,14 +248,14 @@ class ObservationEncoder(nn.Module):
         self.film: nn.Sequential | None = None
         if vision.film_channels:
             sites = 2 * sum(vision.film_channels)
-            self.film = nn.Sequential(
-                nn.LayerNorm(out_dim),
-                nn.Linear(out_dim, out_dim),
-                nn.GELU(),
-                nn.Linear(out_dim, sites),
-            )
+            hidden = (nn.Linear(out_dim, out_dim), nn.GELU()) if film_head == "mlp" else ()
+            self.film = nn.Sequential(nn.LayerNorm(out_dim), *hidden, nn.Linear(out_dim, sites))
             nn.init.zeros_(self.film[-1].weight)
             nn.init.zeros_(self.film[-1].bias)
+        # which cameras the FiLM conditions (1) and which see the scene instruction-blind (0)
+        # (rebuilt from the config when a checkpoint loads, so old checkpoints load unchanged)
+        mask = camera_mask(film_cameras, num_cameras, self.film is not None)
+        self.register_buffer("film_cameras", mask, persistent=False)
         self.state_proj: nn.Linear | None = None
         if (state_low is None) != (state_high is None):
             raise ValueError("pass both state_low and state_high (state q01 / q99), or neither")
@@ -338,7 +367,9 @@ class ObservationEncoder(nn.Module):
                     f"this encoder is instruction-conditioned (film): pass condition (B={b}, D), "
                     f"got {got}"
                 )
-            film = self.film(condition).repeat_interleave(t * v, dim=0)  # (B*T*V, 2*sum(C))
+            film = self.film(condition)[:, None, None]  # (B, 1, 1, F)
+            film = film * self.film_cameras[:, None].to(film.dtype)  # (B, 1, V, F)
+            film = film.expand(b, t, v, film.shape[-1]).flatten(0, 2)  # (B*T*V, F=2*sum(C))
         vision = for_this_forward(self, "_train_vision", self.vision)
         patches = vision(flat, film)  # (B*T*V, P, C)
         tokens = self.adapter(patches)  # (B*T*V, Q, D)

@@ -71,3 +71,63 @@ def test_context_and_ngram_film_poolings_can_tell_roles_apart(pooling, vla_facto
         with pytest.raises(ValueError, match="longer than film_pooling=context"):
             long = torch.randn(1, context.film_pool.max_tokens + 1, 32)
             context.film_condition(long, torch.ones(1, long.shape[1], dtype=torch.long))
+
+
+def test_linear_film_head_adds_each_words_conditioning(vla_factory):
+    mlp = vla_factory(film=True).obs
+    linear = vla_factory(film=True, film_head="linear").obs
+    # the default keeps the MLP (old checkpoints' keys); linear drops its hidden layer
+    assert [type(m).__name__ for m in mlp.film] == ["LayerNorm", "Linear", "GELU", "Linear"]
+    assert [type(m).__name__ for m in linear.film] == ["LayerNorm", "Linear"]
+    torch.manual_seed(0)
+    words = torch.randn(4, 32)  # red, blue, cube, ball
+    with torch.no_grad():
+        for head in (mlp.film, linear.film):
+            assert not head(words).any()  # zero-initialized: starts unconditioned
+            torch.nn.init.normal_(head[-1].weight, std=0.1)  # as after training
+            head[0].weight.normal_()  # the LayerNorm's own scale and shift too
+            head[0].bias.normal_()
+
+        def film(head, colour, shape):  # the FiLM of the two-word instruction "<colour> <shape>"
+            pair = torch.stack([words[colour], words[shape]])[None]  # (1, 2, D)
+            pooled = mlp.film_condition(pair, torch.ones(1, 2, dtype=torch.long))  # (1, D)
+            # the LayerNorm divides by one scale per instruction: multiply it back, and take
+            # away what a constant input gives (the head's offset)
+            scale = (pooled.var(-1, unbiased=False, keepdim=True) + head[0].eps).sqrt()
+            return scale * (head(pooled) - head(torch.ones(1, 32)))
+
+        # linear: "red cube" - "red ball" == "blue cube" - "blue ball": a pair never seen
+        # conditions as its words do; the MLP's hidden layer mixes the words
+        for head, additive in ((linear.film, True), (mlp.film, False)):
+            lhs = film(head, 0, 2) - film(head, 0, 3)
+            rhs = film(head, 1, 2) - film(head, 1, 3)
+            assert torch.allclose(lhs, rhs, atol=1e-5) is additive
+    with pytest.raises(ValueError, match="film_head='deep' must be one of"):
+        vla_factory(film=True, film_head="deep")
+
+
+def test_film_cameras_leave_the_others_instruction_blind(vla_factory, batch_factory):
+    model = vla_factory(film=True, num_cameras=2, film_cameras=[1]).eval()  # BatchNorm: per image
+    assert "obs.film_cameras" not in model.state_dict()  # rebuilt from the config: old
+    # checkpoints load unchanged
+    obs = model.obs
+    with torch.no_grad():
+        torch.nn.init.normal_(obs.film[-1].weight, std=0.5)  # as after training
+    torch.manual_seed(0)
+    images = torch.randint(0, 256, (1, 1, 2, 3, 32, 32), dtype=torch.uint8)
+    images[:, :, 1] = images[:, :, 0]  # one view twice: conditioned (1) and blind (0)
+    state = torch.zeros(1, 1, obs.state_dim)
+    q = obs.adapter.num_tokens
+    tokens = {}
+    for name in ("red", "blue"):
+        condition = torch.randn(1, 32)
+        with torch.no_grad():
+            tokens[name] = obs(images, state, condition)[0, : 2 * q]  # (2Q, D)
+    blind, conditioned = slice(0, q), slice(q, 2 * q)
+    torch.testing.assert_close(tokens["red"][blind], tokens["blue"][blind])
+    assert not torch.allclose(tokens["red"][conditioned], tokens["blue"][conditioned])
+    for bad, match in (([2], "distinct camera indices in \\[0, 2\\)"), ([0, 0], "distinct")):
+        with pytest.raises(ValueError, match=match):
+            vla_factory(film=True, num_cameras=2, film_cameras=bad)
+    with pytest.raises(ValueError, match="needs an instruction-conditioned"):
+        vla_factory(num_cameras=2, film_cameras=[0])
