@@ -1,7 +1,7 @@
 """Does a policy head for its target at the first step, and which of its text paths decides that?
 
     python benchmarks/first_move.py CHECKPOINT [--task pick_place] [--episodes 40]
-        [--seed 1000150]
+        [--seed 1000150] [--rollouts 50 --n-action-steps 2]
 
 A tabletop policy reads its instruction twice: the LM reads its tokens, and a FiLM image encoder
 reads one pooled vector of them (``model.film_pooling``). For each scene of ``--task`` this compares
@@ -18,6 +18,10 @@ path. Meaningful for tasks whose expert heads for the target first (touch, lift,
 relation's referent is not the named object: use touch, lift or pick_place). Scene k is seed
 ``seed + k``; the env is the checkpoint's (cameras, image size), with privileged state for the
 expert.
+
+``--rollouts N`` then runs N whole episodes of the same scenes twice, the LM reading the env's
+instruction and the FiLM either the same or the target alone, and prints both success rates: a
+better first move need not finish the task (a pick and place also needs its destination found).
 """
 
 from __future__ import annotations
@@ -64,6 +68,9 @@ class FilmText:
     def available(self) -> bool:
         return self.prompt.obs.film is not None
 
+    def restore(self) -> None:
+        self.prompt.obs.film_condition = self.own
+
     def _condition(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         if self.text is None:
             return self.own(tokens, mask)
@@ -80,22 +87,57 @@ def first_moves(
     film = FilmText(policy)
     rows = [r for r in ROWS if r[0] == r[1] or film.available]
     out: dict[tuple[str, str], list[tuple[float, bool, str]]] = {r: [] for r in rows}
-    for seed in seeds:
-        obs, _ = env.reset(seed=seed)
-        spec = env.unwrapped.spec_
-        target = spec.objects[spec.target]
-        kind = spec.places[spec.place].kind if spec.place is not None else ""
-        expert.reset()
-        want = expert.act(obs)[:2]
-        texts = {"env": obs["instruction"], "short": short_instruction(target.colour, target.shape)}
-        for lm, film_text in rows:
-            film.text = None if lm == film_text else texts[film_text]
-            policy.reset()
-            with torch.no_grad():
-                got = policy.act({**obs, "instruction": texts[lm]})[:2]
-            agree = bool(np.all(np.sign(got) == np.sign(want)))
-            out[(lm, film_text)].append((float(np.abs(got - want).mean()), agree, kind))
-    film.text = None
+    try:
+        for seed in seeds:
+            obs, _ = env.reset(seed=seed)
+            kind, short = scene(env)
+            expert.reset()
+            want = expert.act(obs)[:2]
+            texts = {"env": obs["instruction"], "short": short}
+            for lm, film_text in rows:
+                film.text = None if lm == film_text else texts[film_text]
+                policy.reset()
+                with torch.no_grad():
+                    got = policy.act({**obs, "instruction": texts[lm]})[:2]
+                agree = bool(np.all(np.sign(got) == np.sign(want)))
+                out[(lm, film_text)].append((float(np.abs(got - want).mean()), agree, kind))
+    finally:
+        film.restore()
+    return out
+
+
+def scene(env: gym.Env) -> tuple[str, str]:
+    """The scene just reset: its destination's kind (pad, bowl, "" for none) and the short
+    instruction naming its target alone."""
+    spec = env.unwrapped.spec_
+    target = spec.objects[spec.target]
+    kind = spec.places[spec.place].kind if spec.place is not None else ""
+    return kind, short_instruction(target.colour, target.shape)
+
+
+def rollouts(
+    env: gym.Env, policy: VLAPolicy, seeds: list[int]
+) -> dict[str, list[tuple[bool, str]]]:
+    """Whole episodes, the LM reading the env's instruction: per FiLM text (``env``, and
+    ``short`` for FiLM encoders), per scene (success, the destination's kind)."""
+    film = FilmText(policy)
+    out: dict[str, list[tuple[bool, str]]] = {t: [] for t in ("env", "short")[: 1 + film.available]}
+    try:
+        for film_text, results in out.items():
+            for seed in seeds:
+                obs, _ = env.reset(seed=seed)
+                kind, short = scene(env)
+                film.text = short if film_text == "short" else None
+                policy.reset()
+                done, info = False, {}
+                while not done:
+                    with torch.no_grad():
+                        action = policy.act(obs)
+                    obs, _, terminated, truncated, info = env.step(action)
+                    done = terminated or truncated
+                results.append((bool(info.get("success", False)), kind))
+    finally:
+        film.restore()
     return out
 
 
@@ -105,12 +147,18 @@ def main() -> None:
     parser.add_argument("--task", default="pick_place")
     parser.add_argument("--episodes", type=int, default=40)
     parser.add_argument("--seed", type=int, default=1_000_150)
+    parser.add_argument("--rollouts", type=int, default=0, help="whole episodes (0: none)")
+    parser.add_argument("--n-action-steps", type=int, default=None,
+                        help="actions executed per chunk in --rollouts (default: the whole chunk)")  # fmt: skip
     args = parser.parse_args()
-    policy = VLAPolicy.from_checkpoint(args.checkpoint, device="cpu")
+    policy = VLAPolicy.from_checkpoint(
+        args.checkpoint, n_action_steps=args.n_action_steps, device="cpu"
+    )
     spec = read_training_info(args.checkpoint).env_spec
     env = gym.make("vla/MultiTask-v0", tasks=[args.task], privileged=True, **camera_kwargs(spec))
     try:
         rows = first_moves(env, policy, [args.seed + k for k in range(args.episodes)])
+        episodes = rollouts(env, policy, [args.seed + k for k in range(args.rollouts)])
     finally:
         env.close()
     table = Table(title=f"{args.checkpoint}: first action vs the expert's, {args.task}, "
@@ -129,6 +177,21 @@ def main() -> None:
         table.add_row(lm, film_text, *cells)
     if len(rows) < len(ROWS):
         table.caption = "no FiLM encoder: the instruction has one path, the LM's"
+    Console(width=120).print(table)
+    if args.rollouts:
+        print_rollouts(episodes, f"{args.task}, {args.rollouts} episodes, the LM reading the env's "
+                       "instruction")  # fmt: skip
+
+
+def print_rollouts(episodes: dict[str, list[tuple[bool, str]]], title: str) -> None:
+    table = Table(title=title)
+    kinds = sorted({k for values in episodes.values() for _, k in values if k})
+    for column in ("FiLM reads", "success", *(f"{k} destinations" for k in kinds)):
+        table.add_column(column)
+    for film_text, values in episodes.items():
+        won, kind = (np.array(c) for c in zip(*values, strict=True))
+        cells = [f"{won[kind == k].mean():.0%} ({int((kind == k).sum())})" for k in kinds]
+        table.add_row(film_text, f"{won.mean():.0%}", *cells)
     Console(width=120).print(table)
 
 

@@ -16,9 +16,10 @@ INFO = {"image_keys": ["image"], "env_spec": {"env_id": "vla/MultiTask-v0",
         "cameras": ["front"], "image_size": [32, 32]}}  # fmt: skip
 
 
-def run(ckpt: Path) -> str:
+def run(ckpt: Path, *extra: str) -> str:
     done = subprocess.run(
-        [sys.executable, str(SCRIPT), str(ckpt), "--episodes", "3", "--task", "pick_place"],
+        [sys.executable, str(SCRIPT), str(ckpt), "--episodes", "3", "--task", "pick_place",
+         *extra],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
@@ -28,10 +29,16 @@ def run(ckpt: Path) -> str:
 def test_first_move_prints_the_mixed_rows_only_for_a_film_encoder(tmp_path, tiny_vla):
     save_checkpoint(tiny_vla(seed=0, film=True), tmp_path / "film", extra=INFO)
     save_checkpoint(tiny_vla(seed=0), tmp_path / "plain", extra=INFO)
-    film, plain = run(tmp_path / "film"), run(tmp_path / "plain")
-    assert film.count("short") == 4 and "no FiLM encoder" not in film  # 2 mixed rows + 1 both
-    assert "bowl destinations" in film and "pad destinations" in film  # seeds 1000150-2 hold both
+    film = run(tmp_path / "film", "--rollouts", "2", "--n-action-steps", "1")
+    plain = run(tmp_path / "plain")
+    first, episodes = film.split("2 episodes, the LM reading")
+    assert first.count("short") == 4 and "no FiLM encoder" not in first  # 2 mixed rows + 1 both
+    assert "bowl destinations" in first and "pad destinations" in first  # seeds 1000150-2: both
+    # whole episodes: the FiLM reading the env's text, then the target alone
+    assert episodes.count("env") >= 1 and episodes.count("short") == 1
+    assert "bowl destinations" in episodes and "(1)" in episodes  # seeds 1000150-1: one of each
     assert plain.count("short") == 2 and "no FiLM encoder" in plain
+    assert "episodes" not in plain  # no --rollouts: none run
 
 
 def test_film_text_conditions_the_image_encoder_alone(tiny_vla, benchmark_module):
