@@ -43,6 +43,7 @@ from rich.table import Table  # noqa: E402
 
 import envs  # noqa: E402, F401  registers the ids
 from policies.collect import camera_kwargs  # noqa: E402
+from policies.rollout import run_episode  # noqa: E402
 from policies.scripted_expert import ScriptedExpert  # noqa: E402
 from policies.vla_policy import VLAPolicy  # noqa: E402
 from vla.checkpoint import read_training_info  # noqa: E402
@@ -125,17 +126,10 @@ def rollouts(
     try:
         for film_text, results in out.items():
             for seed in seeds:
-                obs, _ = env.reset(seed=seed)
+                env.reset(seed=seed)  # the scene, to name its target; the episode resets again
                 kind, short = scene(env)
                 film.text = short if film_text == "short" else None
-                policy.reset()
-                done, info = False, {}
-                while not done:
-                    with torch.no_grad():
-                        action = policy.act(obs)
-                    obs, _, terminated, truncated, info = env.step(action)
-                    done = terminated or truncated
-                results.append((bool(info.get("success", False)), kind))
+                results.append((run_episode(env, policy, seed).success, kind))
     finally:
         film.restore()
     return out
