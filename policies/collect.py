@@ -223,6 +223,7 @@ def collect(
     speech: bool = False,
     speech_seed: int = 0,
     expert: Mapping[str, Any] | None = None,
+    episodes_per_task: int | None = None,
 ) -> CollectSummary:
     """Run the scripted expert until ``out`` holds ``episodes`` episodes (resuming if it exists).
 
@@ -239,13 +240,20 @@ def collect(
         speech_seed: seed of the voices and augmentation, combined with each episode's seed.
         expert: a config node of the expert's factory, called with ``env=`` (the worker's env)
             and ``noise=``; default the tabletop's ``ScriptedExpert.for_env``.
+        episodes_per_task: in a multi-task env (its ``task_names``), then top up every task the
+            store holds fewer episodes of: further seeds run in the env made with
+            ``tasks=[name]`` until it holds this many (an expert that fails some layouts of a
+            task more often, with ``keep_failures=False``, leaves it short of the others).
+            ``episodes`` may then be 0: every episode comes from the top-up, task by task.
     """
     from hydra.utils import instantiate
 
-    if episodes < 1 or workers < 1 or noise < 0:
+    if episodes < (0 if episodes_per_task else 1) or workers < 1 or noise < 0:
         raise ValueError(
             f"episodes={episodes} and workers={workers} must be >= 1, noise={noise} >= 0"
         )
+    if episodes_per_task is not None and episodes_per_task < 1:
+        raise ValueError(f"episodes_per_task={episodes_per_task} must be >= 1 (or null)")
     if speech:
         from policies.speech import SpeechSynthesizer
 
@@ -255,62 +263,99 @@ def collect(
     try:
         spec = env_spec_of(probe, env_cfg)
         image_keys = [k for k in probe.observation_space.spaces if is_image_key(k)]
+        names = tuple(getattr(probe.unwrapped, "task_names", ()) or ())
     finally:
         probe.close()
+    if episodes_per_task is not None and len(names) < 2:
+        raise ValueError(
+            f"episodes_per_task needs a multi-task env, but {env_cfg.get('id')} has tasks "
+            f"{list(names) or 'unknown'}: use episodes= alone"
+        )
     out = Path(out)
     start = time.perf_counter()
+    run = _Run(  # who acts, counts, and the worker arguments every part shares
+        worker_args=(dict(expert or DEFAULT_EXPERT), noise, seed, speech, speech_seed),
+        workers=workers, keep_failures=keep_failures, progress=progress,
+        who=driver_of(expert),  # the expert, or a learner it labels for (policies.dagger)
+    )  # fmt: skip
     with EpisodeWriter.create_or_open(
         out, env_spec=spec, keys=[*image_keys, keys.STATE, keys.ACTION]
     ) as writer:
-        done = writer.num_episodes
         first = seed
-        if done:
+        if writer.num_episodes:
             store = EpisodeStore(out, check_values=False)
             _check_resume(store, speech, speech_seed)
             first = int(store.seeds.max()) + 1
-        need = episodes - done
-        attempted = successes = added = 0
-        who = driver_of(expert)  # the expert, or a learner it labels for (policies.dagger)
-        if need > 0:
-            seeds = iter(range(first, sys.maxsize))
-            worker_args = (dict(expert or DEFAULT_EXPERT), noise, seed, speech, speech_seed)
-            # a bar on a terminal, a line every 30 s in a log (vla/progress.py)
-            bar = Progress(
-                total=need, desc=f"collect {spec['env_id']}", unit="episode", disable=not progress
-            )
-            # finished episodes are committed in batches (one atomic commit each: ~40 ms of
-            # metadata writes per commit, 3.5 ms per episode in batches of 16); a kill loses at
-            # most the uncommitted batch, which a resumed run collects again (same seeds)
-            pending: list[tuple[dict, dict]] = []
-            last_commit = time.monotonic()
-            with bar, closing(_rollouts(env_cfg, worker_args, seeds, workers)) as rollouts:
-                try:
-                    for episode, meta in rollouts:
-                        attempted += 1
-                        successes += meta[keys.SUCCESS]
-                        kept = meta[keys.SUCCESS] or keep_failures
-                        if kept:
-                            pending.append((episode, meta))
-                            added += 1
-                        due = time.monotonic() - last_commit >= COMMIT_EVERY_S
-                        if pending and (len(pending) >= COMMIT_EVERY or due or added >= need):
-                            batch, pending = pending, []  # a failed commit is not retried below
-                            writer.append_many(batch)
-                            last_commit = time.monotonic()
-                        rate = f"{successes / attempted:.0%}"
-                        bar.set_postfix({f"{who}_success": rate, "run": attempted}, refresh=False)
-                        bar.update(int(kept))  # the count and postfix of one line agree
-                        if added >= need:
-                            break
-                finally:  # an interrupt (Ctrl-C) keeps the finished episodes too
-                    if pending:
-                        batch, pending = pending, []
-                        writer.append_many(batch)
+        first = run.part(
+            writer, env_cfg, first, episodes - writer.num_episodes, f"collect {spec['env_id']}"
+        )
+        if episodes_per_task is not None:
+            held = Counter(EpisodeStore(out, check_values=False).tasks)
+            for name in names:
+                need, label = episodes_per_task - held[name], f"collect {name}"
+                first = run.part(writer, {**env_cfg, "tasks": [name]}, first, need, label)
         total = writer.num_episodes
     seconds = time.perf_counter() - start
-    summary = CollectSummary(out, total, added, attempted, successes, seconds, who)
+    summary = CollectSummary(out, total, run.added, run.attempted, run.successes, seconds, run.who)
     write_card(out, summary, noise=noise, keep_failures=keep_failures)
     return summary
+
+
+@dataclass
+class _Run:
+    """One collection's settings and running counts over its parts (the whole env, then each
+    task topped up): :meth:`part` adds ``need`` episodes from seeds ``first`` onwards."""
+
+    worker_args: tuple
+    workers: int
+    keep_failures: bool
+    progress: bool
+    who: str
+    attempted: int = 0
+    successes: int = 0
+    added: int = 0
+
+    def part(self, writer: EpisodeWriter, env_cfg: dict, first: int, need: int, label: str) -> int:
+        """Run seeds ``first``, ``first + 1``, ... in ``env_cfg`` until ``need`` more episodes
+        are committed; returns the seed after the last one run (``first`` when none was)."""
+        if need <= 0:
+            return first
+        attempted = successes = added = 0
+        seeds = iter(range(first, sys.maxsize))
+        # a bar on a terminal, a line every 30 s in a log (vla/progress.py)
+        bar = Progress(total=need, desc=label, unit="episode", disable=not self.progress)
+        # finished episodes are committed in batches (one atomic commit each: ~40 ms of
+        # metadata writes per commit, 3.5 ms per episode in batches of 16); a kill loses at
+        # most the uncommitted batch, which a resumed run collects again (same seeds)
+        pending: list[tuple[dict, dict]] = []
+        last_commit = time.monotonic()
+        rollouts = _rollouts(env_cfg, self.worker_args, seeds, self.workers)
+        try:
+            with bar, closing(rollouts):
+                for episode, meta in rollouts:
+                    attempted += 1
+                    successes += meta[keys.SUCCESS]
+                    kept = meta[keys.SUCCESS] or self.keep_failures
+                    if kept:
+                        pending.append((episode, meta))
+                        added += 1
+                    due = time.monotonic() - last_commit >= COMMIT_EVERY_S
+                    if pending and (len(pending) >= COMMIT_EVERY or due or added >= need):
+                        batch, pending = pending, []  # a failed commit is not retried below
+                        writer.append_many(batch)
+                        last_commit = time.monotonic()
+                    rate = f"{successes / attempted:.0%}"
+                    bar.set_postfix({f"{self.who}_success": rate, "run": attempted}, refresh=False)
+                    bar.update(int(kept))  # the count and postfix of one line agree
+                    if added >= need:
+                        break
+        finally:  # an interrupt (Ctrl-C) keeps the finished episodes too
+            if pending:
+                writer.append_many(pending)
+            self.attempted += attempted
+            self.successes += successes
+            self.added += added
+        return first + attempted
 
 
 def driver_of(expert: Mapping[str, Any] | None) -> str:

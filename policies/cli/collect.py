@@ -2,6 +2,7 @@
 
 vla-collect env=touch episodes=200 out=data/touch.zarr workers=2 noise=0.1
 vla-collect env=touch episodes=200 out=data/touch_speech.zarr speech=true  # + spoken instructions
+vla-collect env=multitask episodes=0 episodes_per_task=40 out=data/mt.zarr  # 40 of every task
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ def main(cfg: DictConfig) -> None:
         speech=cfg.speech,
         speech_seed=cfg.speech_seed,
         expert=OmegaConf.to_container(cfg.expert, resolve=True),
+        episodes_per_task=cfg.get("episodes_per_task"),
     )
     print(
         f"{s.path}: {s.episodes} episodes ({s.added} added; {s.driver} succeeded in "

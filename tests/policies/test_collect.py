@@ -62,6 +62,39 @@ def test_bad_arguments(tmp_path):
         collect(ENV, tmp_path / "x.zarr", episodes=1, noise=-0.5)
 
 
+def test_episodes_per_task_tops_up_every_task_of_a_multi_task_env(tmp_path):
+    from collections import Counter
+
+    names = ("touch", "lift", "push", "pick_place", "relation")
+    out = tmp_path / "mt.zarr"
+    collect(ENV, out, episodes=3, workers=1, progress=False)  # three random tasks
+    before = Counter(EpisodeStore(out).tasks)
+    s = collect(ENV, out, episodes=3, episodes_per_task=2, workers=2, progress=False)
+    store = EpisodeStore(out)
+    held = Counter(store.tasks)
+    assert all(held[n] == max(2, before[n]) for n in names), (before, held)
+    assert s.added == sum(held.values()) - 3 and s.episodes == len(store)
+    seeds = list(store.seeds)
+    assert seeds == sorted(seeds) and len(set(seeds)) == len(seeds) and seeds[:3] == [0, 1, 2]
+    card = (out / "README.md").read_text()
+    assert "| tasks |" in card and all(f"{n}: {held[n]}" in card for n in names)
+    again = collect(ENV, out, episodes=3, episodes_per_task=2, workers=1, progress=False)
+    assert again.added == again.attempted == 0 and len(EpisodeStore(out)) == len(store)
+    # from nothing: every task exactly this many, each part's seeds after the last
+    fresh = tmp_path / "fresh.zarr"
+    collect(ENV, fresh, episodes=0, episodes_per_task=1, workers=1, progress=False)
+    store = EpisodeStore(fresh)
+    assert sorted(store.tasks) == sorted(names) and list(store.seeds) == sorted(store.seeds)
+
+
+def test_episodes_per_task_needs_a_multi_task_env(tmp_path):
+    with pytest.raises(ValueError, match="needs a multi-task env"):
+        collect(TOUCH, tmp_path / "t.zarr", episodes=1, episodes_per_task=2, progress=False)
+    with pytest.raises(ValueError, match="episodes_per_task=0"):
+        collect(ENV, tmp_path / "t.zarr", episodes=1, episodes_per_task=0, progress=False)
+    assert not (tmp_path / "t.zarr").exists()
+
+
 def test_cli_killed_mid_run_resumes_to_the_requested_count(tmp_path):
     out = tmp_path / "touch.zarr"
     cmd = [
