@@ -13,6 +13,8 @@ import sys
 import numpy as np
 import pytest
 
+from vla.data import EpisodeStore
+
 pytest.importorskip("metaworld", reason="Meta-World is an extra: make metaworld-deps (own venv)")
 
 from envs import keys  # noqa: E402
@@ -72,9 +74,12 @@ def test_noise_perturbs_the_executed_action_but_not_the_label():
 def test_collect_train_and_evaluate_per_task(tmp_path):
     store = tmp_path / "mw.zarr"
     run("policies.cli.collect", "--config-dir", "datasets/metaworld_mt10_wrist", "--config-name",
-        "recipe", *ENV, "episodes=4", "workers=1", f"out={store}")  # fmt: skip
+        "recipe", *ENV, "episodes=4", "workers=1", "episodes_per_task=3", f"out={store}")  # fmt: skip
     card = (store / "README.md").read_text()
-    assert "reach-v3: 2" in card and "door-open-v3: 2" in card  # seeds cycle over the tasks
+    # seeds 0-3 cycle over the tasks (2 each), then the recipe's top-up adds one of each
+    assert "reach-v3: 3" in card and "door-open-v3: 3" in card
+    seeds = list(EpisodeStore(store).seeds)
+    assert seeds[:4] == [0, 1, 2, 3] and len(seeds) == 6 == len(set(seeds))
 
     out = tmp_path / "run"
     run("vla.cli.train", "experiment=metaworld_mt10", *ENV, f"dataset.path={store}",

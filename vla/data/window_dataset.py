@@ -171,8 +171,10 @@ class WindowDataset(Dataset):
         cached_starts = segment_starts(np.cumsum(lengths))  # (E,)
         self._cache_offset = np.zeros(store.num_episodes, np.int64)  # (N_ep,)
         self._cache_offset[self.episodes] = cached_starts - store.episode_starts[self.episodes]
-        # decoded before DataLoader workers fork, so they share these pages copy-on-write
-        self._frames = {k: self._load_frames(store, k) for k in self.image_keys} if cache else {}
+        # decoded before DataLoader workers fork, so they share these pages copy-on-write; a
+        # camera listed twice in image_keys (read twice by the model) is decoded and held once
+        cached = dict.fromkeys(self.image_keys) if cache else {}
+        self._frames = {k: self._load_frames(store, k) for k in cached}
         # audio: (start, end) sample bounds per episode, in the store or (cached) in RAM
         self._audio_bounds = np.zeros((store.num_episodes, 2), np.int64)  # (N_ep, 2)
         self._audio_pcm: np.ndarray | None = None  # (S_split,) int16 when cached

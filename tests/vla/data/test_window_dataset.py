@@ -80,6 +80,15 @@ def test_cache_and_store_reads_agree(store_factory):
         torch.testing.assert_close(cached[i][keys.IMAGE], lazy[i][keys.IMAGE])
 
 
+def test_a_camera_read_twice_is_cached_once(store_factory):
+    path = store_factory(2)
+    twice = WindowDataset(path, image_keys=[keys.IMAGE, keys.IMAGE], split="all", cache=True)
+    assert list(twice._frames) == [keys.IMAGE]
+    image = twice[0][keys.IMAGE]  # (T, V, 3, H, W): the one camera in both views
+    assert image.shape[1] == 2
+    torch.testing.assert_close(image[:, 0], image[:, 1])
+
+
 def test_loader_with_workers_collates_strings_as_lists(store_factory):
     ds = WindowDataset(store_factory(3), split="all")  # not cached: each worker opens the store
     loader = DataLoader(ds, batch_size=4, num_workers=2, collate_fn=collate_windows)
