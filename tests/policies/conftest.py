@@ -1,6 +1,7 @@
 """Tiny real VLAs for the policy tests: the tabletop's 4-d actions and 7-d state, 32 px frames."""
 
 import importlib.util
+import sys
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -70,8 +71,9 @@ BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 def load_benchmark(name: str) -> ModuleType:
     """The script ``benchmarks/<name>.py`` imported as a module (benchmarks/ is not a package)."""
-    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", BENCHMARKS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while it executes
     spec.loader.exec_module(module)
     return module
 
