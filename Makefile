@@ -116,9 +116,10 @@ language: setup language-deps
 	$(LG_EVAL) split=train instruction=empty out=$(LG)/eval_empty
 
 # One policy for the five manipulation tasks of vla/MultiTask-v0 (configs/experiment/multitask.yaml:
-# three cameras, the top view also read instruction-blind, task-balanced batches), evaluated on 50 held-out scenes of every task with the
-# train split's instructions, the test split's, and none (the instruction-blind control). The
-# policy runs 2 of each 4-step chunk, then predicts again (58% vs 49% for whole chunks: README).
+# three cameras, the top view also read instruction-blind, task-balanced batches), evaluated on
+# 50 held-out scenes of every task with the train split's instructions, the test split's, and
+# none (the instruction-blind control). The policy runs 2 of each 4-step chunk, then predicts
+# again (58% vs 49% for whole chunks: README).
 MT := runs/multitask
 MT_EVAL := $(BIN)/vla-eval checkpoint=$(MT)/train/checkpoints/last dataset=multitask episodes_per_task=50 policy.n_action_steps=2
 multitask: setup

@@ -29,12 +29,13 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 import envs  # noqa: E402, F401  registers the ids
+from policies import rollout  # noqa: E402
 from policies.collect import camera_kwargs  # noqa: E402
+from policies.rollout import RolloutHook  # noqa: E402
 from policies.vla_policy import VLAPolicy  # noqa: E402
 from vla.checkpoint import read_training_info  # noqa: E402
 
@@ -79,37 +80,52 @@ def heading_of(tcp_xy: np.ndarray, object_xy: np.ndarray, spec) -> str:
     return HEADINGS[2] if near.shape == target.shape else HEADINGS[3]
 
 
+class PhaseProbe(RolloutHook):
+    """Reads the simulator of a single-env rollout around every step of its episode: the state
+    each action is chosen in, and the last one at the end (:meth:`episode` sums it up)."""
+
+    def __init__(self, sim, at: int = 8):
+        self.sim, self.at = sim, at
+
+    def on_start(self, vec, episode) -> None:
+        spec, view = self.sim.spec_, self.sim._scene_view()
+        self.spec, self.start = spec, view.object_pos[spec.target, :2].copy()
+        self.goal = None if spec.place is None else view.place_xy[spec.place]
+        self.closest = float("nan")
+        self.grasped_target = self.grasped_other = False
+        self.steps, self.heading = 0, ""
+
+    def on_step(self, vec, obs, actions, running) -> None:
+        self._read()  # the state after self.steps steps
+        self.steps += 1
+
+    def on_end(self, vec, ended) -> None:
+        self._read()  # the last state, before the env resets
+
+    def _read(self) -> None:
+        view, spec, i = self.sim._scene_view(), self.spec, self.spec.target
+        if self.steps <= self.at:  # the state at step `at`, or the last if it ends sooner
+            self.heading = heading_of(view.tcp[:2], view.object_pos[:, :2], spec)
+        self.grasped_target |= view.grasped(i)
+        self.grasped_other |= any(view.grasped(j) for j in range(len(spec.objects)) if j != i)
+        self.end = view.object_pos[i, :2].copy()
+        if self.goal is not None:
+            self.closest = np.nanmin([self.closest, np.linalg.norm(self.end - self.goal)])
+
+    def episode(self, success: bool) -> Episode:
+        shift = self.end - self.start
+        moved = float(np.linalg.norm(shift))
+        toward = float("nan")
+        if self.goal is not None and moved > MOVED:
+            to_goal = self.goal - self.start
+            toward = float(shift @ to_goal / (moved * np.linalg.norm(to_goal) + 1e-9))
+        return Episode(success, self.grasped_target, self.grasped_other, moved,
+                       float(self.closest), toward, self.heading)  # fmt: skip
+
+
 def run_episode(env: gym.Env, policy: VLAPolicy, seed: int, at: int = 8) -> Episode:
-    obs, _ = env.reset(seed=seed)
-    policy.reset()
-    sim = env.unwrapped
-    spec = sim.spec_
-    i, view = spec.target, sim._scene_view()
-    start = view.object_pos[i, :2].copy()
-    goal = None if spec.place is None else view.place_xy[spec.place]
-    closest = float("nan") if goal is None else float(np.linalg.norm(start - goal))
-    grasped_target = grasped_other = False
-    done, info, step, heading = False, {}, 0, ""
-    while not done:
-        with torch.no_grad():
-            action = policy.act(obs)
-        obs, _, terminated, truncated, info = env.step(action)
-        done, step = terminated or truncated, step + 1
-        view = sim._scene_view()
-        if step == at or (done and not heading):
-            heading = heading_of(view.tcp[:2], view.object_pos[:, :2], spec)
-        grasped_target |= view.grasped(i)
-        grasped_other |= any(view.grasped(j) for j in range(len(spec.objects)) if j != i)
-        if goal is not None:
-            closest = min(closest, float(np.linalg.norm(view.object_pos[i, :2] - goal)))
-    shift = view.object_pos[i, :2] - start
-    moved = float(np.linalg.norm(shift))
-    toward = float("nan")
-    if goal is not None and moved > MOVED:
-        to_goal = goal - start
-        toward = float(shift @ to_goal / (moved * np.linalg.norm(to_goal) + 1e-9))
-    success = bool(info.get("success", False))
-    return Episode(success, grasped_target, grasped_other, moved, closest, toward, heading)
+    probe = PhaseProbe(env.unwrapped, at)
+    return probe.episode(rollout.run_episode(env, policy, seed, hooks=[probe]).success)
 
 
 def summarize(episodes: list[Episode], at: int = 8) -> list[tuple[str, str, str]]:

@@ -125,16 +125,21 @@ def rollout(
 
 
 def run_episode(
-    env: gym.Env, policy: Policy, seed: int | None = None, render: bool = False
+    env: gym.Env,
+    policy: Policy,
+    seed: int | None = None,
+    render: bool = False,
+    hooks: Sequence[RolloutHook] = (),
 ) -> EpisodeResult:
     """One episode of a single-env ``policy`` from ``reset(seed=seed)`` until it ends.
 
     With ``render=True`` the env must have ``render_mode="rgb_array"``; every frame from the
-    reset state on is kept (length + 1 frames). The env stays open (the caller's).
+    reset state on is kept (length + 1 frames). ``hooks`` run as in :func:`rollout`, after the
+    filming. The env stays open (the caller's).
     """
     envs = SyncVectorEnv([lambda: env], autoreset_mode=gym.vector.AutoresetMode.DISABLED)
     film = [Film({seed})] if render else []
-    (result,) = rollout(envs, PerEnvPolicies(lambda: policy, 1), [seed], film)
+    (result,) = rollout(envs, PerEnvPolicies(lambda: policy, 1), [seed], [*film, *hooks])
     return result
 
 
