@@ -30,7 +30,7 @@ venv); this module imports it only when an env is made.
 from __future__ import annotations
 
 import string
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -89,9 +89,43 @@ INSTRUCTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 CAMERAS = ("corner", "corner2", "corner3", "corner4", "topview", "behindGripper", "gripperPOV")
 UPSIDE_DOWN = frozenset({"corner", "corner2", "corner3", "corner4"})  # turned 180 degrees
+# Viewpoints of our own: free cameras (MuJoCo's ``mjvCamera``) aimed at ``lookat`` (world metres)
+# from ``distance`` metres at ``azimuth`` / ``elevation`` degrees (azimuth 0 looks along +x, 90
+# along +y; negative elevation looks down), drawn with the model's field of view (45 degrees).
+# Meta-World's own cameras frame the whole table, where a goal marker is 1-2 px at 96 px;
+# ``side`` frames the space in front of the arm where MT10's goals and objects lie (x -0.3..0.3,
+# y 0.4..0.95, z 0..0.35) from the robot's right, level with it: height and depth along the
+# table, which the top view cannot show. Add others with ``viewpoints={name: {...}}``.
+VIEWPOINTS: dict[str, dict[str, Any]] = {
+    "side": {"lookat": (0.0, 0.7, 0.15), "distance": 0.85, "azimuth": 180.0, "elevation": -15.0},
+}
+VIEWPOINT_KEYS = ("lookat", "distance", "azimuth", "elevation")
 STATE_NAMES = ("hand_x", "hand_y", "hand_z", "gripper_distance")
 SIM_OBS_DIM = 39  # Meta-World's observation with the goal (the experts' input)
 CHARSET = string.ascii_letters + string.digits + " -"
+
+
+def _check_viewpoints(viewpoints: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Free cameras given as ``{name: {lookat, distance, azimuth, elevation}}``, checked."""
+    out = {}
+    for name, view in dict(viewpoints).items():
+        if name in CAMERAS:
+            raise ValueError(f"viewpoint {name!r} would hide Meta-World's camera of that name")
+        view = dict(view)
+        if sorted(view) != sorted(VIEWPOINT_KEYS):
+            raise ValueError(
+                f"viewpoint {name!r} has keys {sorted(view)}; it needs exactly "
+                f"{list(VIEWPOINT_KEYS)} (lookat: 3 floats in metres, distance > 0 in metres, "
+                "azimuth and elevation in degrees)"
+            )
+        lookat = np.asarray(list(view["lookat"]), dtype=np.float64)
+        numbers = [float(view[k]) for k in ("distance", "azimuth", "elevation")]
+        if lookat.shape != (3,) or not np.all(np.isfinite([*lookat, *numbers])):
+            raise ValueError(f"viewpoint {name!r}: lookat must be 3 finite floats, got {view}")
+        if numbers[0] <= 0:
+            raise ValueError(f"viewpoint {name!r}: distance must be > 0, got {numbers[0]}")
+        out[name] = dict(zip(VIEWPOINT_KEYS, (tuple(lookat), *numbers), strict=True))
+    return out
 
 
 def _metaworld():
@@ -114,7 +148,10 @@ class MetaWorldEnv(gym.Env):
             episode with seed ``s`` runs task ``s mod n`` (``options={"task": name}`` picks one).
         split: ``train`` or ``test`` (held-out wordings).
         image_size: square camera resolution in pixels (16..512).
-        cameras: cameras to observe (``CAMERAS``); the first is ``image``, others ``image_<name>``.
+        cameras: cameras to observe (``CAMERAS`` or a viewpoint's name); the first is ``image``,
+            the others ``image_<name>``.
+        viewpoints: free cameras of your own, ``{name: {lookat, distance, azimuth, elevation}}``,
+            beside (or replacing) the built-in ``VIEWPOINTS``.
         privileged: add Meta-World's full observation (goal included) for the scripted experts.
         max_episode_steps: the episode is truncated after this many steps (ends at success).
         render_size: resolution of ``render()`` frames (videos), from ``render_camera``.
@@ -133,6 +170,7 @@ class MetaWorldEnv(gym.Env):
         render_mode: str | None = None,
         render_size: int = 256,
         render_camera: str = "corner",
+        viewpoints: Mapping[str, Mapping[str, Any]] | None = None,
     ):
         names = (tasks,) if isinstance(tasks, str) else tuple(tasks)
         known = _metaworld().ALL_V3_ENVIRONMENTS
@@ -152,8 +190,10 @@ class MetaWorldEnv(gym.Env):
                 )
         self._names = names
         self.split = check_choice("split", split, SPLITS)
-        self.cameras = check_views(cameras, CAMERAS, image_size, render_size)
-        self.render_camera = check_choice("render_camera", render_camera, CAMERAS)
+        self._viewpoints = {**VIEWPOINTS, **_check_viewpoints(viewpoints or {})}
+        choices = (*CAMERAS, *self._viewpoints)
+        self.cameras = check_views(cameras, choices, image_size, render_size)
+        self.render_camera = check_choice("render_camera", render_camera, choices)
         if render_mode not in (None, *self.metadata["render_modes"]):
             raise ValueError(f"render_mode={render_mode!r}; choose None or 'rgb_array'")
         if max_episode_steps < 1:
@@ -272,7 +312,19 @@ class MetaWorldEnv(gym.Env):
         if key not in self._renderers:  # owned here and freed in close() (never by the GC)
             self._renderers[key] = mujoco.Renderer(self._sim.model, size, size)
         r = self._renderers[key]
-        r.update_scene(self._sim.data, camera=camera)
+        view = self._viewpoints.get(camera)
+        if view is None:
+            r.update_scene(self._sim.data, camera=camera)
+        else:
+            free = mujoco.MjvCamera()
+            free.type = mujoco.mjtCamera.mjCAMERA_FREE
+            free.lookat[:] = view["lookat"]
+            free.distance, free.azimuth, free.elevation = (
+                view["distance"],
+                view["azimuth"],
+                view["elevation"],
+            )
+            r.update_scene(self._sim.data, camera=free)
         frame = r.render()  # (S, S, 3) uint8
         return np.ascontiguousarray(frame[::-1, ::-1]) if camera in UPSIDE_DOWN else frame.copy()
 

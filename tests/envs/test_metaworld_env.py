@@ -107,6 +107,56 @@ def test_the_first_frame_shows_the_episodes_goal_marker():
     assert not np.allclose(seen[0], seen[1], atol=1.0)  # each episode's own goal
 
 
+def test_the_side_viewpoint_shows_the_goal_markers_height():
+    """``side`` (a free camera of this package's) sees reach's goal marker, higher goals higher."""
+
+    def marker_row(image):  # reach's goal marker is the only bright, pure red there
+        ys, _ = np.nonzero((image[..., 0] > 180) & (image[..., 1] < 60) & (image[..., 2] < 60))
+        assert len(ys) >= 4  # several pixels, where the corner view shows 1-2 at this size
+        return ys.mean()
+
+    e = MetaWorldEnv(tasks="reach-v3", image_size=64, cameras=("side",), privileged=True)
+    try:
+        rows, heights = [], []
+        for s in range(6):
+            obs, _ = e.reset(seed=s)
+            rows.append(marker_row(obs[keys.IMAGE]))
+            heights.append(obs[keys.PRIVILEGED][keys.SIM_OBS][38])  # the goal's z
+    finally:
+        e.close()
+    assert np.corrcoef(rows, heights)[0, 1] < -0.9  # image rows count downwards
+
+
+def test_viewpoints_of_ones_own_are_free_cameras():
+    from envs.metaworld_env import VIEWPOINTS
+
+    side = VIEWPOINTS["side"]
+    views = {"mine": dict(side), "turned": {**side, "azimuth": side["azimuth"] - 40.0}}
+    e = MetaWorldEnv(
+        tasks="reach-v3", image_size=SIZE, cameras=("side", "mine", "turned"), viewpoints=views
+    )
+    try:
+        obs, _ = e.reset(seed=0)
+    finally:
+        e.close()
+    assert np.array_equal(obs[keys.IMAGE], obs["image_mine"])  # the same pose, the same frame
+    assert not np.array_equal(obs[keys.IMAGE], obs["image_turned"])
+
+
+@pytest.mark.parametrize(
+    ("views", "match"),
+    [
+        ({"corner": {"lookat": (0, 0, 0), "distance": 1, "azimuth": 0, "elevation": 0}}, "hide"),
+        ({"v": {"lookat": (0, 0, 0), "distance": 1, "azimuth": 0}}, "needs exactly"),
+        ({"v": {"lookat": (0, 0), "distance": 1, "azimuth": 0, "elevation": 0}}, "3 finite"),
+        ({"v": {"lookat": (0, 0, 0), "distance": 0, "azimuth": 0, "elevation": 0}}, "> 0"),
+    ],
+)
+def test_bad_viewpoints_are_refused(views, match):
+    with pytest.raises(ValueError, match=match):
+        MetaWorldEnv(viewpoints=views)
+
+
 def test_test_split_uses_held_out_wordings():
     from envs.metaworld_env import INSTRUCTIONS
 
