@@ -128,6 +128,15 @@ def _check_viewpoints(viewpoints: Mapping[str, Mapping[str, Any]]) -> dict[str, 
     return out
 
 
+def _free_camera(view: Mapping[str, Any]) -> mujoco.MjvCamera:
+    """MuJoCo's free camera posed as a checked viewpoint says."""
+    cam = mujoco.MjvCamera()
+    cam.type = mujoco.mjtCamera.mjCAMERA_FREE
+    cam.lookat[:] = view["lookat"]
+    cam.distance, cam.azimuth, cam.elevation = view["distance"], view["azimuth"], view["elevation"]
+    return cam
+
+
 def _metaworld():
     try:
         import metaworld.env_dict
@@ -190,8 +199,9 @@ class MetaWorldEnv(gym.Env):
                 )
         self._names = names
         self.split = check_choice("split", split, SPLITS)
-        self._viewpoints = {**VIEWPOINTS, **_check_viewpoints(viewpoints or {})}
-        choices = (*CAMERAS, *self._viewpoints)
+        views = {**VIEWPOINTS, **_check_viewpoints(viewpoints or {})}
+        self._free_cameras = {name: _free_camera(view) for name, view in views.items()}
+        choices = (*CAMERAS, *views)
         self.cameras = check_views(cameras, choices, image_size, render_size)
         self.render_camera = check_choice("render_camera", render_camera, choices)
         if render_mode not in (None, *self.metadata["render_modes"]):
@@ -312,19 +322,7 @@ class MetaWorldEnv(gym.Env):
         if key not in self._renderers:  # owned here and freed in close() (never by the GC)
             self._renderers[key] = mujoco.Renderer(self._sim.model, size, size)
         r = self._renderers[key]
-        view = self._viewpoints.get(camera)
-        if view is None:
-            r.update_scene(self._sim.data, camera=camera)
-        else:
-            free = mujoco.MjvCamera()
-            free.type = mujoco.mjtCamera.mjCAMERA_FREE
-            free.lookat[:] = view["lookat"]
-            free.distance, free.azimuth, free.elevation = (
-                view["distance"],
-                view["azimuth"],
-                view["elevation"],
-            )
-            r.update_scene(self._sim.data, camera=free)
+        r.update_scene(self._sim.data, camera=self._free_cameras.get(camera, camera))
         frame = r.render()  # (S, S, 3) uint8
         return np.ascontiguousarray(frame[::-1, ::-1]) if camera in UPSIDE_DOWN else frame.copy()
 
