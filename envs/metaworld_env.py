@@ -15,7 +15,9 @@ tasks with a scripted expert each. This wrapper gives them what the tabletop env
 - ``privileged`` (``privileged=True``, for the scripted experts only): Meta-World's full
   39-d observation, goal included;
 - ``info["success"]`` every step; the episode ends at success or after ``max_episode_steps``
-  (200: the evaluation length SmolVLA and LeRobot report MT10/MT50 at).
+  (200: the evaluation length SmolVLA and LeRobot report MT10/MT50 at). ``steps_after_success=K``
+  ends it K steps after the first success instead: a collected demonstration then shows the
+  expert settling at the goal, not only arriving within the success radius of it.
 
 Layouts are seeded: ``reset(seed=s)`` draws object and goal positions from ``s`` (Meta-World's own
 ``reset`` ignores its seed; here the task's random vector comes from the env's ``np_random``).
@@ -163,6 +165,10 @@ class MetaWorldEnv(gym.Env):
             beside (or replacing) the built-in ``VIEWPOINTS``.
         privileged: add Meta-World's full observation (goal included) for the scripted experts.
         max_episode_steps: the episode is truncated after this many steps (ends at success).
+        steps_after_success: the episode ends this many steps after its first success (0: at
+            it). For collection: the expert's last steps converge on the goal (Meta-World's
+            experts are proportional controllers), so the data shows where to stop, not only
+            the way to the success radius's edge.
         render_size: resolution of ``render()`` frames (videos), from ``render_camera``.
     """
 
@@ -176,6 +182,7 @@ class MetaWorldEnv(gym.Env):
         cameras: Sequence[str] = ("corner",),
         privileged: bool = False,
         max_episode_steps: int = 200,
+        steps_after_success: int = 0,
         render_mode: str | None = None,
         render_size: int = 256,
         render_camera: str = "corner",
@@ -208,6 +215,9 @@ class MetaWorldEnv(gym.Env):
             raise ValueError(f"render_mode={render_mode!r}; choose None or 'rgb_array'")
         if max_episode_steps < 1:
             raise ValueError(f"max_episode_steps={max_episode_steps} must be >= 1")
+        if steps_after_success < 0:
+            raise ValueError(f"steps_after_success={steps_after_success} must be >= 0")
+        self.steps_after_success = steps_after_success
         self.render_mode, self.image_size, self.render_size = render_mode, image_size, render_size
         self.privileged, self.max_episode_steps = privileged, max_episode_steps
         self.state_names = STATE_NAMES
@@ -217,6 +227,7 @@ class MetaWorldEnv(gym.Env):
         self._sim: Any = None
         self._sim_obs = np.zeros(SIM_OBS_DIM)
         self._instruction, self._steps, self._episode = "", 0, -1
+        self._succeeded_at: int | None = None  # the episode's first successful step
         self.action_space = spaces.Box(-1.0, 1.0, (4,), np.float32)
         self.observation_space = self._observation_space()
         self.dt = 1.0 / self.metadata["render_fps"]
@@ -279,7 +290,7 @@ class MetaWorldEnv(gym.Env):
             self._sim._set_pos_site(*site)
         wordings = INSTRUCTIONS[self.task][SPLITS.index(self.split)]
         self._instruction = wordings[int(self.np_random.integers(len(wordings)))]
-        self._steps = 0
+        self._steps, self._succeeded_at = 0, None
         info = {
             keys.INFO_INSTRUCTION: self._instruction,
             keys.TASK: self.task,
@@ -296,12 +307,16 @@ class MetaWorldEnv(gym.Env):
         self._sim_obs, reward, _, _, sim_info = self._sim.step(act)
         self._steps += 1
         success = bool(sim_info.get("success", False))
-        truncated = not success and self._steps >= self.max_episode_steps
+        if success and self._succeeded_at is None:
+            self._succeeded_at = self._steps
+        done = self._succeeded_at is not None
+        terminated = done and self._steps - self._succeeded_at >= self.steps_after_success
+        truncated = not terminated and self._steps >= self.max_episode_steps
         info = {keys.SUCCESS: success, keys.TASK: self.task}
         for k, v in sim_info.items():  # Meta-World's reward terms (near_object, grasp_reward, ..)
             if k != "success" and np.isscalar(v):
                 info[keys.REWARD_PREFIX + k] = float(v)
-        return self._get_obs(), float(reward), success, truncated, info
+        return self._get_obs(), float(reward), terminated, truncated, info
 
     def _get_obs(self) -> dict:
         o = self._sim_obs

@@ -179,6 +179,34 @@ def test_episodes_end_at_the_time_limit():
     assert ends == [False, False, True]
 
 
+def _reach_until_done(steps_after_success: int) -> tuple[int | None, int, bool]:
+    """Drive reach-v3 at its goal (a proportional controller on the privileged observation):
+    (the first successful step, the step the episode ended, whether it terminated)."""
+    e = MetaWorldEnv(tasks="reach-v3", image_size=SIZE, cameras=("topview",), privileged=True,
+                     steps_after_success=steps_after_success)  # fmt: skip
+    try:
+        obs, _ = e.reset(seed=3)
+        first = None
+        for t in range(1, 201):
+            sim = obs[keys.PRIVILEGED][keys.SIM_OBS]
+            act = np.append(np.clip(10 * (sim[36:39] - sim[:3]), -1, 1), 0).astype(np.float32)
+            obs, _, terminated, truncated, info = e.step(act)
+            if info[keys.SUCCESS] and first is None:
+                first = t
+            if terminated or truncated:
+                return first, t, terminated
+    finally:
+        e.close()
+    raise AssertionError("reach-v3 did not end in 200 steps")
+
+
+def test_episodes_end_at_success_or_steps_after_it():
+    first, end, terminated = _reach_until_done(0)
+    assert first is not None and end == first and terminated
+    first_k, end_k, terminated_k = _reach_until_done(5)
+    assert first_k == first and end_k == first + 5 and terminated_k  # same layout, 5 steps more
+
+
 def test_render_films_the_render_camera():
     e = MetaWorldEnv(tasks="reach-v3", image_size=SIZE, render_mode="rgb_array", render_size=48)
     try:
@@ -208,6 +236,7 @@ def test_open_close_cycles_free_their_renderers():
         ({"split": "val"}, "split='val'"),
         ({"image_size": 8}, "image_size=8"),
         ({"max_episode_steps": 0}, "max_episode_steps=0"),
+        ({"steps_after_success": -1}, "steps_after_success=-1"),
     ],
 )
 def test_bad_settings_are_refused_naming_the_field(kwargs, match):
