@@ -2,16 +2,24 @@
 
     python benchmarks/goal_misses.py CHECKPOINT [--task reach-v3] [--episodes 20]
         [--seed 1000000] [--n-action-steps 2]
+    python benchmarks/goal_misses.py --expert [--steps-after-success 60] ...
 
 Runs the policy on ``--episodes`` held-out layouts of one goal task (seeds ``seed + k``, as
 ``vla-eval`` numbers them when the task runs alone) with Meta-World's own observation beside it
 (``privileged=True``: the goal is never shown to the policy) and prints, per episode, success, the
 goal, and ``goal - hand`` at the end (for reach) or ``goal - puck`` (push, pick-place), in cm,
-then the mean offset of the successes and the failures. Successes of one task end at a common
-offset (where Meta-World measures success relative to the reported position); failures show on
-which axis the policy misses (README "Meta-World": reach misses the high goals in height).
+then the mean offset of the successes and the failures, and the distance Meta-World's success
+is judged by at the end (``obj_to_target``: for reach the fingers' centre to the goal, 4.5 cm
+below the reported hand; for push and pick-place the puck to the goal). Successes of one task end
+at a common offset; failures show on which axis the policy misses.
 
-The env is the checkpoint's cameras and image size; needs the metaworld venv.
+``--expert`` runs Meta-World's scripted policy (no noise) instead of a checkpoint, and
+``--steps-after-success N`` lets an episode go on N steps after its first success: where the
+expert converges against the success radius (reach: 4.2-4.7 cm from the goal, inside 5 cm by
+millimetres; README "Meta-World").
+
+The env is the checkpoint's cameras and image size (the expert's: a small top view); needs the
+metaworld venv.
 """
 
 from __future__ import annotations
@@ -30,60 +38,73 @@ from rich.table import Table  # noqa: E402
 
 from envs import keys  # noqa: E402
 from envs.metaworld_env import MetaWorldEnv  # noqa: E402
+from policies.metaworld_expert import MetaWorldExpert  # noqa: E402
 from policies.vla_policy import VLAPolicy  # noqa: E402
 from vla.checkpoint import read_training_info  # noqa: E402
 
 GOAL = slice(36, 39)  # Meta-World's 39-d observation: the goal is its last 3 entries
 HAND, PUCK = slice(0, 3), slice(4, 7)
+JUDGED = keys.REWARD_PREFIX + "obj_to_target"  # the distance Meta-World's success thresholds
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("checkpoint")
+    parser.add_argument("checkpoint", nargs="?", help="a VLA checkpoint (or --expert)")
+    parser.add_argument("--expert", action="store_true", help="Meta-World's scripted policy")
     parser.add_argument(
         "--task", default="reach-v3", choices=["reach-v3", "push-v3", "pick-place-v3"]
     )
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--seed", type=int, default=1_000_000)
     parser.add_argument("--n-action-steps", type=int, default=2)
+    parser.add_argument("--steps-after-success", type=int, default=0)
     args = parser.parse_args()
-    spec = read_training_info(args.checkpoint).env_spec
-    policy = VLAPolicy.from_checkpoint(
-        args.checkpoint, n_action_steps=args.n_action_steps, device="cpu"
-    )
-    env = MetaWorldEnv(
-        tasks=args.task,
-        image_size=spec.image_size[0] if spec.image_size else 96,
-        cameras=list(spec.cameras or ("corner",)),
-        privileged=True,
-    )
+    if args.expert == (args.checkpoint is not None):
+        parser.error("give a CHECKPOINT or --expert (one of them)")
+    if args.expert:
+        size, cameras, who = 32, ["topview"], "Meta-World's scripted policy"
+    else:
+        spec = read_training_info(args.checkpoint).env_spec
+        size = spec.image_size[0] if spec.image_size else 96
+        cameras, who = list(spec.cameras or ("corner",)), args.checkpoint
+    env = MetaWorldEnv(tasks=args.task, image_size=size, cameras=cameras, privileged=True,
+                       steps_after_success=args.steps_after_success)  # fmt: skip
+    if args.expert:
+        policy = MetaWorldExpert.for_env(env)
+    else:
+        policy = VLAPolicy.from_checkpoint(
+            args.checkpoint, n_action_steps=args.n_action_steps, device="cpu"
+        )
     moved = HAND if args.task == "reach-v3" else PUCK
     name = "hand" if moved == HAND else "puck"
-    table = Table(title=f"{args.checkpoint}: {args.task}, {args.episodes} held-out layouts")
-    for col in ("seed", "success", "goal (m)", f"goal - {name} at the end (cm)", "|offset| (cm)"):
+    table = Table(title=f"{who}: {args.task}, {args.episodes} held-out layouts")
+    judged = "fingers" if moved == HAND else "puck"
+    columns = ("seed", "success", "goal (m)", f"goal - {name} at the end (cm)", "|offset| (cm)",
+               f"{judged} to goal at the end (cm)")  # fmt: skip
+    for col in columns:
         table.add_column(col, justify="right")
     offsets: dict[bool, list[np.ndarray]] = {True: [], False: []}
     try:
         for seed in range(args.seed, args.seed + args.episodes):
             obs, info = env.reset(seed=seed)
             policy.reset()
-            done = False
+            done = ok = False
             while not done:
                 obs, _, terminated, truncated, info = env.step(policy.act(obs))
-                done = terminated or truncated
+                done, ok = terminated or truncated, ok or bool(info[keys.SUCCESS])
             sim = obs[keys.PRIVILEGED][keys.SIM_OBS]
             offset = (sim[GOAL] - sim[moved]) * 100  # (3,) cm
-            ok = bool(info[keys.SUCCESS])
             offsets[ok].append(offset)
             table.add_row(str(seed), "yes" if ok else "no", str(np.round(sim[GOAL], 3)),
-                          str(np.round(offset, 1)), f"{np.linalg.norm(offset):.1f}")  # fmt: skip
+                          str(np.round(offset, 1)), f"{np.linalg.norm(offset):.1f}",
+                          f"{100 * info[JUDGED]:.1f}")  # fmt: skip
     finally:
         env.close()
     for ok in (True, False):
         if offsets[ok]:
             mean = np.mean(offsets[ok], axis=0)  # (3,)
             label = f"mean of {len(offsets[ok])} {'successes' if ok else 'failures'}"
-            table.add_row(label, "", "", str(np.round(mean, 1)), "")
+            table.add_row(label, "", "", str(np.round(mean, 1)), "", "")
     Console(width=120).print(table)
 
 
