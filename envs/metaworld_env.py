@@ -309,8 +309,10 @@ class MetaWorldEnv(gym.Env):
         success = bool(sim_info.get("success", False))
         if success and self._succeeded_at is None:
             self._succeeded_at = self._steps
-        done = self._succeeded_at is not None
-        terminated = done and self._steps - self._succeeded_at >= self.steps_after_success
+        terminated = (
+            self._succeeded_at is not None
+            and self._steps - self._succeeded_at >= self.steps_after_success
+        )
         truncated = not terminated and self._steps >= self.max_episode_steps
         info = {keys.SUCCESS: success, keys.TASK: self.task}
         for k, v in sim_info.items():  # Meta-World's reward terms (near_object, grasp_reward, ..)
