@@ -1,7 +1,7 @@
 """Does a policy head for its target at the first step, and which of its text paths decides that?
 
-    python benchmarks/first_move.py CHECKPOINT [--task pick_place] [--episodes 40]
-        [--seed 1000150] [--rollouts 50 --n-action-steps 2]
+    python benchmarks/first_move.py CHECKPOINT [--task pick_place] [--split train] [--episodes 40]
+        [--seed 1000150] [--rollouts 50 --n-action-steps 2] [--neutral "touch the object"]
 
 A tabletop policy reads its instruction twice: the LM reads its tokens, and a FiLM image encoder
 reads one pooled vector of them (``model.film_pooling``). For each scene of ``--task`` this compares
@@ -19,9 +19,14 @@ relation's referent is not the named object: use touch, lift or pick_place). Sce
 ``seed + k``; the env is the checkpoint's (cameras, image size), with privileged state for the
 expert.
 
-``--rollouts N`` then runs N whole episodes of the same scenes twice, the LM reading the env's
-instruction and the FiLM either the same or the target alone, and prints both success rates: a
-better first move need not finish the task (a pick and place also needs its destination found).
+``--rollouts N`` then runs N whole episodes of the same scenes per row of (LM text, FiLM text),
+and prints the success rates: a better first move need not finish the task (a pick and place also
+needs its destination found). Rows: ``env / env``, ``env / short``, ``short / short``, and two
+that take one path's words away: ``neutral / short`` (the LM reads ``--neutral``, a sentence that
+names no object, while the FiLM reads the target) and ``short / neutral``. If the first matches
+``short / short``, the LM's reading of the target adds nothing; if the second falls to chance,
+the FiLM is what finds the target. ``--split test`` draws the scenes' targets from the held-out
+colour x shape pairs (the short instruction then names a pair never a target in training).
 """
 
 from __future__ import annotations
@@ -49,6 +54,14 @@ from policies.vla_policy import VLAPolicy  # noqa: E402
 from vla.checkpoint import read_training_info  # noqa: E402
 
 ROWS = (("env", "env"), ("short", "short"), ("env", "short"), ("short", "env"))
+# whole episodes: (LM text, FiLM text); a policy without FiLM runs the rows whose two are the same
+ROLLOUT_ROWS = (
+    ("env", "env"),
+    ("env", "short"),
+    ("short", "short"),
+    ("neutral", "short"),
+    ("short", "neutral"),
+)
 
 
 def short_instruction(colour: str, shape: str) -> str:
@@ -116,20 +129,37 @@ def scene(env: gym.Env) -> tuple[str, str]:
     return kind, short_instruction(target.colour, target.shape)
 
 
+class LMText:
+    """A policy whose LM reads ``text`` (when set) instead of the observation's instruction."""
+
+    def __init__(self, policy: VLAPolicy) -> None:
+        self.policy = policy
+        self.text: str | None = None
+
+    def reset(self) -> None:
+        self.policy.reset()
+
+    def act(self, obs: dict) -> np.ndarray:
+        return self.policy.act(obs if self.text is None else {**obs, "instruction": self.text})
+
+
 def rollouts(
-    env: gym.Env, policy: VLAPolicy, seeds: list[int]
-) -> dict[str, list[tuple[bool, str]]]:
-    """Whole episodes, the LM reading the env's instruction: per FiLM text (``env``, and
-    ``short`` for FiLM encoders), per scene (success, the destination's kind)."""
-    film = FilmText(policy)
-    out: dict[str, list[tuple[bool, str]]] = {t: [] for t in ("env", "short")[: 1 + film.available]}
+    env: gym.Env, policy: VLAPolicy, seeds: list[int], neutral: str = "touch the object"
+) -> dict[tuple[str, str], list[tuple[bool, str]]]:
+    """Whole episodes per row of ``ROLLOUT_ROWS`` (LM text, FiLM text; for a policy without FiLM
+    the rows whose two texts are the same), per scene (success, the destination's kind)."""
+    film, lm = FilmText(policy), LMText(policy)
+    rows = [r for r in ROLLOUT_ROWS if r[0] == r[1] or film.available]
+    out: dict[tuple[str, str], list[tuple[bool, str]]] = {r: [] for r in rows}
     try:
-        for film_text, results in out.items():
+        for (lm_text, film_text), results in out.items():
             for seed in seeds:
-                env.reset(seed=seed)  # the scene, to name its target; the episode resets again
+                obs, _ = env.reset(seed=seed)  # the scene, to name its target; reset again below
                 kind, short = scene(env)
-                film.text = short if film_text == "short" else None
-                results.append((run_episode(env, policy, seed).success, kind))
+                texts = {"env": obs["instruction"], "short": short, "neutral": neutral}
+                lm.text = texts[lm_text]
+                film.text = None if lm_text == film_text else texts[film_text]
+                results.append((run_episode(env, lm, seed).success, kind))
     finally:
         film.restore()
     return out
@@ -139,6 +169,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("checkpoint")
     parser.add_argument("--task", default="pick_place")
+    parser.add_argument("--split", default="train", choices=("train", "test"),
+                        help="the targets' split (test: held-out colour x shape pairs)")  # fmt: skip
+    parser.add_argument("--neutral", default="touch the object",
+                        help="the rollouts' text that names no object")  # fmt: skip
     parser.add_argument("--episodes", type=int, default=40)
     parser.add_argument("--seed", type=int, default=1_000_150)
     parser.add_argument("--rollouts", type=int, default=0, help="whole episodes (0: none)")
@@ -149,12 +183,21 @@ def main() -> None:
         args.checkpoint, n_action_steps=args.n_action_steps, device="cpu"
     )
     spec = read_training_info(args.checkpoint).env_spec
-    env = gym.make("vla/MultiTask-v0", tasks=[args.task], privileged=True, **camera_kwargs(spec))
+    env = gym.make("vla/MultiTask-v0", tasks=[args.task], split=args.split, privileged=True,
+                   **camera_kwargs(spec))  # fmt: skip
     try:
         rows = first_moves(env, policy, [args.seed + k for k in range(args.episodes)])
-        episodes = rollouts(env, policy, [args.seed + k for k in range(args.rollouts)])
+        seeds = [args.seed + k for k in range(args.rollouts)]
+        episodes = rollouts(env, policy, seeds, args.neutral)
     finally:
         env.close()
+    if args.episodes:
+        print_first_moves(rows, args)
+    if args.rollouts:
+        print_rollouts(episodes, f"{args.task} ({args.split} split), {args.rollouts} episodes")
+
+
+def print_first_moves(rows: dict, args: argparse.Namespace) -> None:
     table = Table(title=f"{args.checkpoint}: first action vs the expert's, {args.task}, "
                   f"{args.episodes} scenes")  # fmt: skip
     kinds = sorted({k for values in rows.values() for *_, k in values if k})
@@ -172,20 +215,17 @@ def main() -> None:
     if len(rows) < len(ROWS):
         table.caption = "no FiLM encoder: the instruction has one path, the LM's"
     Console(width=120).print(table)
-    if args.rollouts:
-        print_rollouts(episodes, f"{args.task}, {args.rollouts} episodes, the LM reading the env's "
-                       "instruction")  # fmt: skip
 
 
-def print_rollouts(episodes: dict[str, list[tuple[bool, str]]], title: str) -> None:
+def print_rollouts(episodes: dict[tuple[str, str], list[tuple[bool, str]]], title: str) -> None:
     table = Table(title=title)
     kinds = sorted({k for values in episodes.values() for _, k in values if k})
-    for column in ("FiLM reads", "success", *(f"{k} destinations" for k in kinds)):
+    for column in ("LM reads", "FiLM reads", "success", *(f"{k} destinations" for k in kinds)):
         table.add_column(column)
-    for film_text, values in episodes.items():
+    for (lm_text, film_text), values in episodes.items():
         won, kind = (np.array(c) for c in zip(*values, strict=True))
         cells = [f"{won[kind == k].mean():.0%} ({int((kind == k).sum())})" for k in kinds]
-        table.add_row(film_text, f"{won.mean():.0%}", *cells)
+        table.add_row(lm_text, film_text, f"{won.mean():.0%}", *cells)
     Console(width=120).print(table)
 
 

@@ -1,6 +1,7 @@
 """Which of the test split's two shifts a touch policy fails on: new wordings or new targets.
 
     python benchmarks/split_shifts.py CHECKPOINT [--episodes 40] [--seed 2000000] [--json out.json]
+        [--wordings "touch the {obj}" "poke the {obj}" ...]
 
 The touch task's test split changes two things at once (envs/README.md, Splits): the colour x
 shape pairs that may be the target, and the paraphrase templates. This script crosses them:
@@ -8,7 +9,10 @@ scenes of each split's targets, each told with the train templates and with the 
 (the target phrase "<colour> <noun>" is cut from the env's own sentence and put into the other
 split's template, cycling through the templates), so a policy's test-split loss splits into a
 wording part and a composition part. Cameras, image size and the checkpoint's policy settings
-are as in ``make quickstart``; episode k uses seed ``seed + k`` in every cell.
+are as in ``make quickstart``; episode k uses seed ``seed + k`` in every cell. ``--wordings``
+replaces the two template sets by the given templates (``{obj}`` = "<colour> <noun>"), one cell
+per template and target split: which wording costs what, e.g. a long template never seen in
+training against a short one.
 
 Each failure is also sorted by what the gripper touched first instead of the target (the env's
 ``info["touched"]``): an object of the target's colour and another shape, of its shape and
@@ -24,6 +28,7 @@ import json
 import os
 import re
 import sys
+from collections.abc import Sequence
 
 # benchmarks/envs.py would shadow the envs package: drop this folder from the path
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(__file__)]
@@ -59,19 +64,18 @@ def outcome(target: str, touched: list[str]) -> str:
 
 
 def run_cell(
-    policy: VLAPolicy, targets: str, templates: str, episodes: int, seed: int
+    policy: VLAPolicy, targets: str, wordings: Sequence[str] | None, episodes: int, seed: int
 ) -> dict[str, int]:
     """Outcome counts (``OUTCOMES``) of ``episodes`` scenes of ``targets``' split, each told
-    with ``templates``' split's wordings."""
+    with the next of ``wordings`` (templates with ``{obj}``; None: the env's own sentence)."""
     env = gym.make("vla/Touch-v0", image_size=64, cameras=("front", "top"), split=targets)
-    wordings = TEMPLATES["touch"][templates]
     counts = dict.fromkeys(OUTCOMES, 0)
     try:
         for k in range(episodes):
             obs, info = env.reset(seed=seed + k)
             target = str(info[keys.TARGET])
             text = str(obs["instruction"])
-            if templates != targets:
+            if wordings is not None:
                 found = TARGET_PHRASE.search(text)
                 if found is None:
                     raise ValueError(f"no '<colour> <noun>' phrase in {text!r}")
@@ -97,15 +101,26 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=40)
     parser.add_argument("--seed", type=int, default=2_000_000)
     parser.add_argument("--json", default=None)
+    parser.add_argument("--wordings", nargs="+", default=None,
+                        help="templates with {obj} instead of the train / test template sets")  # fmt: skip
     args = parser.parse_args()
+    for wording in args.wordings or ():
+        if "{obj}" not in wording:
+            parser.error(f"--wordings {wording!r} has no {{obj}} slot for the target")
+    cells: list[tuple[str, str, Sequence[str] | None]] = [  # (targets, label, wordings)
+        (targets, split, None if split == targets else TEMPLATES["touch"][split])
+        for targets in ("train", "test")
+        for split in ("train", "test")
+    ]
+    if args.wordings:
+        cells = [(t, w, [w]) for t in ("train", "test") for w in args.wordings]
     policy = VLAPolicy.from_checkpoint(args.checkpoint, device="cpu")
     table = Table(title=f"{args.checkpoint}: touch, {args.episodes} episodes per cell")
     for column in ("targets", "wording", "success", "95% CI", *OUTCOMES[1:]):
         table.add_column(column)
     rows = []
-    for targets, templates in (("train", "train"), ("train", "test"), ("test", "train"),
-                               ("test", "test")):  # fmt: skip
-        counts = run_cell(policy, targets, templates, args.episodes, args.seed)
+    for targets, templates, wordings in cells:
+        counts = run_cell(policy, targets, wordings, args.episodes, args.seed)
         rate = counts["success"] / args.episodes
         low, high = wilson_interval(counts["success"], args.episodes)
         rows.append({"targets": targets, "templates": templates, "success_rate": rate,

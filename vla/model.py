@@ -72,8 +72,9 @@ class VLA(nn.Module):
             [-1, 1]); against reading the demonstration off the exact hand position (0 = off).
         film_pooling: how the instruction's tokens become the FiLM conditioning vector, one of
             ``vla.observation_encoder.FILM_POOLINGS`` (``mean`` and learned poolings).
-        film_head: ``mlp`` or ``linear``: how the pooled instruction becomes the FiLM gamma /
-            beta (``vla.observation_encoder.FILM_HEADS``; linear: each word adds its own).
+        film_head: ``mlp``, ``linear`` or ``product``: how the pooled instruction becomes the
+            FiLM gamma / beta (``vla.observation_encoder.FILM_HEADS``; linear: each word adds its
+            own; product: each word's own gains multiply).
         film_cameras: the cameras (indices on the V axis) the FiLM conditions; the others see
             the scene instruction-blind, and the LM binds words to what they show (None: all).
         camera_dropout: training only: hide each camera of a sample with this probability (one

@@ -33,7 +33,13 @@ destination's words dilute the target's; a word read in its sentence can carry i
 ``ngram`` (the mean of the tokens, each with what a small nonlinear convolution over it and its
 two neighbours adds, zero at the start: "red cube" and "blue pad" become features of their own,
 with no capacity to memorize a whole sentence). On the multi-task recipe neither learned pooling
-beat the mean (README "Multi-task").
+beat the mean (README "Multi-task"). ``film_head=product`` pools and conditions in one: each word
+alone goes through a small MLP, the words' outputs are summed and mapped linearly to per-channel
+log-gains and shifts, so the gains of the words multiply (``gamma = exp(sum of log-gains) - 1``):
+a conjunction, where one word can close a channel whatever the others say.
+
+The adapter may read the same conditioning vector (a conditioned spatial softmax aims its
+keypoints with it), with or without a FiLM encoder.
 """
 
 from collections.abc import Callable, Sequence
@@ -50,6 +56,8 @@ from vla.vision.timm_encoder import TimmEncoder
 
 # a state reading far outside the training range is clamped so it cannot saturate the LM
 _STATE_CLAMP = 5.0
+# film_head=product: the largest log-gain (a channel scaled by e^4 ~ 55 at most)
+_LOG_GAIN_MAX = 4.0
 
 
 def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
@@ -160,6 +168,20 @@ class NgramPool(nn.Module):
         return masked_mean(x + self.out(nn.functional.gelu(grams)), mask)  # (B, D)
 
 
+class WordSum(nn.Module):
+    """Tokens ``(B, L, D)`` -> ``(B, D)``: the sum over the real tokens of a small MLP of each
+    token alone (LayerNorm, Linear, GELU). ``film_head=product`` pools this way: each word's
+    conditioning is computed from that word only, and a sum (not a mean) keeps a word's effect
+    the same in a short instruction and a long one."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, dim), nn.GELU())
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        return (self.mlp(x) * mask.unsqueeze(-1).to(x.dtype)).sum(1)  # (B, D)
+
+
 # film_pooling -> the module that pools the instruction's tokens ("mean" needs none)
 FILM_POOLS: dict[str, type[nn.Module]] = {
     "attention": AttentionPool,
@@ -171,7 +193,10 @@ FILM_POOLINGS = ("mean", *FILM_POOLS)
 # Linear), or linear (LayerNorm, Linear): every word then adds its own gamma / beta (up to the
 # LayerNorm's one scale per instruction), so "red" and "cube" condition the image encoder the
 # same way in a pair never seen in training
-FILM_HEADS = ("mlp", "linear")
+# or product: every word's own MLP (WordSum) gives log-gains and shifts that add up, so the
+# gains multiply: a word can close a channel whatever the other words say (a conjunction: "red"
+# closes the channels of other colours, "cube" those of other shapes)
+FILM_HEADS = ("mlp", "linear", "product")
 
 
 def camera_mask(cameras: Sequence[int] | None, num_cameras: int, film: bool) -> Tensor:
@@ -239,6 +264,9 @@ class ObservationEncoder(nn.Module):
             in_dim=vision.embed_dim, out_dim=out_dim, num_patches=vision.num_patches
         )
         self.num_cameras, self.obs_horizon = num_cameras, obs_horizon
+        self.width = out_dim
+        # an adapter that reads the pooled instruction too (a conditioned spatial softmax)
+        self.adapter_conditioned = bool(getattr(self.adapter, "conditioned", False))
         # where a token sits in the image: the LM's own positions are 1-D and (RoPE) relative, so
         # a learned absolute embedding per image token (ViT) makes "where is it" a lookup
         q = self.adapter.num_tokens
@@ -246,12 +274,27 @@ class ObservationEncoder(nn.Module):
         self.camera_embed = nn.Parameter(torch.randn(num_cameras, out_dim) * 0.02)  # (V, D)
         self.time_embed = nn.Parameter(torch.randn(obs_horizon, out_dim) * 0.02)  # (T, D)
         self.film: nn.Sequential | None = None
+        self.film_head = film_head
+        if film_head == "product" and film_pooling != "mean":
+            raise ValueError(
+                f"film_head=product pools the words itself (a sum of per-word MLPs); "
+                f"film_pooling={film_pooling!r} must stay mean"
+            )
         if vision.film_channels:
             sites = 2 * sum(vision.film_channels)
-            hidden = (nn.Linear(out_dim, out_dim), nn.GELU()) if film_head == "mlp" else ()
-            self.film = nn.Sequential(nn.LayerNorm(out_dim), *hidden, nn.Linear(out_dim, sites))
+            if film_head == "product":  # per-word features summed, then one linear map
+                self.film = nn.Sequential(nn.Linear(out_dim, sites))
+            else:
+                hidden = (nn.Linear(out_dim, out_dim), nn.GELU()) if film_head == "mlp" else ()
+                layers = (nn.LayerNorm(out_dim), *hidden, nn.Linear(out_dim, sites))
+                self.film = nn.Sequential(*layers)
             nn.init.zeros_(self.film[-1].weight)
             nn.init.zeros_(self.film[-1].bias)
+            # which entries of the FiLM vector are gains (site after site: C gammas, C betas)
+            gains = torch.cat(
+                [torch.cat([torch.ones(c), torch.zeros(c)]) for c in vision.film_channels]
+            )
+            self.register_buffer("film_gains", gains.bool(), persistent=False)  # (F,)
         # which cameras the FiLM conditions (1) and which see the scene instruction-blind (0)
         # (rebuilt from the config when a checkpoint loads, so old checkpoints load unchanged)
         mask = camera_mask(film_cameras, num_cameras, self.film is not None)
@@ -283,8 +326,10 @@ class ObservationEncoder(nn.Module):
             self.state_proj = nn.Linear(len(dims), out_dim)
         # built last: a model without it draws the same initial weights as before it existed
         self.film_pool: nn.Module | None = None
-        if film_pooling in FILM_POOLS and self.film is not None:
+        if film_pooling in FILM_POOLS and self.conditioned:
             self.film_pool = FILM_POOLS[film_pooling](out_dim)
+        elif film_head == "product" and self.film is not None:
+            self.film_pool = WordSum(out_dim)
 
     def film_condition(self, text: Tensor, mask: Tensor) -> Tensor:
         """The instruction's tokens ``(B, L, D)`` (mask ``(B, L)``, 1 = real) -> the FiLM
@@ -292,6 +337,12 @@ class ObservationEncoder(nn.Module):
         if self.film_pool is not None:
             return self.film_pool(text, mask)
         return masked_mean(text, mask)  # (B, D)
+
+    @property
+    def conditioned(self) -> bool:
+        """Whether the image path reads the instruction (a FiLM encoder or a conditioned
+        adapter): the caller then passes ``film_condition``'s vector to ``forward``."""
+        return self.film is not None or self.adapter_conditioned
 
     @property
     def state_dim(self) -> int:
@@ -360,19 +411,27 @@ class ObservationEncoder(nn.Module):
         self.check_state(state, b)
         flat = images.flatten(0, 2).float() / 255.0  # (B*T*V, 3, H, W)
         film = None
+        if self.conditioned and (condition is None or tuple(condition.shape) != (b, self.width)):
+            got = None if condition is None else tuple(condition.shape)
+            raise ValueError(
+                "this encoder is instruction-conditioned (a film encoder or a conditioned "
+                f"adapter): pass condition (B={b}, D={self.width}), got {got}"
+            )
         if self.film is not None:
-            if condition is None or tuple(condition.shape) != (b, self.film[0].normalized_shape[0]):
-                got = None if condition is None else tuple(condition.shape)
-                raise ValueError(
-                    f"this encoder is instruction-conditioned (film): pass condition (B={b}, D), "
-                    f"got {got}"
-                )
-            film = self.film(condition)[:, None, None]  # (B, 1, 1, F)
+            film = self.film(condition)  # (B, F)
+            if self.film_head == "product":  # log-gains -> gamma = gain - 1 (shifts as they are)
+                gamma = film.float().clamp(max=_LOG_GAIN_MAX).exp() - 1  # (B, F)
+                film = torch.where(self.film_gains, gamma.to(film.dtype), film)  # (B, F)
+            film = film[:, None, None]  # (B, 1, 1, F)
             film = film * self.film_cameras[:, None].to(film.dtype)  # (B, 1, V, F)
             film = film.expand(b, t, v, film.shape[-1]).flatten(0, 2)  # (B*T*V, F=2*sum(C))
         vision = for_this_forward(self, "_train_vision", self.vision)
         patches = vision(flat, film)  # (B*T*V, P, C)
-        tokens = self.adapter(patches)  # (B*T*V, Q, D)
+        if self.adapter_conditioned:  # the instruction aims the adapter too, image by image
+            per_image = condition[:, None, None].expand(b, t, v, self.width).flatten(0, 2)
+            tokens = self.adapter(patches, per_image)  # (B*T*V, Q, D)
+        else:
+            tokens = self.adapter(patches)  # (B*T*V, Q, D)
         tokens = tokens.unflatten(0, (b, t, v))  # (B, T, V, Q, D)
         if self.training and self.camera_dropout:
             keep = self.kept_cameras(b, tokens.device)  # (B, V)

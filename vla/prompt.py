@@ -258,7 +258,7 @@ class PromptEncoder(nn.Module):
             ones = torch.ones(b, speech.shape[1], dtype=text_mask.dtype, device=self.device)
             text_mask = torch.cat([text_mask, ones], dim=1)  # (B, L + Q)
         condition = None
-        if self.obs.film is not None:  # FiLM encoder: the pooled instruction conditions it
+        if self.obs.conditioned:  # FiLM encoder / adapter: the pooled instruction conditions it
             condition = self.obs.film_condition(text, text_mask)  # (B, D)
         obs = self.obs(images, inputs.state, condition)  # (B, N, D)
         end = self.end.expand(b, 1, -1)  # (B, 1, D)

@@ -18,7 +18,7 @@ INFO = {"image_keys": ["image"], "env_spec": {"env_id": "vla/MultiTask-v0",
 
 def run(ckpt: Path, *extra: str) -> str:
     done = subprocess.run(
-        [sys.executable, str(SCRIPT), str(ckpt), "--episodes", "3", "--task", "pick_place",
+        [sys.executable, str(SCRIPT), str(ckpt), "--task", "pick_place", "--episodes", "3",
          *extra],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
@@ -31,12 +31,16 @@ def test_first_move_prints_the_mixed_rows_only_for_a_film_encoder(tmp_path, tiny
     save_checkpoint(tiny_vla(seed=0), tmp_path / "plain", extra=INFO)
     film = run(tmp_path / "film", "--rollouts", "2", "--n-action-steps", "1")
     plain = run(tmp_path / "plain")
-    first, episodes = film.split("2 episodes, the LM reading")
+    first, episodes = film.split("(train split), 2 episodes")
     assert first.count("short") == 4 and "no FiLM encoder" not in first  # 2 mixed rows + 1 both
     assert "bowl destinations" in first and "pad destinations" in first  # seeds 1000150-2: both
-    # whole episodes: the FiLM reading the env's text, then the target alone
-    assert episodes.count("env") >= 1 and episodes.count("short") == 1
+    # whole episodes: (LM, FiLM) = env / env, env / short, short / short, neutral / short,
+    # short / neutral
+    assert episodes.count("neutral") == 2 and episodes.count("short") == 5
     assert "bowl destinations" in episodes and "(1)" in episodes  # seeds 1000150-1: one of each
+    rollouts_only = run(tmp_path / "plain", "--episodes", "0", "--rollouts", "1", "--split", "test")
+    assert "first action" not in rollouts_only and "(test split), 1 episodes" in rollouts_only
+    assert "neutral" not in rollouts_only  # no FiLM: only the rows reading one text in both
     assert plain.count("short") == 2 and "no FiLM encoder" in plain
     assert "episodes" not in plain  # no --rollouts: none run
 

@@ -106,6 +106,40 @@ def test_linear_film_head_adds_each_words_conditioning(vla_factory):
         vla_factory(film=True, film_head="deep")
 
 
+def test_product_film_head_multiplies_each_words_gains(vla_factory, batch_factory):
+    model = vla_factory(film=True, film_head="product")
+    obs = model.obs
+    assert [type(m).__name__ for m in obs.film] == ["Linear"]
+    assert type(obs.film_pool).__name__ == "WordSum"
+    torch.manual_seed(0)
+    words = torch.randn(4, 32)  # red, blue, cube, ball
+    with torch.no_grad():
+        assert not obs.film(obs.film_condition(words[None], torch.ones(1, 4))).any()  # starts off
+        torch.nn.init.normal_(obs.film[-1].weight, std=0.1)  # as after training
+
+        def film(*ws, pad=0):  # the FiLM vector of the words, left-padded with ``pad`` tokens
+            text = torch.cat([torch.randn(pad, 32), words[list(ws)]])[None]  # (1, L, D)
+            mask = torch.tensor([[0] * pad + [1] * len(ws)])
+            return obs.film(obs.film_condition(text, mask))  # (1, F)
+
+        # log-gains and shifts add up word by word: a pair never seen conditions as its words do
+        torch.testing.assert_close(film(0, 2) - film(0, 3), film(1, 2) - film(1, 3))
+        torch.testing.assert_close(film(0, 2) - film(0), film(1, 2) - film(1))
+        torch.testing.assert_close(film(0, 2, pad=3), film(0, 2))  # padding adds nothing
+        # a word that closes a channel (a very negative log-gain) closes it whatever comes with it
+        obs.film[-1].bias[0] = -100.0  # the first site's channel 0: a log-gain far below zero
+        batch = batch_factory(model, b=2)
+        patches = []
+        site = obs.vision.model.act1  # the first FiLM site (its hooks run in order: FiLM first)
+        site.register_forward_hook(lambda m, i, o: patches.append(o.detach()))
+        model(batch)
+    # gamma = e^-100 - 1 = -1: the channel holds its shift alone, nothing of the image
+    channel = patches[0][:, 0]  # (B, h, w)
+    assert torch.equal(channel, channel[:, :1, :1].expand_as(channel))
+    with pytest.raises(ValueError, match="film_pooling='attention' must stay mean"):
+        vla_factory(film=True, film_head="product", film_pooling="attention")
+
+
 def test_film_cameras_leave_the_others_instruction_blind(vla_factory, batch_factory):
     model = vla_factory(film=True, num_cameras=2, film_cameras=[1]).eval()  # BatchNorm: per image
     assert "obs.film_cameras" not in model.state_dict()  # rebuilt from the config: old

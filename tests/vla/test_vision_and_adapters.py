@@ -6,6 +6,7 @@ import timm
 import torch
 from safetensors.torch import save_file
 
+from vla import keys
 from vla.adapters import MLP, AttentionPool, Linear, PerceiverResampler, QFormer, SpatialSoftmax
 from vla.vision import TimmEncoder
 
@@ -160,3 +161,55 @@ def test_spatial_softmax_reads_keypoint_positions() -> None:
     assert adapter(patches).shape == (2, 2, 8)
     with pytest.raises(ValueError, match="square patch grid"):
         SpatialSoftmax(in_dim=4, out_dim=8, num_patches=12)
+
+
+def test_conditioned_spatial_softmax_adds_each_words_evidence() -> None:
+    torch.manual_seed(0)
+    plain = SpatialSoftmax(in_dim=4, out_dim=8, num_patches=4, num_keypoints=1)
+    torch.manual_seed(0)
+    aimed = SpatialSoftmax(in_dim=4, out_dim=8, num_patches=4, num_keypoints=1, conditioned=True)
+    # built last and zero-initialized: the same weights, and it starts as the plain adapter
+    assert {k for k in aimed.state_dict() if not k.startswith("query.")} == set(plain.state_dict())
+    aimed.load_state_dict({**aimed.state_dict(), **plain.state_dict()})
+    patches = torch.randn(2, 4, 4)
+    torch.testing.assert_close(aimed(patches, torch.randn(2, 8)), plain(patches))
+    # channels: 0 red, 1 cube, 2 blue, 3 ball; patches: red cube, red ball, blue cube, blue ball
+    scene = torch.tensor([[1.0, 1, 0, 0], [1, 0, 0, 1], [0, 1, 1, 0], [0, 0, 1, 1]])[None]
+    words = torch.eye(8)[:4] * 3  # word w of the instruction points at channel w
+    with torch.no_grad():
+        aimed.maps.weight.zero_()
+        aimed.maps.bias.zero_()
+        aimed.query[0].weight.fill_(1.0)
+        aimed.query[0].bias.zero_()
+        aimed.query[1].weight.copy_(torch.eye(8)[:4] * 40)  # (C=4, D=8): feature w reads word w
+        aimed.query[1].bias.zero_()
+
+    def target(*ws: int) -> int:  # the patch the keypoint settles on for the words' mean
+        condition = words[list(ws)].mean(0, keepdim=True)  # (1, D)
+        query = aimed.query(condition).unflatten(1, (1, 4))  # (1, K, C)
+        return int((scene @ query.transpose(1, 2)).argmax(1))
+
+    # each pair goes to its object, whichever pairs training showed: linear in the words
+    assert [target(0, 1), target(0, 3), target(2, 1), target(2, 3)] == [0, 1, 2, 3]
+    assert aimed(scene, words[:1]).shape == (1, 4, 8)
+    with pytest.raises(ValueError, match="needs condition"):
+        aimed(scene)
+    with pytest.raises(ValueError, match="conditioned=false"):
+        plain(scene, words[:1])
+
+
+def test_conditioned_adapter_reads_the_instruction_without_film(vla_factory, batch_factory):
+    adapter = partial(SpatialSoftmax, num_keypoints=3, num_tokens=2, conditioned=True)
+    model = vla_factory(adapter=adapter).eval()
+    obs = model.obs
+    assert obs.film is None and obs.conditioned
+    batch = batch_factory(model, b=2)
+    images, state = batch[keys.IMAGE], batch[keys.STATE]
+    with torch.no_grad():
+        obs.adapter.query[-1].weight.normal_()  # as after training
+        first, second = torch.randn(2, 1, obs.width)
+        tokens = obs(images[:1], state[:1], first)  # (1, N, D)
+        assert not torch.allclose(tokens, obs(images[:1], state[:1], second))
+        assert torch.isfinite(model(batch)["loss"])  # the prompt passes its pooled instruction
+    with pytest.raises(ValueError, match="instruction-conditioned"):
+        obs(images, state)
