@@ -71,7 +71,7 @@ class VLA(nn.Module):
         state_noise: training only: std of Gaussian noise on the normalized state (q01..q99 ->
             [-1, 1]); against reading the demonstration off the exact hand position (0 = off).
         film_pooling: how the instruction's tokens become the FiLM conditioning vector, one of
-            ``vla.observation_encoder.FILM_POOLINGS`` (``mean`` and learned poolings).
+            ``vla.film_pooling.FILM_POOLINGS`` (``mean`` and learned poolings).
         film_head: ``mlp``, ``linear`` or ``product``: how the pooled instruction becomes the
             FiLM gamma / beta (``vla.observation_encoder.FILM_HEADS``; linear: each word adds its
             own; product: each word's own gains multiply).
