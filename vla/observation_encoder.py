@@ -137,7 +137,6 @@ class ObservationEncoder(nn.Module):
         self.camera_embed = nn.Parameter(torch.randn(num_cameras, out_dim) * 0.02)  # (V, D)
         self.time_embed = nn.Parameter(torch.randn(obs_horizon, out_dim) * 0.02)  # (T, D)
         self.film: nn.Sequential | None = None
-        self.film_head = film_head
         if film_head == "product" and film_pooling != "mean":
             raise ValueError(
                 f"film_head=product pools the words itself (a sum of per-word MLPs); "
@@ -153,11 +152,13 @@ class ObservationEncoder(nn.Module):
                 self.film = nn.Sequential(*layers)
             nn.init.zeros_(self.film[-1].weight)
             nn.init.zeros_(self.film[-1].bias)
-            # which entries of the FiLM vector are gains (site after site: C gammas, C betas)
-            gains = torch.cat(
-                [torch.cat([torch.ones(c), torch.zeros(c)]) for c in vision.film_channels]
-            )
-            self.register_buffer("film_gains", gains.bool(), persistent=False)  # (F,)
+        # film_head=product: which entries of the FiLM vector are log-gains (site after site: C
+        # gammas, C betas); None for the other heads, whose gammas are read as they are
+        gains = None
+        if film_head == "product" and vision.film_channels:
+            parts = [torch.cat([torch.ones(c), torch.zeros(c)]) for c in vision.film_channels]
+            gains = torch.cat(parts).bool()  # (F,)
+        self.register_buffer("film_gains", gains, persistent=False)
         # which cameras the FiLM conditions (1) and which see the scene instruction-blind (0)
         # (rebuilt from the config when a checkpoint loads, so old checkpoints load unchanged)
         mask = camera_mask(film_cameras, num_cameras, self.film is not None)
@@ -282,7 +283,7 @@ class ObservationEncoder(nn.Module):
             )
         if self.film is not None:
             film = self.film(condition)  # (B, F)
-            if self.film_head == "product":  # log-gains -> gamma = gain - 1 (shifts as they are)
+            if self.film_gains is not None:  # log-gains -> gamma = gain - 1 (shifts as they are)
                 gamma = film.float().clamp(max=_LOG_GAIN_MAX).exp() - 1  # (B, F)
                 film = torch.where(self.film_gains, gamma.to(film.dtype), film)  # (B, F)
             film = film[:, None, None]  # (B, 1, 1, F)
