@@ -37,10 +37,11 @@ def make_tiny_vla(
     seed: int | None = None,
     film: bool = False,
     film_pooling: str = "mean",
+    image_size: int = 32,
 ) -> VLA:
     """A VLA of a 2-stage narrow ResNet and a 1-layer llama; ``speech``: an audio-only model
     (``instruction="audio"``) with a 1-layer speech encoder at 16 kHz; ``film``: the ResNet
-    conditioned on the instruction (pooled by ``film_pooling``)."""
+    conditioned on the instruction (pooled by ``film_pooling``); images of ``image_size`` pixels."""
     if seed is not None:
         torch.manual_seed(seed)
     ears: dict[str, Any] = {}
@@ -49,7 +50,7 @@ def make_tiny_vla(
         ears = {"instruction": "audio", "audio_encoder": encoder,
                 "audio_adapter": partial(AttentionPool, num_queries=2, num_heads=2)}  # fmt: skip
     return VLA(
-        vision=TimmEncoder("resnet10t", image_size=32, feature_stage=3,
+        vision=TimmEncoder("resnet10t", image_size=image_size, feature_stage=3,
                            model_kwargs={"channels": [8, 8, 8, 8], "stem_width": 8}, film=film),
         adapter=MLP, llm=CausalLM(config=LM), text_tokenizer=ByteTokenizer(),
         action_tokenizer=ActionTokenizer(low=[-1.0] * action_dim, high=[1.0] * action_dim,

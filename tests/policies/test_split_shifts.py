@@ -22,3 +22,33 @@ def test_wordings_need_a_target_slot(tmp_path):
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 2 and "has no {obj} slot" in done.stderr
+
+
+def test_by_target_cells_force_each_pair_of_the_split(benchmark_module):
+    from envs.palette import combos
+
+    cells = benchmark_module("split_shifts").split_cells
+    held_out = cells(None, "test")
+    assert [c[3] for c in held_out] == combos("test") and len(held_out) == 6
+    assert all(c[0] == "test" and c[2] is None for c in held_out)  # the env's own sentence
+    told = cells(["touch the {obj}", "poke the {obj}"], "train")
+    assert len(told) == 2 * len(combos("train")) and told[1][1:3] == (
+        "poke the {obj}",
+        ["poke the {obj}"],
+    )
+    assert [c[3] for c in cells(None, None)] == [None] * 4  # the default crossing: 2 x 2
+    assert len(cells(["touch the {obj}"], None)) == 2
+
+
+def test_a_forced_target_runs_every_scene_of_its_cell(benchmark_module, tiny_vla):
+    import pytest
+
+    from policies.vla_policy import VLAPolicy
+
+    bench = benchmark_module("split_shifts")
+    model = tiny_vla(seed=0, num_cameras=2, film=True, image_size=64)
+    policy = VLAPolicy(model, image_keys=("image", "image_top"))
+    counts = bench.run_cell(policy, "test", ["touch the {obj}"], 2, 0, ("red", "cube"))
+    assert sum(counts.values()) == 2 and set(counts) == set(bench.OUTCOMES)
+    with pytest.raises(ValueError, match="not a 'test'-split target"):  # the env got the target
+        bench.run_cell(policy, "test", None, 1, 0, ("red", "sphere"))
