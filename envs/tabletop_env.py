@@ -8,7 +8,9 @@ happen between the fingers and the objects (no attachment tricks). Meta-World an
 
 Action ``Box(-1, 1, (4,))``: dx, dy, dz scaled by ``max_delta`` metres per control step, and
 the gripper command (-1 fully open ... +1 closed; a position target for both fingers).
-Control runs at 10 Hz with 50 physics substeps of 2 ms.
+Control runs at 10 Hz with 50 physics substeps of 2 ms. Contacts between the gripper and the
+objects are read every 5 substeps (10 ms), so a touch that knocks a ball away within a control
+step still counts (``SceneView.contacted``; grasps are judged on the contacts at the step's end).
 """
 
 from __future__ import annotations
@@ -42,6 +44,10 @@ CAMERAS = ("front", "top", "wrist")
 TASK_NAMES = tuple(TASKS)  # privileged["task"] indexes this
 N_SLOTS = 6
 FRAME_SKIP = 50  # 50 x 2 ms = 10 Hz control
+# substeps between two reads of the gripper's contacts within a control step: a ball the fingers
+# hit mid-step can roll away before the step ends (it did, 12-50 cm, in touch rollouts), and a
+# touch is a touch whenever it happens. Stepping 10 x 5 substeps is the same physics as 1 x 50.
+CONTACT_SUBSTEPS = 5
 TCP_OFFSET = np.array([0.0, 0.0, -0.065])  # tcp site relative to the hand body
 FINGER_OPEN = 0.045  # finger joint travel (m), see tabletop.xml
 FINGER_CLOSED = -0.015  # position target of a closed gripper: past the limit, for preload
@@ -150,7 +156,9 @@ class TabletopEnv(MujocoEnv):
         self._geom_slot = np.full(m.ngeom, -1)
         for i, geoms in enumerate(self._slot_geoms):
             self._geom_slot[geoms] = i
-        self._geom_part = {m.geom(p).id: p for p in GRIPPER_PARTS}
+        self._geom_part = np.full(m.ngeom, -1)  # geom -> index into GRIPPER_PARTS, or -1
+        for k, part in enumerate(GRIPPER_PARTS):
+            self._geom_part[m.geom(part).id] = k
         self._place_body = [m.body(n).id for n in ("pad0", "pad1", "bowl")]
         self._place_park = m.body_pos[self._place_body].copy()
         self._pad_geom = [m.geom("pad0").id, m.geom("pad1").id]
@@ -238,16 +246,16 @@ class TabletopEnv(MujocoEnv):
             self.data.mocap_pos[0] = hand + np.clip(goal - hand, -LEASH, LEASH)
             closed = (act[3] + 1.0) / 2.0  # 0 = open ... 1 = closed
             finger = np.full(2, FINGER_OPEN + (FINGER_CLOSED - FINGER_OPEN) * closed)
-        self.do_simulation(finger, self.frame_skip)
+        contacted = self._simulate(finger)
         self._steps += 1
-        view = self._scene_view()
+        view = self._scene_view(contacted)
         success, failure, terms = self.task.evaluate(self.spec_, view, self._memory)
         obs = self._get_obs()
         terminated = bool(success or failure)
         truncated = not terminated and self._steps >= self.task.max_episode_steps
         info = {keys.SUCCESS: bool(success), keys.FAILURE: bool(failure), keys.TASK: self.task.name}
         info[keys.TOUCHED] = [
-            o.name for o, t in zip(self.spec_.objects, view.touched, strict=True) if t
+            o.name for o, t in zip(self.spec_.objects, view.contacted, strict=True) if t
         ]
         info.update({f"{keys.REWARD_PREFIX}{k}": float(v) for k, v in terms.items()})
         return obs, float(sum(terms.values())), terminated, truncated, info
@@ -309,24 +317,42 @@ class TabletopEnv(MujocoEnv):
             if place.kind == "pad":
                 m.geom_rgba[self._pad_geom[slot]] = [*COLOURS[place.colour], 1.0]
 
+    def _simulate(self, finger: np.ndarray) -> list[set[str]]:
+        """One control step (``frame_skip`` substeps, as ``do_simulation``), reading the gripper's
+        contacts every ``CONTACT_SUBSTEPS``: per object, the parts that touched it at any read."""
+        n = len(self.spec_.objects)
+        contacted: list[set[str]] = [set() for _ in range(n)]
+        self.data.ctrl[:] = finger
+        for _ in range(self.frame_skip // CONTACT_SUBSTEPS):
+            mujoco.mj_step(self.model, self.data, nstep=CONTACT_SUBSTEPS)
+            for seen, now in zip(contacted, self._contacts(n), strict=True):
+                seen |= now
+        mujoco.mj_rnePostConstraint(self.model, self.data)  # as do_simulation: derived forces
+        return contacted
+
     def _contacts(self, n_objects: int) -> list[set[str]]:
+        """Per object slot, the gripper parts in contact with it now."""
         touched: list[set[str]] = [set() for _ in range(n_objects)]
         pairs = self.data.contact.geom[: self.data.ncon]  # (ncon, 2) geom ids
-        slots = self._geom_slot[pairs]  # (ncon, 2) object slot or -1
-        hit = (slots >= 0).any(1)  # (ncon,) contacts that involve an object
-        for (g1, g2), (s1, s2) in zip(pairs[hit], slots[hit], strict=True):
-            for part_geom, slot in ((g1, s2), (g2, s1)):
-                if 0 <= slot < n_objects and part_geom in self._geom_part:
-                    touched[slot].add(self._geom_part[part_geom])
+        slots, parts = self._geom_slot[pairs], self._geom_part[pairs]  # (ncon, 2) each, -1 = none
+        for a, b in ((0, 1), (1, 0)):  # a gripper part on one side, an object on the other
+            hit = (parts[:, a] >= 0) & (slots[:, b] >= 0) & (slots[:, b] < n_objects)  # (ncon,)
+            for slot, part in zip(slots[hit, b], parts[hit, a], strict=True):
+                touched[slot].add(GRIPPER_PARTS[part])
         return touched
 
-    def _scene_view(self) -> SceneView:
+    def _scene_view(self, contacted: list[set[str]] | None = None) -> SceneView:
+        """The task's view of the simulator now; ``contacted``: the control step's contacts
+        (``_simulate``), else the contacts of this moment."""
         n = len(self.spec_.objects)
         pos = np.stack([self.data.qpos[a : a + 3] for a in self._slot_qpos[:n]])  # (n, 3)
         vel = np.stack([self.data.qvel[a : a + 3] for a in self._slot_qvel[:n]])  # (n, 3)
         place_xy = np.array([p.xy for p in self.spec_.places]).reshape(-1, 2)  # (n_places, 2)
         tcp = self.data.site_xpos[self._tcp].copy()
-        return SceneView(tcp, pos, vel, self._contacts(n), place_xy)
+        touched = self._contacts(n)
+        return SceneView(
+            tcp, pos, vel, touched, place_xy, touched if contacted is None else contacted
+        )
 
     def _get_obs(self) -> dict:
         if self._renderer is None:

@@ -60,8 +60,12 @@ class SceneView:
     tcp: np.ndarray  # (3,)
     object_pos: np.ndarray  # (n_objects, 3)
     object_vel: np.ndarray  # (n_objects, 3) linear velocity
-    touched: list[set[str]]  # per object: which gripper parts ("finger_left", ...) touch it
+    touched: list[set[str]]  # per object: which gripper parts ("finger_left", ...) touch it now
     place_xy: np.ndarray  # (n_places, 2)
+    # per object: the gripper parts that touched it at any moment of the last control step (a
+    # ball hit mid-step may have rolled away by its end); what a touch task judges. Grasps are
+    # judged on ``touched``, the contacts that hold at the step's end.
+    contacted: list[set[str]]
 
     def grasped(self, i: int) -> bool:
         return {"finger_left", "finger_right"} <= self.touched[i]
@@ -231,4 +235,5 @@ def segment_distance(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
 
 
 def wrong_touch(view: SceneView, target: int) -> bool:
-    return any(t for i, t in enumerate(view.touched) if i != target)
+    """Whether the gripper touched an object other than ``target`` during the last step."""
+    return any(t for i, t in enumerate(view.contacted) if i != target)

@@ -44,6 +44,6 @@ class RecallTask(Task):
         return q, f"the {target.colour} {NOUNS[target.shape][0]}"
 
     def evaluate(self, spec: EpisodeSpec, view: SceneView, memory: dict):
-        success = bool(view.touched[spec.target])
+        success = bool(view.contacted[spec.target])
         failure = not success and wrong_touch(view, spec.target)
         return success, failure, {"reach": reach_term(view, spec.target), "success": float(success)}

@@ -11,6 +11,6 @@ class TouchTask(Task):
     max_episode_steps = 50
 
     def evaluate(self, spec: EpisodeSpec, view: SceneView, memory: dict):
-        success = bool(view.touched[spec.target])
+        success = bool(view.contacted[spec.target])
         failure = not success and wrong_touch(view, spec.target)
         return success, failure, {"reach": reach_term(view, spec.target), "success": float(success)}

@@ -161,6 +161,51 @@ def test_touching_a_distractor_fails_the_episode():
         env.close()
 
 
+def test_a_ball_hit_mid_step_counts_as_touched():
+    """A sweep through a ball knocks it away within one control step: no contact holds at the
+    step's end, but the gripper touched it (contacts are read every few substeps)."""
+    env = make("vla/Touch-v0", privileged=True)
+    try:
+        env.reset(seed=0, options={"target": ("red", "sphere")})
+        ball = env.spec_.objects[env.spec_.target]
+        for t in range(40):  # line up 8 cm beside the ball, fingertips at its height, then sweep
+            x = ball.xy[0] + (0.15 if t > 3 else -0.08)
+            tcp = env.data.site_xpos[env._tcp]
+            act = np.append(np.clip((np.array([x, ball.xy[1], 0.022]) - tcp) / 0.03, -1, 1), 1.0)
+            _, _, terminated, _, info = env.step(act)
+            if terminated:
+                break
+        assert terminated and info["success"] and info[keys.TOUCHED] == [ball.name]
+        assert not any(env._scene_view().touched)  # the ball has left the fingers by the step's end
+    finally:
+        env.close()
+
+
+def test_stepping_in_contact_reads_is_the_physics_of_one_control_step():
+    """The env steps 50 substeps as 10 x 5 to read contacts between them: the same states as one
+    ``do_simulation`` of 50 (gymnasium's), action for action."""
+    from envs.tabletop_env import CONTACT_SUBSTEPS, FRAME_SKIP
+
+    assert FRAME_SKIP % CONTACT_SUBSTEPS == 0
+    a, b = make("vla/Lift-v0"), make("vla/Lift-v0")
+    try:
+        a.reset(seed=3)
+        b.reset(seed=3)
+        b._simulate = lambda finger: (  # one call of 50 substeps; contacts at the end
+            b.do_simulation(finger, b.frame_skip) or b._contacts(len(b.spec_.objects))
+        )
+        rng = np.random.default_rng(0)
+        for _ in range(15):
+            act = rng.uniform(-1, 1, 4)
+            a.step(act)
+            b.step(act)
+            assert np.array_equal(a.data.qpos, b.data.qpos)
+            assert np.array_equal(a.data.qvel, b.data.qvel)
+    finally:
+        a.close()
+        b.close()
+
+
 def test_open_close_cycles_release_renderers():
     for i in range(6):
         env = make(cameras=("front", "wrist"), render_mode="rgb_array", render_size=64)
