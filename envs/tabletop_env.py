@@ -246,9 +246,9 @@ class TabletopEnv(MujocoEnv):
             self.data.mocap_pos[0] = hand + np.clip(goal - hand, -LEASH, LEASH)
             closed = (act[3] + 1.0) / 2.0  # 0 = open ... 1 = closed
             finger = np.full(2, FINGER_OPEN + (FINGER_CLOSED - FINGER_OPEN) * closed)
-        contacted = self._simulate(finger)
+        touched, contacted = self._simulate(finger)
         self._steps += 1
-        view = self._scene_view(contacted)
+        view = self._scene_view(touched, contacted)
         success, failure, terms = self.task.evaluate(self.spec_, view, self._memory)
         obs = self._get_obs()
         terminated = bool(success or failure)
@@ -317,18 +317,20 @@ class TabletopEnv(MujocoEnv):
             if place.kind == "pad":
                 m.geom_rgba[self._pad_geom[slot]] = [*COLOURS[place.colour], 1.0]
 
-    def _simulate(self, finger: np.ndarray) -> list[set[str]]:
+    def _simulate(self, finger: np.ndarray) -> tuple[list[set[str]], list[set[str]]]:
         """One control step (``frame_skip`` substeps, as ``do_simulation``), reading the gripper's
-        contacts every ``CONTACT_SUBSTEPS``: per object, the parts that touched it at any read."""
+        contacts every ``CONTACT_SUBSTEPS``. Per object, the parts touching it at the step's end
+        (the last read) and those that touched it at any read."""
         n = len(self.spec_.objects)
         contacted: list[set[str]] = [set() for _ in range(n)]
         self.data.ctrl[:] = finger
         for _ in range(self.frame_skip // CONTACT_SUBSTEPS):
             mujoco.mj_step(self.model, self.data, nstep=CONTACT_SUBSTEPS)
-            for seen, now in zip(contacted, self._contacts(n), strict=True):
+            touched = self._contacts(n)
+            for seen, now in zip(contacted, touched, strict=True):
                 seen |= now
         mujoco.mj_rnePostConstraint(self.model, self.data)  # as do_simulation: derived forces
-        return contacted
+        return touched, contacted
 
     def _contacts(self, n_objects: int) -> list[set[str]]:
         """Per object slot, the gripper parts in contact with it now."""
@@ -341,15 +343,17 @@ class TabletopEnv(MujocoEnv):
                 touched[slot].add(GRIPPER_PARTS[part])
         return touched
 
-    def _scene_view(self, contacted: list[set[str]] | None = None) -> SceneView:
-        """The task's view of the simulator now; ``contacted``: the control step's contacts
-        (``_simulate``), else the contacts of this moment."""
+    def _scene_view(
+        self, touched: list[set[str]] | None = None, contacted: list[set[str]] | None = None
+    ) -> SceneView:
+        """The task's view of the simulator now; ``touched`` / ``contacted``: a control step's
+        contacts at its end and at any moment (``_simulate``), else those of this moment."""
         n = len(self.spec_.objects)
         pos = np.stack([self.data.qpos[a : a + 3] for a in self._slot_qpos[:n]])  # (n, 3)
         vel = np.stack([self.data.qvel[a : a + 3] for a in self._slot_qvel[:n]])  # (n, 3)
         place_xy = np.array([p.xy for p in self.spec_.places]).reshape(-1, 2)  # (n_places, 2)
         tcp = self.data.site_xpos[self._tcp].copy()
-        touched = self._contacts(n)
+        touched = self._contacts(n) if touched is None else touched
         return SceneView(
             tcp, pos, vel, touched, place_xy, touched if contacted is None else contacted
         )
