@@ -145,6 +145,25 @@ def test_film_conditioning_changes_features_and_starts_neutral(name: str, kwargs
         plain(x, zero)
 
 
+def test_film_stages_condition_only_the_stages_picked() -> None:
+    kwargs = {"feature_stage": 3, "model_kwargs": {"channels": [8, 12, 16, 24]}}  # layer1..4
+    every = TimmEncoder("resnet10t", image_size=32, film=True, **kwargs)
+    late = TimmEncoder("resnet10t", image_size=32, film=True, film_stages=[3, 2], **kwargs).eval()
+    assert len(every.film_channels) == 4  # the stem's output and the three stages after it
+    assert late.film_channels == every.film_channels[2:] == (12, 16)  # in stage order
+    assert late.config["film_stages"] == [3, 2]  # saved with the checkpoint's config
+    x = torch.rand(2, 3, 32, 32)
+    # the last stage alone: scaling its output by (1 + gamma) with gamma = 1 doubles the tokens
+    film = torch.zeros(2, 2 * sum(late.film_channels))
+    film[:, 2 * 12 : 2 * 12 + 16] = 1.0  # stage 3's gamma (after stage 2's gamma and beta)
+    assert torch.allclose(late(x, film), 2 * late(x, torch.zeros_like(film)), atol=1e-5)
+    for bad in ([], [4], [1, 1], [-1]):
+        with pytest.raises(ValueError, match="film_stages=.* must be distinct stage indices"):
+            TimmEncoder("resnet10t", image_size=32, film=True, film_stages=bad, **kwargs)
+    with pytest.raises(ValueError, match="needs film=true"):
+        TimmEncoder("resnet10t", image_size=32, film_stages=[3], **kwargs)
+
+
 def test_spatial_softmax_reads_keypoint_positions() -> None:
     adapter = SpatialSoftmax(in_dim=4, out_dim=8, num_patches=16, num_keypoints=1, num_tokens=2)
     with torch.no_grad():
