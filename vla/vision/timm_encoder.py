@@ -158,8 +158,10 @@ class TimmEncoder(nn.Module):
             entries = entries[: feature_stage + 1]
         if film_stages is not None:
             picked = [int(k) for k in film_stages]
-            if not picked or len(set(picked)) != len(picked) or not all(
-                0 <= k < len(entries) for k in picked
+            if (
+                not picked
+                or len(set(picked)) != len(picked)
+                or not all(0 <= k < len(entries) for k in picked)
             ):
                 raise ValueError(
                     f"film_stages={picked} must be distinct stage indices in [0, {len(entries)}) "
