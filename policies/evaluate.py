@@ -85,14 +85,13 @@ def evaluate(
     instruction: str = "given",
     episodes_per_task: int | None = None,
     env_wrappers: Sequence[Callable[[gym.Env], gym.Env]] = (),
-    in_process: bool = False,
 ) -> dict[str, Any]:
     """Run ``episodes`` seeded episodes and return the report (also written under ``out``).
 
     Args:
         env: env config node (``{_target_: gymnasium.make, id: ..., split: ...}``).
         policy: acts on batches of ``num_envs`` observations.
-        num_envs: envs stepping together (> 1: each in its own process, unless ``in_process``).
+        num_envs: envs stepping together (> 1: each in its own process).
         out: folder for ``report.json``, ``videos/`` and ``success_per_task.png``; made and
             checked writable before the first episode (:func:`prepare_out`). The report lists
             the videos and the plot this run wrote (``videos``, ``plot``, relative to ``out``).
@@ -108,10 +107,6 @@ def evaluate(
         env_wrappers: applied in order around every env (each takes the env and returns the
             wrapped one; picklable, for env worker processes): ``SpokenInstructionEnv`` for a
             policy that hears its instructions (``policies.spoken_instruction_env``).
-        in_process: step all ``num_envs`` envs in this process, one after another, with one
-            batched policy call per step: no worker processes to start (seconds each), for short
-            evaluations such as the rollouts during training; the envs' own stepping is not
-            spread over cores.
     """
     if episodes < 1 or num_envs < 1:
         raise ValueError(f"episodes={episodes} and num_envs={num_envs} must be >= 1")
@@ -143,7 +138,7 @@ def evaluate(
         for env_cfg, seeds in plan:  # the first video_episodes of each part are filmed
             _run(env_cfg, policy, seeds, min(num_envs, len(seeds)), out if film else None,
                  video_episodes, given, privileged, env_wrappers, bar, results,
-                 videos, in_process)  # fmt: skip
+                 videos)  # fmt: skip
     report = make_report(results, env, seed, checkpoint, time.perf_counter() - start, num_envs)
     report["instruction_control"] = instruction
     if out is not None:
@@ -183,19 +178,16 @@ def _run(
     bar: Progress,
     results: list[Episode],
     videos: list[Path],
-    in_process: bool = False,
 ) -> None:
-    """Episodes ``seeds`` in ``num_envs`` envs (worker processes unless ``in_process``); appends
-    to ``results`` and ``videos`` (the first ``filmed`` seeds are filmed when ``out`` is set;
-    ``given``: the instructions a language control tells the policy, by seed; ``privileged``:
-    the envs add simulator truth)."""
+    """Episodes ``seeds`` in ``num_envs`` envs; appends to ``results`` and ``videos`` (the first
+    ``filmed`` seeds are filmed when ``out`` is set; ``given``: the instructions a language
+    control tells the policy, by seed; ``privileged``: the envs add simulator truth)."""
     render = {"render_mode": "rgb_array"} if out is not None else {}
     if given is not None:  # innermost: a spoken-instruction wrapper speaks what the policy is told
         wrappers = [partial(GivenInstruction, given=given), *wrappers]
     make = partial(_make_wrapped, env, wrappers, privileged=privileged, **render)
-    workers = num_envs > 1 and not in_process
-    vector_cls = AsyncVectorEnv if workers else SyncVectorEnv
-    kwargs = {"context": "spawn", "shared_memory": False} if workers else {}
+    vector_cls = AsyncVectorEnv if num_envs > 1 else SyncVectorEnv
+    kwargs = {"context": "spawn", "shared_memory": False} if num_envs > 1 else {}
     envs = vector_cls([make] * num_envs, autoreset_mode=AutoresetMode.DISABLED, **kwargs)
     try:
         _check_spaces(policy, envs.single_observation_space, envs.single_action_space)

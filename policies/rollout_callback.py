@@ -29,8 +29,7 @@ class RolloutEvaluation(L.Callback):
         every_n_steps: how often (0 disables).
         episodes: episodes per evaluation (seeds ``seed`` ... ``seed + episodes - 1``).
         n_action_steps: as in :class:`VLAPolicy`.
-        num_envs: envs stepping together, all in this process (no worker processes to start),
-            with one batched policy call per step; null: one per episode.
+        num_envs: envs stepping together (1: in this process, no start-up cost).
     """
 
     def __init__(
@@ -40,17 +39,15 @@ class RolloutEvaluation(L.Callback):
         episodes: int = 10,
         seed: int = 100_000,
         n_action_steps: int | None = None,
-        num_envs: int | None = None,
+        num_envs: int = 1,
     ):
-        if every_n_steps < 0 or episodes < 1 or (num_envs is not None and num_envs < 1):
+        if every_n_steps < 0 or episodes < 1:
             raise ValueError(
-                f"every_n_steps={every_n_steps} must be >= 0, episodes={episodes} >= 1, "
-                f"num_envs={num_envs} >= 1 (or null: one env per episode)"
+                f"every_n_steps={every_n_steps} must be >= 0, episodes={episodes} >= 1"
             )
         self.env = OmegaConf.to_container(env, resolve=True) if isinstance(env, DictConfig) else env
         self.every_n_steps, self.episodes, self.seed = every_n_steps, episodes, seed
-        self.n_action_steps = n_action_steps
-        self.num_envs = min(num_envs or episodes, episodes)
+        self.n_action_steps, self.num_envs = n_action_steps, num_envs
         self.history: list[tuple[int, float]] = []
 
     def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
@@ -78,8 +75,7 @@ class RolloutEvaluation(L.Callback):
             # a speech model hears the instruction in the env split's voices
             hear = speech_wrappers(policy, split=self.env.get("split", "train"))
             report = evaluate(self.env, policy, self.episodes, self.seed, self.num_envs,
-                              out=None, progress=False, env_wrappers=hear,
-                              in_process=True)  # fmt: skip
+                              out=None, progress=False, env_wrappers=hear)  # fmt: skip
             model.train(was_training)
             self.history.append((step, report["success_rate"]))
             module.log(METRIC, report["success_rate"], rank_zero_only=True)
