@@ -44,8 +44,9 @@ class TimmEncoder(nn.Module):
         film: condition the stages on a vector per image (``forward(images, film=...)``).
         film_stages: with ``film``, which stages are conditioned: indices into timm's
             ``feature_info`` (0 = the stem's output), up to ``feature_stage``; None: all of them.
-            Conditioning only the late stages leaves the early ones describing every object the
-            same way whatever the instruction says, and the FiLM picks among those features.
+            On the quickstart, conditioning only stages 2-3 (or only 0-1) grounded the words
+            worse than conditioning all of them (``ablations/quickstart_film_late``, README
+            "Language").
         channels_last: run the convolutions in NHWC memory layout (oneDNN's native one on CPUs,
             tensor cores' on GPUs). Same results up to float rounding. Measured on this
             project's 2-core CPU: the default encoder's forward + backward on 128 images of 64 px
@@ -75,6 +76,7 @@ class TimmEncoder(nn.Module):
         if image_size < 8:
             raise ValueError(f"image_size={image_size} must be >= 8 pixels")
         kwargs = dict(to_plain(model_kwargs or {}))
+        stages = None if film_stages is None else [int(k) for k in film_stages]  # plain ints
         self.config = target_config(
             self,
             model_name=model_name,
@@ -86,7 +88,7 @@ class TimmEncoder(nn.Module):
             film=film,
             channels_last=channels_last,
             stem=stem,
-            film_stages=None if film_stages is None else [int(k) for k in film_stages],
+            film_stages=stages,
         )
         if pretrained_path is not None:
             if not Path(pretrained_path).is_file():
@@ -110,9 +112,9 @@ class TimmEncoder(nn.Module):
         # FiLM sites: the stages timm names in feature_info, up to the one the tokens come from;
         # their widths are read during the size probe below (they depend on model_kwargs)
         modules = dict(self.model.named_modules())
-        if film_stages is not None and not film:
-            raise ValueError(f"film_stages={list(film_stages)} needs film=true")
-        sites = self._film_sites(model_name, feature_stage, modules, film_stages) if film else []
+        if stages is not None and not film:
+            raise ValueError(f"film_stages={stages} needs film=true")
+        sites = self._film_sites(model_name, feature_stage, modules, stages) if film else []
         widths: dict[str, int] = {}
         handles = [
             modules[key].register_forward_hook(
@@ -148,7 +150,7 @@ class TimmEncoder(nn.Module):
         model_name: str,
         feature_stage: int | None,
         modules: dict[str, nn.Module],
-        film_stages: Sequence[int] | None = None,
+        film_stages: list[int] | None = None,
     ) -> list[str]:
         info = getattr(self.model, "feature_info", None)
         if info is None:
@@ -157,17 +159,17 @@ class TimmEncoder(nn.Module):
         if feature_stage is not None:  # the model keeps only the stages up to this one
             entries = entries[: feature_stage + 1]
         if film_stages is not None:
-            picked = [int(k) for k in film_stages]
             if (
-                not picked
-                or len(set(picked)) != len(picked)
-                or not all(0 <= k < len(entries) for k in picked)
+                not film_stages
+                or len(set(film_stages)) != len(film_stages)
+                or not all(0 <= k < len(entries) for k in film_stages)
             ):
                 raise ValueError(
-                    f"film_stages={picked} must be distinct stage indices in [0, {len(entries)}) "
-                    f"(the stages of {model_name} up to feature_stage={feature_stage})"
+                    f"film_stages={film_stages} must be distinct stage indices in "
+                    f"[0, {len(entries)}) (the stages of {model_name} up to "
+                    f"feature_stage={feature_stage})"
                 )
-            entries = [entries[k] for k in sorted(picked)]
+            entries = [entries[k] for k in sorted(film_stages)]
         # features_only wrappers flatten dotted names (blocks.0 -> blocks_0)
         sites = [e["module"] for e in entries]
         sites = [n if n in modules else n.replace(".", "_") for n in sites]
