@@ -52,7 +52,7 @@ def main() -> None:
     parser.add_argument("checkpoint", nargs="?", help="a VLA checkpoint (or --expert)")
     parser.add_argument("--expert", action="store_true", help="Meta-World's scripted policy")
     parser.add_argument(
-        "--task", default="reach-v3", choices=["reach-v3", "push-v3", "pick-place-v3"]
+        "--task", default="reach-v3", choices=["reach-v3", "push-v3", "pick-place-v3", "peg-insert-side-v3"]
     )
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--seed", type=int, default=1_000_000)

@@ -30,6 +30,7 @@ import torch
 from envs import keys as obs_keys
 from policies.batch import obs_at
 from vla.audio.audio_encoder import pad_clips
+from vla.decoding import check_temperature
 from vla.history import observation_steps
 from vla.keys import AUDIO
 from vla.prompt import PromptInputs
@@ -80,6 +81,13 @@ class VLAPolicy:
             first call of each batch size compiles (seconds to tens of seconds); the actions are
             the eager ones up to float rounding. Batch-1 on an H200: 9.2 ms eager, 1.65 ms with
             ``reduce-overhead`` (``benchmarks/model.py --device cuda --compiled``).
+        temperature: 0 (default): each action bin is the argmax of its scores, as RT-2 and
+            OpenVLA decode. > 0: drawn from ``softmax(scores / temperature)`` (1: the predicted
+            distribution itself). A greedy policy repeats its most likely action in a state it
+            cannot tell from a neighbouring one where the demonstrations did something else;
+            a drawn action takes the other branch as often as the model predicts it.
+        seed: seeds the draws (a ``torch.Generator`` on the model's device, made once: a run of
+            episodes is reproducible as a whole); unused when ``temperature`` is 0.
     """
 
     def __init__(
@@ -93,8 +101,20 @@ class VLAPolicy:
         state_key: str = obs_keys.STATE,
         trained_tasks: Sequence[str] = (),
         compile: str | None = None,
+        temperature: float = 0.0,
+        seed: int | None = 0,
     ):
+        check_temperature(temperature)
         self.model = model
+        self.temperature = temperature
+        self.generator: torch.Generator | None = None
+        if temperature > 0:
+            device = next(model.parameters()).device
+            self.generator = torch.Generator(device=device)
+            if seed is None:
+                self.generator.seed()
+            else:
+                self.generator.manual_seed(seed)
         self._predict_actions = compiled_predict(model, compile)
         self.state_key = state_key
         self.trained_tasks = tuple(trained_tasks)
@@ -134,6 +154,8 @@ class VLAPolicy:
         device: str = "auto",
         allow_empty_instruction: bool = False,
         compile: str | None = None,
+        temperature: float = 0.0,
+        seed: int | None = 0,
     ) -> VLAPolicy:
         """Load a checkpoint folder (``vla.checkpoint.save_checkpoint``); cameras default to
         what it was trained on."""
@@ -147,7 +169,8 @@ class VLAPolicy:
         cameras = info.env_spec.cameras
         state_key = info.state_key or obs_keys.STATE
         return cls(model, keys, n_action_steps, temporal_ensemble, cameras,
-                   allow_empty_instruction, state_key, info.tasks, compile)  # fmt: skip
+                   allow_empty_instruction, state_key, info.tasks, compile, temperature,
+                   seed)  # fmt: skip
 
     def check_tasks(self, names: Sequence[str]) -> None:
         """Fail before any rollout if the env runs tasks the checkpoint never saw in training
@@ -308,9 +331,12 @@ class VLAPolicy:
         state = torch.from_numpy(np.stack(states))  # (B, T, S)
         texts = [e["instruction"] for e in envs]
         audio, lengths = self._audio(envs)
-        actions = self._predict_actions(
-            PromptInputs(images, texts, state if self.use_state else None, audio, lengths)
-        )
+        inputs = PromptInputs(images, texts, state if self.use_state else None, audio, lengths)
+        if self.temperature > 0:
+            drawn = {"temperature": self.temperature, "generator": self.generator}
+            actions = self._predict_actions(inputs, **drawn)
+        else:
+            actions = self._predict_actions(inputs)
         return actions.float().cpu().numpy()  # (B, H, D)
 
     def _plan(self, env: dict[str, Any], chunk: np.ndarray) -> None:

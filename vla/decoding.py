@@ -1,7 +1,8 @@
-"""Greedy autoregressive decoding over a restricted set of token ids, with or without a KV cache.
+"""Autoregressive decoding over a restricted set of token ids, with or without a KV cache.
 
 Constrained decoding is structural: ``head`` scores only the allowed ids (the action bins, or the
-text ids for answers), so an argmax can never pick anything else, even from an untrained model.
+text ids for answers), so neither an argmax nor a draw (:func:`pick` with a temperature) can ever
+pick anything else, even from an untrained model.
 With ``use_cache`` the prefix is encoded once and each step feeds one token (HF ``DynamicCache``);
 without it every step re-encodes the whole sequence. Both give the same tokens; the slow path is
 kept as the reference the tests and the benchmark compare against.
@@ -41,6 +42,27 @@ def positions(attention_mask: Tensor) -> Tensor:
     return (attention_mask.long().cumsum(-1) - 1).clamp_min(0)  # (B, L)
 
 
+def check_temperature(temperature: float) -> None:
+    """A ValueError unless ``temperature`` is a usable sampling temperature (0: greedy)."""
+    if not temperature >= 0 or temperature == float("inf"):
+        raise ValueError(
+            f"temperature={temperature} must be a finite number >= 0 (0: greedy, the argmax; "
+            "1: draw from the predicted distribution)"
+        )
+
+
+def pick(
+    scores: Tensor, temperature: float = 0.0, generator: torch.Generator | None = None
+) -> Tensor:
+    """One choice per row of ``scores`` ``(..., K)`` -> ``(...)``: the argmax (``temperature``
+    0), else a draw from ``softmax(scores / temperature)`` with ``generator``."""
+    if temperature == 0:
+        return scores.argmax(-1)  # (...)
+    probs = torch.softmax(scores.float() / temperature, dim=-1)  # (..., K)
+    flat = probs.reshape(-1, probs.shape[-1])  # (N, K)
+    return torch.multinomial(flat, 1, generator=generator).view(probs.shape[:-1])  # (...)
+
+
 def greedy_decode(
     llm: CausalLM,
     prefix: Tensor,
@@ -50,8 +72,10 @@ def greedy_decode(
     embed_choice: Callable[[Tensor], Tensor],
     use_cache: bool = True,
     stop_choice: int | None = None,
+    temperature: float = 0.0,
+    generator: torch.Generator | None = None,
 ) -> Tensor:
-    """Greedily pick ``n_steps`` choices after ``prefix``.
+    """Pick ``n_steps`` choices after ``prefix``: greedily, or drawn at ``temperature`` > 0.
 
     Args:
         llm: the language model.
@@ -61,6 +85,7 @@ def greedy_decode(
         embed_choice: choice indices ``(B,)`` -> input embeddings ``(B, D)`` of the next step.
         use_cache: reuse keys / values (KV cache) instead of re-encoding the sequence.
         stop_choice: once a row picks this choice it keeps picking it (end of text).
+        temperature, generator: :func:`pick`'s (0: the argmax).
 
     Returns:
         choice indices ``(B, n_steps)`` (indices into the allowed set, not vocabulary ids).
@@ -71,7 +96,7 @@ def greedy_decode(
     done = torch.zeros(b, dtype=torch.bool, device=prefix.device)  # (B,)
     choices = []
     for step in range(n_steps):
-        choice = head(hidden[:, -1]).argmax(-1)  # (B,)
+        choice = pick(head(hidden[:, -1]), temperature, generator)  # (B,)
         if stop_choice is not None:
             choice = torch.where(done, torch.full_like(choice, stop_choice), choice)  # (B,)
             done = done | (choice == stop_choice)  # (B,)

@@ -28,7 +28,15 @@ from vla.adapters.adapter import Adapter
 from vla.audio.audio_encoder import AudioEncoder
 from vla.bin_loss import bin_cross_entropy
 from vla.causal_lm import CausalLM
-from vla.decoding import ActionSlots, Decoding, check_decoding, greedy_decode, positions
+from vla.decoding import (
+    ActionSlots,
+    Decoding,
+    check_decoding,
+    check_temperature,
+    greedy_decode,
+    pick,
+    positions,
+)
 from vla.freezing import freeze_parts, parameter_groups
 from vla.history import History, check_history
 from vla.hydra_config import target_config, to_plain
@@ -396,14 +404,22 @@ class VLA(nn.Module):
 
     # ------------------------------------------------------------------ inference
     @torch.inference_mode()
-    def predict_action_bins(self, inputs: PromptInputs, use_cache: bool = True) -> Tensor:
-        """Bin indices of the predicted chunk ``(B, H*D)`` (greedy, action tokens only);
-        ``use_cache``: the KV cache of autoregressive decoding."""
+    def predict_action_bins(
+        self,
+        inputs: PromptInputs,
+        use_cache: bool = True,
+        temperature: float = 0.0,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Bin indices of the predicted chunk ``(B, H*D)`` (action tokens only): greedy, or drawn
+        from the bins' distribution at ``temperature`` > 0 (``vla.decoding.pick``, with
+        ``generator``); ``use_cache``: the KV cache of autoregressive decoding."""
+        check_temperature(temperature)
         n = self.num_action_tokens
         read = self.prompt.instruction_inputs(inputs.to(self.device))
         prefix, mask = self.prompt(read, self.num_slots)  # (B, L, D), (B, L)
         if self.decoding == "parallel":
-            return self.action_logits(prefix, mask, None).argmax(-1)  # (B, n)
+            return pick(self.action_logits(prefix, mask, None), temperature, generator)  # (B, n)
         token_ids = self.action_tokenizer.token_ids  # (K,)
         return greedy_decode(
             self.llm,
@@ -413,12 +429,21 @@ class VLA(nn.Module):
             head=self._bin_head(),
             embed_choice=lambda c: self.llm.embed(token_ids[c]),  # (B, D)
             use_cache=use_cache,
+            temperature=temperature,
+            generator=generator,
         )  # (B, n)
 
     @torch.inference_mode()
-    def predict_actions(self, inputs: PromptInputs, use_cache: bool = True) -> Tensor:
-        """Continuous actions in env units ``(B, H, D)`` for a batch of observations."""
-        bins = self.predict_action_bins(inputs, use_cache)  # (B, H*D)
+    def predict_actions(
+        self,
+        inputs: PromptInputs,
+        use_cache: bool = True,
+        temperature: float = 0.0,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Continuous actions in env units ``(B, H, D)`` for a batch of observations (greedy, or
+        drawn at ``temperature``: :meth:`predict_action_bins`)."""
+        bins = self.predict_action_bins(inputs, use_cache, temperature, generator)  # (B, H*D)
         chunk = bins.view(bins.shape[0], self.action_horizon, -1)  # (B, H, D)
         return self.action_tokenizer.decode(chunk)  # (B, H, D)
 

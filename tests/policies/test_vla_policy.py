@@ -168,3 +168,25 @@ def test_a_compiled_policy_acts_as_the_eager_one(tiny_vla):
                "state": rng.uniform(-1, 1, 7).astype(np.float32),
                "instruction": "touch the red cube"}  # fmt: skip
         np.testing.assert_allclose(compiled.act(obs), eager.act(obs), atol=1e-5)
+
+
+def test_a_drawing_policy_is_reproducible_by_seed_and_greedy_by_default(tiny_vla):
+    """policy.temperature > 0 draws each action bin; the same seed replays the same run."""
+    model = tiny_vla(state=True)
+    rng = np.random.default_rng(0)
+    steps = [{"image": rng.integers(0, 255, (32, 32, 3), dtype=np.uint8),
+              "state": rng.uniform(-1, 1, 7).astype(np.float32),
+              "instruction": "touch the red cube"} for _ in range(4)]  # fmt: skip
+
+    def run(**kw) -> np.ndarray:
+        policy = VLAPolicy(model, ("image",), n_action_steps=1, **kw)
+        policy.reset()
+        return np.stack([policy.act(obs) for obs in steps])  # (4, D)
+
+    greedy = run()
+    np.testing.assert_array_equal(run(temperature=0.0, seed=5), greedy)  # seed unused
+    drawn = run(temperature=1.0, seed=0)
+    np.testing.assert_array_equal(run(temperature=1.0, seed=0), drawn)
+    assert not np.array_equal(run(temperature=1.0, seed=1), drawn)
+    with pytest.raises(ValueError, match=r"temperature=-1.0 must be a finite number >= 0"):
+        VLAPolicy(model, ("image",), temperature=-1.0)
