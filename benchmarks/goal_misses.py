@@ -7,7 +7,9 @@
 Runs the policy on ``--episodes`` held-out layouts of one goal task (seeds ``seed + k``, as
 ``vla-eval`` numbers them when the task runs alone) with Meta-World's own observation beside it
 (``privileged=True``: the goal is never shown to the policy) and prints, per episode, success, the
-goal, and ``goal - hand`` at the end (for reach) or ``goal - puck`` (push, pick-place), in cm,
+goal, and ``goal - hand`` at the end (for reach) or ``goal - puck`` (push, pick-place; the peg
+for peg-insert-side: its successes end ~19 cm short of the observed goal, 5-7 cm by the judged
+distance), in cm,
 then the mean offset of the successes and the failures, and the distance Meta-World's success
 is judged by at the end (``obj_to_target``: for reach the fingers' centre to the goal, 4.5 cm
 below the reported hand; for push and pick-place the puck to the goal). Successes of one task end
@@ -52,7 +54,9 @@ def main() -> None:
     parser.add_argument("checkpoint", nargs="?", help="a VLA checkpoint (or --expert)")
     parser.add_argument("--expert", action="store_true", help="Meta-World's scripted policy")
     parser.add_argument(
-        "--task", default="reach-v3", choices=["reach-v3", "push-v3", "pick-place-v3", "peg-insert-side-v3"]
+        "--task",
+        default="reach-v3",
+        choices=["reach-v3", "push-v3", "pick-place-v3", "peg-insert-side-v3"],
     )
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--seed", type=int, default=1_000_000)
@@ -76,9 +80,10 @@ def main() -> None:
             args.checkpoint, n_action_steps=args.n_action_steps, device="cpu"
         )
     moved = HAND if args.task == "reach-v3" else PUCK
-    name = "hand" if moved == HAND else "puck"
+    # Meta-World's observation[4:7] is the task's object: the puck, or peg-insert-side's peg
+    name = "hand" if moved == HAND else ("peg" if args.task.startswith("peg") else "puck")
     table = Table(title=f"{who}: {args.task}, {args.episodes} held-out layouts")
-    judged = "fingers" if moved == HAND else "puck"
+    judged = "fingers" if moved == HAND else name
     columns = ("seed", "success", "goal (m)", f"goal - {name} at the end (cm)", "|offset| (cm)",
                f"{judged} to goal at the end (cm)")  # fmt: skip
     for col in columns:
