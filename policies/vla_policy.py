@@ -109,8 +109,7 @@ class VLAPolicy:
         self.temperature = temperature
         self.generator: torch.Generator | None = None
         if temperature > 0:
-            device = next(model.parameters()).device
-            self.generator = torch.Generator(device=device)
+            self.generator = torch.Generator(device=model.device)
             if seed is None:
                 self.generator.seed()
             else:
@@ -332,9 +331,10 @@ class VLAPolicy:
         texts = [e["instruction"] for e in envs]
         audio, lengths = self._audio(envs)
         inputs = PromptInputs(images, texts, state if self.use_state else None, audio, lengths)
-        if self.temperature > 0:
-            drawn = {"temperature": self.temperature, "generator": self.generator}
-            actions = self._predict_actions(inputs, **drawn)
+        if self.temperature > 0:  # the greedy call stays the one policy.compile was measured on
+            actions = self._predict_actions(
+                inputs, temperature=self.temperature, generator=self.generator
+            )
         else:
             actions = self._predict_actions(inputs)
         return actions.float().cpu().numpy()  # (B, H, D)
