@@ -6,6 +6,8 @@ Shapes in a training batch (B = batch, T = obs_horizon, V = cameras, H = action_
 - ``STATE``: (B, T, S) float32 — proprioception.
 - ``ACTION``: (B, H, D) float32 — future actions in env units (the action tokenizer normalizes).
 - ``ACTION_MASK``: (B, H) bool — False where the window ran past the episode end (padding).
+- ``GOAL``: (B, S) float32 — the state at the sample's episode's last step (where the
+  demonstration ended: the hindsight goal ``vla.goal_head`` predicts); with a state only.
 - ``INSTRUCTION``: list[str] of length B — the natural-language instruction.
 - ``TASK``: list[str] of length B — the task id the sample came from.
 - ``QUESTION`` / ``ANSWER``: list[str] — optional text QA pairs for co-training.
@@ -18,6 +20,7 @@ IMAGE = "image"
 STATE = "state"
 ACTION = "action"
 ACTION_MASK = "action_mask"
+GOAL = "goal"
 INSTRUCTION = "instruction"
 TASK = "task"
 QUESTION = "question"

@@ -38,6 +38,7 @@ from vla.decoding import (
     positions,
 )
 from vla.freezing import freeze_parts, parameter_groups
+from vla.goal_head import GoalHead, check_goal_weight, goal_loss
 from vla.history import History, check_history
 from vla.hydra_config import target_config, to_plain
 from vla.observation_encoder import ObservationEncoder
@@ -93,6 +94,10 @@ class VLA(nn.Module):
             into its D tokens' states). ``step`` shortens the LM's sequence by H * (D - 1).
         prompt_order: ``text_first`` (instruction, then observation) or ``vision_first``.
         bin_smoothing: Gaussian target smoothing over neighbouring bins, std in bins (0: off).
+        goal_loss: weight of the hindsight goal loss (``vla.goal_head``): the action slots'
+            states also predict the state at the end of the sample's episode (the batch's
+            ``GOAL``), so the grounding learns where the instruction points; training only,
+            needs a state input (0 = off, no head built).
         freeze: parts whose weights stay fixed, from ``FREEZABLE``.
         audio_encoder: built audio encoder for spoken instructions (``vla.audio``), or None.
         audio_adapter: partial adapter turning its tokens into LM tokens (any ``vla.adapters``).
@@ -140,6 +145,7 @@ class VLA(nn.Module):
         action_slots: ActionSlots = "token",
         prompt_order: PromptOrder = "text_first",
         bin_smoothing: float = 0.0,
+        goal_loss: float = 0.0,
         freeze: Sequence[str] = (),
         audio_encoder: AudioEncoder | None = None,
         audio_adapter: Callable[..., Adapter] | None = None,
@@ -186,6 +192,7 @@ class VLA(nn.Module):
             action_slots=action_slots,
             prompt_order=prompt_order,
             bin_smoothing=bin_smoothing,
+            goal_loss=goal_loss,
             instruction=instruction,
             speech_alignment=speech_alignment,
             text_dropout=text_dropout,
@@ -241,6 +248,12 @@ class VLA(nn.Module):
             speech,
             learned_words,
         )
+        # built last: a seed's random init of every other part is what it is without the head
+        check_goal_weight(goal_loss, obs.state_dim > 0)
+        self.goal_weight = goal_loss
+        self.goal_head: GoalHead | None = None
+        if goal_loss > 0:
+            self.goal_head = GoalHead(llm.hidden_size, int(obs.state_dims.numel()))
         text_ids = torch.arange(llm.vocab_size) < text_tokenizer.vocab_size  # (V,) no spare rows
         text_ids[action_tokenizer.token_ids] = False
         self.register_buffer("text_token_mask", text_ids, persistent=False)
@@ -344,6 +357,10 @@ class VLA(nn.Module):
 
     def action_logits(self, prefix: Tensor, mask: Tensor, bins: Tensor | None) -> Tensor:
         """Bin logits of every action slot ``(B, H*D, n_bins)``; ``bins`` for teacher forcing."""
+        return self.slot_logits(self.slot_states(prefix, mask, bins))  # (B, H*D, K)
+
+    def slot_states(self, prefix: Tensor, mask: Tensor, bins: Tensor | None) -> Tensor:
+        """The LM's output states at the action slots ``(B, slots, D)`` (``num_slots``)."""
         b = prefix.shape[0]
         if self.action_queries is not None:
             slots = self.action_queries.expand(b, -1, -1)  # (B, n, D)
@@ -355,7 +372,10 @@ class VLA(nn.Module):
         ones = torch.ones(b, slots.shape[1], dtype=mask.dtype, device=mask.device)  # (B, n [- 1])
         full_mask = torch.cat([mask, ones], dim=1)  # (B, L + n [- 1])
         hidden, _ = self.llm(x, full_mask, positions(full_mask))  # (B, L + n [- 1], D)
-        hidden = hidden[:, -self.num_slots :]  # (B, slots, D): the prompt end predicts token 0
+        return hidden[:, -self.num_slots :]  # (B, slots, D): the prompt end predicts token 0
+
+    def slot_logits(self, hidden: Tensor) -> Tensor:
+        """Slot states ``(B, slots, D)`` -> bin logits of every action token ``(B, H*D, K)``."""
         if self.slot_split is not None:
             hidden = self.slot_split(hidden)  # (B, H * D, D_lm)
         return self._bin_head()(hidden)  # (B, H*D, K)
@@ -385,7 +405,10 @@ class VLA(nn.Module):
                     read.audio, read.audio_length, batch[keys.INSTRUCTION]
                 )  # (B, Q, D), ()
             prefix, mask = self.prompt(read, self.num_slots, speech)
-            logits = self.action_logits(prefix, mask, bins)  # (B, H*D, K)
+            hidden = self.slot_states(prefix, mask, bins)  # (B, slots, D)
+            logits = self.slot_logits(hidden)  # (B, H*D, K)
+            if self.goal_head is not None:
+                out["goal_loss"] = self.goal_loss(hidden, batch)
             weight = action_mask.bool().repeat_interleave(d, dim=1).float()  # (B, H*D)
             out["action_loss"] = bin_cross_entropy(logits, bins, weight, self.bin_smoothing)
             hits = (logits.argmax(-1) == bins).float()  # (B, H*D)
@@ -400,7 +423,19 @@ class VLA(nn.Module):
         out["loss"] = out.get("action_loss", 0) + out.get("text_loss", 0)
         if "alignment_loss" in out:
             out["loss"] = out["loss"] + self.speech_alignment * out["alignment_loss"]
+        if "goal_loss" in out:
+            out["loss"] = out["loss"] + self.goal_weight * out["goal_loss"]
         return out
+
+    def goal_loss(self, slot_states: Tensor, batch: dict[str, Any]) -> Tensor:
+        """The hindsight goal loss (``vla.goal_head``) of a batch's slot states."""
+        if keys.GOAL not in batch:
+            raise ValueError(
+                f"goal_loss={self.goal_weight} needs the batch's {keys.GOAL!r} (the state at each "
+                "sample's episode end; vla.data.WindowDataset adds it when it reads a state)"
+            )
+        target = self.obs.normalize_state(batch[keys.GOAL].to(slot_states.device))  # (B, S')
+        return goal_loss(self.goal_head(slot_states), target)  # ()
 
     # ------------------------------------------------------------------ inference
     @torch.inference_mode()

@@ -247,6 +247,15 @@ class ObservationEncoder(nn.Module):
         ):
             raise ValueError(f"images have shape {tuple(images.shape)}; expected {expected}")
 
+    def normalize_state(self, state: Tensor) -> Tensor:
+        """The ``state_dims`` of a state ``(..., S)`` in the model's units ``(..., S')``: q01..q99
+        -> [-1, 1], constant dimensions 0, clamped to +-5 (the state token's input; the goal
+        head's target)."""
+        span = self.state_high - self.state_low  # (S,)
+        x = 2 * (state.float() - self.state_low) / span.clamp_min(1e-8) - 1  # (..., S)
+        x = torch.where(span > 1e-8, x, torch.zeros_like(x))  # (..., S) constant dims -> 0
+        return x.clamp(-_STATE_CLAMP, _STATE_CLAMP)[..., self.state_dims]  # (..., S')
+
     def check_state(self, state: Tensor | None, batch: int) -> None:
         if self.state_dim == 0:
             return
@@ -305,10 +314,7 @@ class ObservationEncoder(nn.Module):
         tokens = tokens + self.time_embed[None, :, None, None]  # (B, T, V, Q, D)
         tokens = tokens.flatten(2, 3)  # (B, T, V*Q, D)
         if self.state_proj is not None:
-            span = self.state_high - self.state_low  # (S,)
-            x = 2 * (state.float() - self.state_low) / span.clamp_min(1e-8) - 1  # (B, T, S)
-            x = torch.where(span > 1e-8, x, torch.zeros_like(x))  # (B, T, S) constant dims -> 0
-            x = x.clamp(-_STATE_CLAMP, _STATE_CLAMP)[..., self.state_dims]  # (B, T, S')
+            x = self.normalize_state(state)  # (B, T, S')
             if self.training and self.state_noise:
                 x = x + self.state_noise * torch.randn_like(x)  # (B, T, S')
             s = self.state_proj(x) + self.time_embed  # (B, T, D)

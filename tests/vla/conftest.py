@@ -104,6 +104,7 @@ def make_batch(model: VLA, b: int = 3, seed: int = 0) -> dict[str, Any]:
     }
     if model.obs.state_dim:
         batch[keys.STATE] = torch.rand(b, t, STATE_DIM, generator=g)
+        batch[keys.GOAL] = torch.rand(b, STATE_DIM, generator=g)  # where each episode ended
     return batch
 
 

@@ -43,9 +43,10 @@ BALANCES = ("task", "episode")  # WindowDataset.sample_weights groups
 class WindowDataset(Dataset):
     """Windows of one split of a store, as dicts with the keys of :mod:`vla.keys`.
 
-    Per sample: ``IMAGE`` (T, V, 3, H, W) uint8, ``STATE`` (T, S) float32, ``ACTION`` (H, D)
-    float32, ``ACTION_MASK`` (H,) bool, ``INSTRUCTION`` str, ``TASK`` str, with T =
-    ``obs_horizon``, V = ``len(image_keys)``, H = ``action_horizon``; with ``audio``, also
+    Per sample: ``IMAGE`` (T, V, 3, H, W) uint8, ``STATE`` (T, S) float32, ``GOAL`` (S,) float32
+    (the state at the episode's last step), ``ACTION`` (H, D) float32, ``ACTION_MASK`` (H,)
+    bool, ``INSTRUCTION`` str, ``TASK`` str, with T = ``obs_horizon``, V = ``len(image_keys)``,
+    H = ``action_horizon``; with ``audio``, also
     ``AUDIO`` (S_e,) float32 in [-1, 1], the episode's spoken instruction at
     ``audio_sample_rate`` Hz (the store's: check it against the audio encoder's).
 
@@ -263,6 +264,7 @@ class WindowDataset(Dataset):
             sample[keys.IMAGE] = torch.from_numpy(frames).permute(0, 1, 4, 2, 3)  # (T, V, 3, H, W)
         if self._state is not None:
             sample[keys.STATE] = torch.from_numpy(self._state[obs])  # (T, S)
+            sample[keys.GOAL] = torch.from_numpy(self._state[end - 1])  # (S,) where it ended
         sample[keys.ACTION] = torch.from_numpy(self._action[act])  # (H, D)
         sample[keys.ACTION_MASK] = torch.from_numpy(mask)  # (H,)
         sample[keys.INSTRUCTION] = self._instructions[episode]

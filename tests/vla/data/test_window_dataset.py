@@ -37,6 +37,9 @@ def test_window_padding_at_both_episode_edges(store_factory, cache):
     assert end[keys.ACTION][:, 0].tolist() == [4, 4, 4, 4]
     assert end[keys.ACTION_MASK].tolist() == [True, False, False, False]
     np.testing.assert_array_equal(end[keys.ACTION][1], store.read(keys.ACTION)[8])
+    # every window of the episode holds where it ended: the state of its last step (global 8)
+    for sample in (start, middle, end):
+        np.testing.assert_array_equal(sample[keys.GOAL], store.read(keys.STATE)[8])
 
 
 @pytest.mark.parametrize("cache", [True, False])

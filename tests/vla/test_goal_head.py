@@ -1,0 +1,103 @@
+"""The hindsight goal loss: the action slots also predict where the sample's episode ended."""
+
+import pytest
+import torch
+
+from vla import keys
+from vla.checkpoint import load_checkpoint, save_checkpoint
+from vla.prompt import PromptInputs
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+
+def predict(model, batch):
+    inputs = PromptInputs(batch[keys.IMAGE], batch[keys.INSTRUCTION], batch[keys.STATE])
+    return model.predict_action_bins(inputs)
+
+
+@pytest.mark.parametrize(("decoding", "slots"), [("parallel", "token"), ("parallel", "step")])
+def test_goal_loss_joins_the_loss_with_its_weight(decoding, slots, vla_factory, batch_factory):
+    model = vla_factory(decoding=decoding, action_slots=slots, goal_loss=0.5)
+    batch = batch_factory(model, b=4)
+    out = model(batch)
+    assert out["goal_loss"] > 0
+    torch.testing.assert_close(out["loss"], out["action_loss"] + 0.5 * out["goal_loss"])
+    out["goal_loss"].backward()  # the goal reaches the words and pixels the actions read
+    for part in (model.goal_head, model.llm, model.obs.vision, model.obs.state_proj):
+        grads = [p.grad for p in part.parameters() if p.requires_grad]
+        assert any(g is not None and g.abs().sum() > 0 for g in grads), part
+
+
+def test_goal_target_is_the_normalized_state_dims(vla_factory, batch_factory):
+    model = vla_factory(goal_loss=1.0, state_dims=[0, 2])  # state in [0, 1] -> [-1, 1]
+    batch = batch_factory(model, b=2)
+    goal = torch.tensor([[0.0, 0.3, 1.0], [0.5, 0.9, 0.25]])
+    target = model.obs.normalize_state(goal)
+    torch.testing.assert_close(target, torch.tensor([[-1.0, 1.0], [0.0, -0.5]]))
+    hidden = torch.randn(2, model.num_slots, model.llm.hidden_size)
+    expected = ((model.goal_head(hidden) - target) ** 2).mean()
+    torch.testing.assert_close(model.goal_loss(hidden, {**batch, keys.GOAL: goal}), expected)
+
+
+def test_goal_head_learns_where_episodes_end(vla_factory, batch_factory):
+    """A different goal per sample: the head fits them from the samples' inputs (the loss falls
+    well below the goals' variance, where a head that ignored its input would stay)."""
+    model = vla_factory(goal_loss=1.0)
+    batch = batch_factory(model, b=8, seed=1)
+    batch[keys.GOAL] = torch.linspace(0, 1, 8)[:, None].expand(-1, 3)  # (B, S)
+    target = model.obs.normalize_state(batch[keys.GOAL])
+    floor = ((target - target.mean(0)) ** 2).mean()
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(150):
+        opt.zero_grad()
+        loss = model(batch)["goal_loss"]
+        loss.backward()
+        opt.step()
+    assert loss < 0.2 * floor
+
+
+def test_off_by_default_and_actions_unchanged_by_the_head(vla_factory, batch_factory):
+    plain = vla_factory().eval()
+    assert plain.goal_head is None
+    batch = batch_factory(plain, b=3)
+    assert "goal_loss" not in plain(batch)  # a batch with goals trains a model without the head
+    with_head = vla_factory(goal_loss=1.0).eval()  # same seed: the head is built last
+    assert torch.equal(predict(plain, batch), predict(with_head, batch))
+
+
+def test_goal_head_survives_save_and_load(tmp_path, vla_factory, batch_factory):
+    model = vla_factory(goal_loss=0.3)
+    batch = batch_factory(model, b=3)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    for _ in range(2):
+        opt.zero_grad()
+        model(batch)["loss"].backward()
+        opt.step()
+    model.eval()
+    loaded = load_checkpoint(save_checkpoint(model, tmp_path / "ckpt")).eval()
+    assert loaded.goal_weight == 0.3
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(batch)["goal_loss"], model(batch)["goal_loss"])
+    assert torch.equal(predict(loaded, batch), predict(model, batch))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"goal_loss": -0.1}, "goal_loss=-0.1 must be a finite weight"),
+        ({"goal_loss": float("nan")}, "goal_loss=nan must be a finite weight"),
+        ({"goal_loss": float("inf")}, "goal_loss=inf must be a finite weight"),
+        ({"goal_loss": 1.0, "state": False}, "reads no state"),
+    ],
+)
+def test_bad_goal_settings_are_clear_errors(kwargs, message, vla_factory):
+    with pytest.raises(ValueError, match=message):
+        vla_factory(**kwargs)
+
+
+def test_a_batch_without_goals_is_a_clear_error(vla_factory, batch_factory):
+    model = vla_factory(goal_loss=1.0)
+    batch = batch_factory(model)
+    del batch[keys.GOAL]
+    with pytest.raises(ValueError, match="needs the batch's 'goal'"):
+        model(batch)

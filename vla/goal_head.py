@@ -1,0 +1,57 @@
+"""Hindsight goal prediction: an auxiliary loss that asks the policy where its episode ends.
+
+Every demonstration ends where its task is done: touch ends on the target, reach on the goal
+marker, pick-and-place at the destination. The state at an episode's last step is therefore a
+label of *where the instruction points* that every store already holds, with no annotation and
+no simulator access (hindsight relabelling, Andrychowicz et al. 2017, used here as a target
+rather than as a goal input). Predicting it from each step's observation gives the grounding a
+dense signal of its own: the action loss only says which way to move next, the goal says which
+object in the scene the words name (auxiliary tasks in visuomotor learning: Levine et al. 2016's
+feature points, Jaderberg et al. 2017's UNREAL).
+
+The head reads the mean of the LM's action-slot states (the representation the actions come
+from) and regresses the final state's ``state_dims`` in the model's normalized units (q01..q99
+-> [-1, 1]). It is training-only: decoding never reads it, so a policy acts exactly as it would
+without it; :meth:`GoalHead.forward` can still be called on slot states to ask where a policy
+thinks it is going.
+"""
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class GoalHead(nn.Module):
+    """Slot states ``(B, n, D)`` -> the predicted normalized final state ``(B, S')``.
+
+    Args:
+        hidden_size: D, the LM's width.
+        goal_dim: S', the number of state dimensions the model reads (``state_dims``).
+    """
+
+    def __init__(self, hidden_size: int, goal_dim: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.LayerNorm(hidden_size),
+            nn.Linear(hidden_size, hidden_size),
+            nn.GELU(),
+            nn.Linear(hidden_size, goal_dim),
+        )
+
+    def forward(self, slot_states: Tensor) -> Tensor:
+        return self.net(slot_states.float().mean(dim=1))  # (B, S')
+
+
+def goal_loss(predicted: Tensor, goal: Tensor) -> Tensor:
+    """Mean squared error between the predicted and the real normalized goal, both ``(B, S')``."""
+    return F.mse_loss(predicted.float(), goal.float())
+
+
+def check_goal_weight(weight: float, has_state: bool) -> None:
+    """``goal_loss`` must be a finite weight >= 0, and > 0 only for a model that reads a state."""
+    if not weight >= 0 or weight == float("inf"):
+        raise ValueError(f"goal_loss={weight} must be a finite weight >= 0 (0 = off)")
+    if weight > 0 and not has_state:
+        raise ValueError(
+            f"goal_loss={weight} predicts the episode's final state, but this model reads no "
+            "state (state_low / state_high are null): set goal_loss=0 or give it the state"
+        )
