@@ -482,6 +482,20 @@ class VLA(nn.Module):
         chunk = bins.view(bins.shape[0], self.action_horizon, -1)  # (B, H, D)
         return self.action_tokenizer.decode(chunk)  # (B, H, D)
 
+    @torch.inference_mode()
+    def predict_goal(self, inputs: PromptInputs) -> Tensor:
+        """Where the policy expects its episode to end ``(B, S')``: the goal head's prediction
+        of the final state's ``state_dims``, in the state's own units (a model trained with
+        ``goal_loss`` > 0; e.g. which object a touch policy is heading for)."""
+        if self.goal_head is None:
+            raise ValueError("this model has no goal head: it was trained with goal_loss=0")
+        read = self.prompt.instruction_inputs(inputs.to(self.device))
+        prefix, mask = self.prompt(read, self.num_slots)  # (B, L, D), (B, L)
+        goal = self.goal_head(self.slot_states(prefix, mask, None))  # (B, S') in [-1, 1]
+        dims = self.obs.state_dims
+        low, high = self.obs.state_low[dims], self.obs.state_high[dims]  # (S',)
+        return (goal + 1) / 2 * (high - low) + low  # (B, S')
+
     def generate_text(self, inputs: PromptInputs, max_new_tokens: int = 32) -> list[str]:
         """Greedy answers to the questions in ``inputs.texts`` (co-training path); action tokens
         are never chosen. A speech model also hears ``inputs.audio``."""

@@ -54,6 +54,11 @@ def test_goal_head_learns_where_episodes_end(vla_factory, batch_factory):
         loss.backward()
         opt.step()
     assert loss < 0.2 * floor
+    model.eval()  # and the policy says where it expects to end, in the state's units
+    inputs = PromptInputs(batch[keys.IMAGE], batch[keys.INSTRUCTION], batch[keys.STATE])
+    predicted = model.predict_goal(inputs)
+    assert predicted.shape == (8, 3)
+    assert (predicted - batch[keys.GOAL]).abs().mean() < 0.5 * (batch[keys.GOAL] - 0.5).abs().mean()
 
 
 def test_off_by_default_and_actions_unchanged_by_the_head(vla_factory, batch_factory):
@@ -61,6 +66,10 @@ def test_off_by_default_and_actions_unchanged_by_the_head(vla_factory, batch_fac
     assert plain.goal_head is None
     batch = batch_factory(plain, b=3)
     assert "goal_loss" not in plain(batch)  # a batch with goals trains a model without the head
+    with pytest.raises(ValueError, match="no goal head"):
+        plain.predict_goal(
+            PromptInputs(batch[keys.IMAGE], batch[keys.INSTRUCTION], batch[keys.STATE])
+        )
     with_head = vla_factory(goal_loss=1.0).eval()  # same seed: the head is built last
     assert torch.equal(predict(plain, batch), predict(with_head, batch))
 
