@@ -38,10 +38,12 @@ def make_tiny_vla(
     film: bool = False,
     film_pooling: str = "mean",
     image_size: int = 32,
+    goal_loss: float = 0.0,
 ) -> VLA:
     """A VLA of a 2-stage narrow ResNet and a 1-layer llama; ``speech``: an audio-only model
     (``instruction="audio"``) with a 1-layer speech encoder at 16 kHz; ``film``: the ResNet
-    conditioned on the instruction (pooled by ``film_pooling``); images of ``image_size`` pixels."""
+    conditioned on the instruction (pooled by ``film_pooling``); images of ``image_size`` pixels;
+    ``goal_loss`` > 0 (needs ``state``): a goal head."""
     if seed is not None:
         torch.manual_seed(seed)
     ears: dict[str, Any] = {}
@@ -57,7 +59,8 @@ def make_tiny_vla(
                                          n_bins=n_bins),
         action_horizon=action_horizon, num_cameras=num_cameras, obs_horizon=obs_horizon,
         history=history, state_low=[-1.0] * 7 if state else None,
-        state_high=[1.0] * 7 if state else None, film_pooling=film_pooling, **ears,
+        state_high=[1.0] * 7 if state else None, film_pooling=film_pooling,
+        goal_loss=goal_loss, **ears,
     ).eval()  # fmt: skip
 
 
