@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
 import sys
 import threading
 import time
@@ -159,6 +160,14 @@ def _rollout(seed: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     return episode, meta
 
 
+def _init_pool_worker(*args: Any) -> None:
+    """``_init_worker`` in a pool process that leaves Ctrl-C to the parent: the parent stops
+    asking for episodes and the workers end the ones in flight (a worker killed mid-task would
+    leave the pool waiting for its result)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _init_worker(*args)
+
+
 def _rollouts(
     env_cfg: dict, worker_args: tuple, seeds: Iterator[int], workers: int
 ) -> Iterator[tuple[dict, dict]]:
@@ -185,14 +194,27 @@ def _rollouts(
 
     # spawn, not fork: a forked child must not inherit the parent's GL or torch threads
     ctx = mp.get_context("spawn")
-    with ctx.Pool(workers, _init_worker, (env_cfg, *worker_args)) as pool:
-        try:
-            for result in pool.imap(_rollout, throttled()):
-                ahead.release()
-                yield result
-        finally:  # unblock the feeder thread so the pool can shut down
-            stop.set()
+    pool = ctx.Pool(workers, _init_pool_worker, (env_cfg, *worker_args))
+    finished = False
+    try:
+        for result in pool.imap(_rollout, throttled()):
             ahead.release()
+            yield result
+        finished = True
+    except GeneratorExit:  # the caller has its episodes: the normal end of an endless stream
+        finished = True
+        raise
+    finally:
+        stop.set()  # unblock the feeder thread: no seed after this
+        ahead.release()
+        if finished:
+            # let the workers end the few episodes in flight and exit: Pool.terminate() with
+            # tasks in flight can hang for good in CPython (its task handler blocked on the
+            # inqueue's lock while the workers it writes to are killed; seen once in CI)
+            pool.close()
+            pool.join()
+        else:  # an error or Ctrl-C: stop the workers now
+            pool.terminate()
 
 
 def collect(
