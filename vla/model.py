@@ -5,15 +5,17 @@ tokenized, and the LM emits discretized action tokens; the loss covers only the 
 (RT-2 / OpenVLA label masking), plus text answers where a batch carries them (co-training).
 
 The prompt (instruction, observation, speech, order, padding) is ``vla.prompt``'s
-:class:`~vla.prompt.PromptEncoder`; this module adds the action slots, the loss and decoding.
+:class:`~vla.prompt.PromptEncoder`; this module adds the action slots and the losses,
+``vla.model_inference`` the decoding.
 
 Two decoding modes, chosen by config and trained the way they decode:
 
 - ``autoregressive`` (RT-2): teacher forcing in training; greedy with a KV cache at inference.
 - ``parallel`` (OpenVLA-OFT): learned query embeddings sit in the H*D action slots (or H, one per
-  step, with ``action_slots="step"``: ``vla.step_slots``) and one forward predicts the whole chunk. OFT lets the slots attend to each other bidirectionally; here
-  the causal mask is kept so any HF causal LM works unmodified, which loses little because the
-  slots' inputs carry no information of their own.
+  step, with ``action_slots="step"``: ``vla.step_slots``) and one forward predicts the whole
+  chunk. OFT lets the slots attend to each other bidirectionally; here the causal mask is kept
+  so any HF causal LM works unmodified, which loses little because the slots' inputs carry no
+  information of their own.
 """
 
 from collections.abc import Callable, Sequence
@@ -28,19 +30,12 @@ from vla.adapters.adapter import Adapter
 from vla.audio.audio_encoder import AudioEncoder
 from vla.bin_loss import bin_cross_entropy
 from vla.causal_lm import CausalLM
-from vla.decoding import (
-    ActionSlots,
-    Decoding,
-    check_decoding,
-    check_temperature,
-    greedy_decode,
-    pick,
-    positions,
-)
+from vla.decoding import ActionSlots, Decoding, check_decoding, positions
 from vla.freezing import freeze_parts, parameter_groups
 from vla.goal_head import GoalHead, check_goal_weight, goal_loss
 from vla.history import History, check_history
 from vla.hydra_config import target_config, to_plain
+from vla.model_inference import VLAInference
 from vla.observation_encoder import ObservationEncoder
 from vla.prompt import (
     Instruction,
@@ -54,12 +49,12 @@ from vla.spoken_instruction import SpokenInstructionEncoder
 from vla.step_slots import StepSlotSplit
 from vla.text.text_encoder import TextEncoder
 from vla.text.text_tokenizer import TextTokenizer
-from vla.text_answers import generate_text, text_loss
+from vla.text_answers import text_loss
 from vla.vision.timm_encoder import TimmEncoder
 
 
-class VLA(nn.Module):
-    """Vision-language-action model.
+class VLA(VLAInference, nn.Module):
+    """Vision-language-action model (its inference methods: ``vla.model_inference``).
 
     Args:
         vision: built image encoder (patch tokens).
@@ -436,69 +431,3 @@ class VLA(nn.Module):
             )
         target = self.obs.normalize_state(batch[keys.GOAL].to(slot_states.device))  # (B, S')
         return goal_loss(self.goal_head(slot_states), target)  # ()
-
-    # ------------------------------------------------------------------ inference
-    @torch.inference_mode()
-    def predict_action_bins(
-        self,
-        inputs: PromptInputs,
-        use_cache: bool = True,
-        temperature: float = 0.0,
-        generator: torch.Generator | None = None,
-    ) -> Tensor:
-        """Bin indices of the predicted chunk ``(B, H*D)`` (action tokens only): greedy, or drawn
-        from the bins' distribution at ``temperature`` > 0 (``vla.decoding.pick``, with
-        ``generator``); ``use_cache``: the KV cache of autoregressive decoding."""
-        check_temperature(temperature)
-        n = self.num_action_tokens
-        read = self.prompt.instruction_inputs(inputs.to(self.device))
-        prefix, mask = self.prompt(read, self.num_slots)  # (B, L, D), (B, L)
-        if self.decoding == "parallel":
-            return pick(self.action_logits(prefix, mask, None), temperature, generator)  # (B, n)
-        token_ids = self.action_tokenizer.token_ids  # (K,)
-        return greedy_decode(
-            self.llm,
-            prefix,
-            mask,
-            n,
-            head=self._bin_head(),
-            embed_choice=lambda c: self.llm.embed(token_ids[c]),  # (B, D)
-            use_cache=use_cache,
-            temperature=temperature,
-            generator=generator,
-        )  # (B, n)
-
-    @torch.inference_mode()
-    def predict_actions(
-        self,
-        inputs: PromptInputs,
-        use_cache: bool = True,
-        temperature: float = 0.0,
-        generator: torch.Generator | None = None,
-    ) -> Tensor:
-        """Continuous actions in env units ``(B, H, D)`` for a batch of observations (greedy, or
-        drawn at ``temperature``: :meth:`predict_action_bins`)."""
-        bins = self.predict_action_bins(inputs, use_cache, temperature, generator)  # (B, H*D)
-        chunk = bins.view(bins.shape[0], self.action_horizon, -1)  # (B, H, D)
-        return self.action_tokenizer.decode(chunk)  # (B, H, D)
-
-    @torch.inference_mode()
-    def predict_goal(self, inputs: PromptInputs) -> Tensor:
-        """Where the policy expects its episode to end ``(B, S')``: the goal head's prediction
-        of the final state's ``state_dims``, in the state's own units (a model trained with
-        ``goal_loss`` > 0; e.g. which object a touch policy is heading for)."""
-        if self.goal_head is None:
-            raise ValueError("this model has no goal head: it was trained with goal_loss=0")
-        read = self.prompt.instruction_inputs(inputs.to(self.device))
-        prefix, mask = self.prompt(read, self.num_slots)  # (B, L, D), (B, L)
-        goal = self.goal_head(self.slot_states(prefix, mask, None))  # (B, S') in [-1, 1]
-        dims = self.obs.state_dims
-        low, high = self.obs.state_low[dims], self.obs.state_high[dims]  # (S',)
-        return (goal + 1) / 2 * (high - low) + low  # (B, S')
-
-    def generate_text(self, inputs: PromptInputs, max_new_tokens: int = 32) -> list[str]:
-        """Greedy answers to the questions in ``inputs.texts`` (co-training path); action tokens
-        are never chosen. A speech model also hears ``inputs.audio``."""
-        asked = self.prompt.question_inputs(inputs.to(self.device), inputs.texts)
-        text_ids = self.text_token_mask.nonzero().squeeze(1)  # (K_text,)
-        return generate_text(self.prompt, self.llm, text_ids, asked, max_new_tokens)
