@@ -15,6 +15,11 @@ is judged by at the end (``obj_to_target``: for reach the fingers' centre to the
 below the reported hand; for push and pick-place the puck to the goal). Successes of one task end
 at a common offset; failures show on which axis the policy misses.
 
+A checkpoint trained with the hindsight goal loss (``model.goal_loss`` > 0) also says, at the
+first step, where it expects the hand to end (``VLAPolicy.predict_goal``): the table then adds
+``goal - predicted end`` and ``hand at the end - predicted end``, in cm. A miss whose prediction
+was right (successes' offset) but whose hand went elsewhere is control, not seeing the goal.
+
 ``--expert`` runs Meta-World's scripted policy (no noise) instead of a checkpoint, and
 ``--steps-after-success N`` lets an episode go on N steps after its first success: where the
 expert converges against the success radius (reach: 4.2-4.7 cm from the goal, inside 5 cm by
@@ -79,6 +84,10 @@ def main() -> None:
         policy = VLAPolicy.from_checkpoint(
             args.checkpoint, n_action_steps=args.n_action_steps, device="cpu"
         )
+    aims = not args.expert and policy.model.goal_head is not None
+    if aims:  # where the hand's x, y, z sit among the dimensions the goal head predicts
+        dims = policy.model.obs.state_dims.tolist()
+        xyz = [dims.index(i) for i in range(3)]
     moved = HAND if args.task == "reach-v3" else PUCK
     # Meta-World's observation[4:7] is the task's object: the puck, or peg-insert-side's peg
     name = "hand" if moved == HAND else ("peg" if args.task.startswith("peg") else "puck")
@@ -86,31 +95,46 @@ def main() -> None:
     judged = "fingers" if moved == HAND else name
     columns = ("seed", "success", "goal (m)", f"goal - {name} at the end (cm)", "|offset| (cm)",
                f"{judged} to goal at the end (cm)")  # fmt: skip
+    if aims:
+        columns += ("goal - predicted end (cm)", "hand at the end - predicted end (cm)")
     for col in columns:
         table.add_column(col, justify="right")
     offsets: dict[bool, list[np.ndarray]] = {True: [], False: []}
+    errors: dict[bool, list[np.ndarray]] = {True: [], False: []}
     try:
         for seed in range(args.seed, args.seed + args.episodes):
             obs, info = env.reset(seed=seed)
             policy.reset()
             done = ok = False
+            aim = None
             while not done:
-                obs, _, terminated, truncated, info = env.step(policy.act(obs))
+                action = policy.act(obs)
+                if aims and aim is None:  # the first step's prediction of the end, (3,) m
+                    aim = policy.predict_goal()[0, xyz]
+                obs, _, terminated, truncated, info = env.step(action)
                 done, ok = terminated or truncated, ok or bool(info[keys.SUCCESS])
             sim = obs[keys.PRIVILEGED][keys.SIM_OBS]
             offset = (sim[GOAL] - sim[moved]) * 100  # (3,) cm
             offsets[ok].append(offset)
-            table.add_row(str(seed), "yes" if ok else "no", str(np.round(sim[GOAL], 3)),
-                          str(np.round(offset, 1)), f"{np.linalg.norm(offset):.1f}",
-                          f"{100 * info[JUDGED]:.1f}")  # fmt: skip
+            row = [str(seed), "yes" if ok else "no", str(np.round(sim[GOAL], 3)),
+                   str(np.round(offset, 1)), f"{np.linalg.norm(offset):.1f}",
+                   f"{100 * info[JUDGED]:.1f}"]  # fmt: skip
+            if aim is not None:
+                aimed = np.stack([sim[GOAL] - aim, sim[HAND] - aim]) * 100  # (2, 3) cm
+                errors[ok].append(aimed)
+                row += [str(np.round(a, 1)) for a in aimed]
+            table.add_row(*row)
     finally:
         env.close()
     for ok in (True, False):
         if offsets[ok]:
             mean = np.mean(offsets[ok], axis=0)  # (3,)
             label = f"mean of {len(offsets[ok])} {'successes' if ok else 'failures'}"
-            table.add_row(label, "", "", str(np.round(mean, 1)), "", "")
-    Console(width=120).print(table)
+            row = [label, "", "", str(np.round(mean, 1)), "", ""]
+            if errors[ok]:
+                row += [str(np.round(a, 1)) for a in np.mean(errors[ok], axis=0)]
+            table.add_row(*row)
+    Console(width=170 if aims else 120).print(table)
 
 
 if __name__ == "__main__":

@@ -7,10 +7,11 @@ episode will end; ``VLA.predict_goal`` reads that out at the first step of a sce
 split of the touch task (train: the training colour x shape targets and wordings; test: the
 held-out ones), this script sorts the scenes by the object nearest (in x, y) to the predicted end:
 the target, an object of the target's colour and another shape, of its shape and another colour,
-or neither, and gives the median distance from the target. No episode is run: a single forward
-per scene, so it separates grounding from control in seconds. A policy that composes colour and
-shape points at the target on both splits; one that learned whole training targets points at an
-object that shares one word with a held-out target.
+or neither, and gives the median distance from the target. No episode is run: the first step's
+forwards only (``VLAPolicy.predict_goal`` after its first ``act``), so it separates grounding
+from control in seconds; the env is the checkpoint's cameras and image size. A policy that
+composes colour and shape points at the target on both splits; one that learned whole training
+targets points at an object that shares one word with a held-out target.
 """
 
 from __future__ import annotations
@@ -26,14 +27,12 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 import envs  # noqa: E402, F401  registers the ids
-from envs import keys  # noqa: E402
 from policies.vla_policy import VLAPolicy  # noqa: E402
-from vla.prompt import PromptInputs  # noqa: E402
+from vla.checkpoint import read_training_info  # noqa: E402
 
 KINDS = ("target", "same colour", "same shape", "neither")
 
@@ -49,20 +48,26 @@ def nearest_kind(objects: list, target: int, xy: np.ndarray) -> str:
     return "same shape" if near.shape == goal.shape else "neither"
 
 
-def probe(policy: VLAPolicy, split: str, episodes: int, seed: int) -> dict[str, float]:
-    """Counts of ``KINDS`` over ``episodes`` scenes of ``split`` and the median x, y distance
-    (m) from the predicted end to the target."""
-    env = gym.make("vla/Touch-v0", image_size=64, cameras=("front", "top"), split=split)
+def probe(
+    policy: VLAPolicy,
+    split: str,
+    episodes: int,
+    seed: int,
+    cameras: tuple[str, ...] = ("front", "top"),
+    image_size: int = 64,
+) -> dict[str, float]:
+    """Counts of ``KINDS`` over ``episodes`` scenes of ``split`` (the touch env with the policy's
+    ``cameras`` and ``image_size``) and the median x, y distance (m) from the predicted end to
+    the target."""
+    env = gym.make("vla/Touch-v0", image_size=image_size, cameras=cameras, split=split)
     counts: dict[str, float] = dict.fromkeys(KINDS, 0)
     errors = []
     for k in range(episodes):
         obs, _ = env.reset(seed=seed + k)
         spec = env.unwrapped.spec_
-        views = np.stack([obs[keys.IMAGE], obs[keys.IMAGE + "_top"]])  # (V, H, W, 3)
-        images = torch.from_numpy(views)[None, None].permute(0, 1, 2, 5, 3, 4)  # (1, 1, V, 3, H, W)
-        state = torch.from_numpy(obs[keys.STATE])[None, None]  # (1, 1, S)
-        inputs = PromptInputs(images, [obs[keys.INSTRUCTION]], state)
-        xy = policy.model.predict_goal(inputs)[0, :2].cpu().numpy()  # (2,) the tcp's x, y
+        policy.reset()
+        policy.act(obs)  # the first step, as in a rollout; the action is not executed
+        xy = policy.predict_goal()[0, :2]  # (2,) the tcp's x, y (state_dims start with x, y)
         counts[nearest_kind(spec.objects, spec.target, xy)] += 1
         errors.append(float(np.linalg.norm(spec.objects[spec.target].xy - xy)))
     env.close()
@@ -79,9 +84,10 @@ def main() -> None:
     policy = VLAPolicy.from_checkpoint(args.checkpoint, device="cpu")
     if policy.model.goal_head is None:
         sys.exit(f"{args.checkpoint} has no goal head: train it with model.goal_loss > 0")
-    if policy.model.obs.num_cameras != 2:
-        sys.exit("this probe renders the quickstart's two cameras (front, top)")
-    rows = {s: probe(policy, s, args.episodes, args.seed) for s in ("train", "test")}
+    spec = read_training_info(args.checkpoint).env_spec
+    view = dict(cameras=tuple(spec.cameras or ("front", "top")),
+                image_size=spec.image_size[0] if spec.image_size else 64)  # fmt: skip
+    rows = {s: probe(policy, s, args.episodes, args.seed, **view) for s in ("train", "test")}
     table = Table(title=f"nearest object to the predicted end, {args.episodes} scenes per split")
     for col in ("split", *KINDS, "median distance"):
         table.add_column(col, justify="right")

@@ -252,11 +252,16 @@ class VLAPolicy:
     def answer_batch(self, envs: list[int], questions: list[str]) -> list[str]:
         """Text answers of the model to a question per env, about what that env has seen
         (its frame history: with ``history: start`` the episode's first frame too)."""
-        frames, states = zip(*(self._observation(self._envs[i]) for i in envs), strict=True)
-        images = torch.from_numpy(np.stack(frames)).permute(0, 1, 2, 5, 3, 4)  # (B, T, V, 3, H, W)
-        state = torch.from_numpy(np.stack(states)) if self.use_state else None  # (B, T, S)
-        audio, lengths = self._audio([self._envs[i] for i in envs])
-        return self.model.generate_text(PromptInputs(images, questions, state, audio, lengths))
+        return self.model.generate_text(self._inputs([self._envs[i] for i in envs], questions))
+
+    def predict_goal(self) -> np.ndarray:
+        """Where the policy expects each env's episode to end ``(N, S')``, from what it has seen
+        so far (call it after ``act`` / ``act_batch``): the goal head's prediction of the final
+        state's ``state_dims``, in the state's units (``VLA.predict_goal``; a checkpoint trained
+        with ``model.goal_loss`` > 0). E.g. after the first ``act`` of an episode: where it aims."""
+        if not self._envs:
+            raise ValueError("no observation yet: call act / act_batch before predict_goal")
+        return self.model.predict_goal(self._inputs(self._envs)).float().cpu().numpy()
 
     # ---- single-env Policy protocol ----------------------------------------------------
 
@@ -324,13 +329,19 @@ class VLAPolicy:
         frames, states = zip(*(by_step[int(i)] for i in steps), strict=True)
         return np.stack(frames), np.stack(states)  # (T, V, H, W, 3), (T, S)
 
-    def _predict(self, envs: list[dict[str, Any]]) -> np.ndarray:
+    def _inputs(self, envs: list[dict[str, Any]], texts: list[str] | None = None) -> PromptInputs:
+        """The model's inputs at the envs' latest step: frames, state and speech as in training,
+        with their instructions (or ``texts``: questions)."""
         frames, states = zip(*(self._observation(e) for e in envs), strict=True)
         images = torch.from_numpy(np.stack(frames)).permute(0, 1, 2, 5, 3, 4)  # (B, T, V, 3, H, W)
-        state = torch.from_numpy(np.stack(states))  # (B, T, S)
-        texts = [e["instruction"] for e in envs]
+        state = torch.from_numpy(np.stack(states)) if self.use_state else None  # (B, T, S)
+        if texts is None:
+            texts = [e["instruction"] for e in envs]
         audio, lengths = self._audio(envs)
-        inputs = PromptInputs(images, texts, state if self.use_state else None, audio, lengths)
+        return PromptInputs(images, texts, state, audio, lengths)
+
+    def _predict(self, envs: list[dict[str, Any]]) -> np.ndarray:
+        inputs = self._inputs(envs)
         if self.temperature > 0:  # the greedy call stays the one policy.compile was measured on
             actions = self._predict_actions(
                 inputs, temperature=self.temperature, generator=self.generator

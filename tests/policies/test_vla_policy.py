@@ -190,3 +190,31 @@ def test_a_drawing_policy_is_reproducible_by_seed_and_greedy_by_default(tiny_vla
     assert not np.array_equal(run(temperature=1.0, seed=1), drawn)
     with pytest.raises(ValueError, match=r"temperature=-1.0 must be a finite number >= 0"):
         VLAPolicy(model, ("image",), temperature=-1.0)
+
+
+def test_predict_goal_reads_the_goal_head_on_what_the_policy_has_seen(tiny_vla):
+    import torch
+
+    from vla.prompt import PromptInputs
+
+    model = tiny_vla(seed=0, state=True, goal_loss=1.0)
+    policy = VLAPolicy(model, ("image",))
+    policy.reset()
+    with pytest.raises(ValueError, match="call act / act_batch before predict_goal"):
+        policy.predict_goal()
+    rng = np.random.default_rng(0)
+    obs = {"image": rng.integers(0, 255, (2, 32, 32, 3), np.uint8),
+           "state": rng.normal(size=(2, 7)).astype(np.float32),
+           "instruction": ["touch the red cube", "touch the blue ball"]}  # fmt: skip
+    policy.act_batch(obs)
+    goal = policy.predict_goal()
+    assert goal.shape == (2, 7)  # one row per env, the state dims the model reads (all 7 here)
+    images = torch.from_numpy(obs["image"])[:, None, None].permute(0, 1, 2, 5, 3, 4)
+    state = torch.from_numpy(obs["state"])[:, None]
+    direct = model.predict_goal(PromptInputs(images, obs["instruction"], state))
+    np.testing.assert_allclose(goal, direct.numpy(), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(goal[0], goal[1])  # each env its own scene and words
+    headless = VLAPolicy(tiny_vla(state=True), ("image",))
+    headless.act_batch(obs)
+    with pytest.raises(ValueError, match="no goal head"):
+        headless.predict_goal()
