@@ -11,13 +11,20 @@ feature points, Jaderberg et al. 2017's UNREAL).
 
 The head reads the mean of the LM's action-slot states (the representation the actions come
 from) and regresses the final state's ``state_dims`` in the model's normalized units (q01..q99
--> [-1, 1]). It is training-only: decoding never reads it, so a policy acts exactly as it would
+-> [-1, 1]): where the episode ends (``absolute``), or how far that is from the sample's latest
+state (``relative``: final minus current, the displacement still to go, which says both where
+the goal is and when the hand is there). It is training-only: decoding never reads it, so a policy acts exactly as it would
 without it; :meth:`GoalHead.forward` can still be called on slot states to ask where a policy
 thinks it is going.
 """
 
+from typing import Literal
+
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+GoalTarget = Literal["absolute", "relative"]
+GOAL_TARGETS: tuple[str, ...] = ("absolute", "relative")
 
 
 class GoalHead(nn.Module):
@@ -46,8 +53,11 @@ def goal_loss(predicted: Tensor, goal: Tensor) -> Tensor:
     return F.mse_loss(predicted.float(), goal.float())
 
 
-def check_goal_weight(weight: float, has_state: bool) -> None:
-    """``goal_loss`` must be a finite weight >= 0, and > 0 only for a model that reads a state."""
+def check_goal_weight(weight: float, has_state: bool, target: str = "absolute") -> None:
+    """``goal_loss`` must be a finite weight >= 0, and > 0 only for a model that reads a state;
+    ``target`` one of ``GOAL_TARGETS``."""
+    if target not in GOAL_TARGETS:
+        raise ValueError(f"goal_target={target!r} is not one of {list(GOAL_TARGETS)}")
     if not weight >= 0 or weight == float("inf"):
         raise ValueError(f"goal_loss={weight} must be a finite weight >= 0 (0 = off)")
     if weight > 0 and not has_state:

@@ -32,7 +32,7 @@ from vla.bin_loss import bin_cross_entropy
 from vla.causal_lm import CausalLM
 from vla.decoding import ActionSlots, Decoding, check_decoding, positions
 from vla.freezing import freeze_parts, parameter_groups
-from vla.goal_head import GoalHead, check_goal_weight, goal_loss
+from vla.goal_head import GoalHead, GoalTarget, check_goal_weight, goal_loss
 from vla.history import History, check_history
 from vla.hydra_config import target_config, to_plain
 from vla.model_inference import VLAInference
@@ -93,6 +93,8 @@ class VLA(VLAInference, nn.Module):
             states also predict the state at the end of the sample's episode (the batch's
             ``GOAL``), so the grounding learns where the instruction points; training only,
             needs a state input (0 = off, no head built).
+        goal_target: what the goal head predicts: ``absolute`` (the final state) or ``relative``
+            (the final state minus the sample's latest one: the displacement still to go).
         freeze: parts whose weights stay fixed, from ``FREEZABLE``.
         audio_encoder: built audio encoder for spoken instructions (``vla.audio``), or None.
         audio_adapter: partial adapter turning its tokens into LM tokens (any ``vla.adapters``).
@@ -141,6 +143,7 @@ class VLA(VLAInference, nn.Module):
         prompt_order: PromptOrder = "text_first",
         bin_smoothing: float = 0.0,
         goal_loss: float = 0.0,
+        goal_target: GoalTarget = "absolute",
         freeze: Sequence[str] = (),
         audio_encoder: AudioEncoder | None = None,
         audio_adapter: Callable[..., Adapter] | None = None,
@@ -188,6 +191,7 @@ class VLA(VLAInference, nn.Module):
             prompt_order=prompt_order,
             bin_smoothing=bin_smoothing,
             goal_loss=goal_loss,
+            goal_target=goal_target,
             instruction=instruction,
             speech_alignment=speech_alignment,
             text_dropout=text_dropout,
@@ -244,8 +248,8 @@ class VLA(VLAInference, nn.Module):
             learned_words,
         )
         # built last: a seed's random init of every other part is what it is without the head
-        check_goal_weight(goal_loss, obs.state_dim > 0)
-        self.goal_weight = goal_loss
+        check_goal_weight(goal_loss, obs.state_dim > 0, goal_target)
+        self.goal_weight, self.goal_target = goal_loss, goal_target
         self.goal_head: GoalHead | None = None
         if goal_loss > 0:
             self.goal_head = GoalHead(llm.hidden_size, int(obs.state_dims.numel()))
@@ -430,4 +434,6 @@ class VLA(VLAInference, nn.Module):
                 "sample's episode end; vla.data.WindowDataset adds it when it reads a state)"
             )
         target = self.obs.normalize_state(batch[keys.GOAL].to(slot_states.device))  # (B, S')
+        if self.goal_target == "relative":  # what is still to go from the latest state
+            target = target - self.obs.normalize_state(batch[keys.STATE][:, -1].to(target.device))
         return goal_loss(self.goal_head(slot_states), target)  # ()

@@ -67,7 +67,9 @@ class VLAInference:
             raise ValueError("this model has no goal head: it was trained with goal_loss=0")
         read = self.prompt.instruction_inputs(inputs.to(self.device))
         prefix, mask = self.prompt(read, self.num_slots)  # (B, L, D), (B, L)
-        goal = self.goal_head(self.slot_states(prefix, mask, None))  # (B, S') in [-1, 1]
+        goal = self.goal_head(self.slot_states(prefix, mask, None))  # (B, S') normalized
+        if self.goal_target == "relative":  # the displacement to go, from the latest state
+            goal = goal + self.obs.normalize_state(inputs.state[:, -1].to(goal.device))
         dims = self.obs.state_dims
         low, high = self.obs.state_low[dims], self.obs.state_high[dims]  # (S',)
         return (goal + 1) / 2 * (high - low) + low  # (B, S')

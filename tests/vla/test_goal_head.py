@@ -39,13 +39,28 @@ def test_goal_target_is_the_normalized_state_dims(vla_factory, batch_factory):
     torch.testing.assert_close(model.goal_loss(hidden, {**batch, keys.GOAL: goal}), expected)
 
 
-def test_goal_head_learns_where_episodes_end(vla_factory, batch_factory):
+def test_a_relative_goal_target_is_what_is_still_to_go(vla_factory, batch_factory):
+    model = vla_factory(goal_loss=1.0, goal_target="relative", state_dims=[0, 2])
+    batch = batch_factory(model, b=2)
+    goal = torch.tensor([[0.0, 0.3, 1.0], [0.5, 0.9, 0.25]])
+    batch[keys.STATE] = torch.tensor([[[0.5, 0.0, 0.5]], [[0.5, 0.2, 1.0]]])  # (B, T=1, S)
+    target = torch.tensor([[-1.0, 1.0], [0.0, -1.5]])  # normalized final minus normalized latest
+    hidden = torch.randn(2, model.num_slots, model.llm.hidden_size)
+    expected = ((model.goal_head(hidden) - target) ** 2).mean()
+    torch.testing.assert_close(model.goal_loss(hidden, {**batch, keys.GOAL: goal}), expected)
+
+
+@pytest.mark.parametrize("goal_target", ["absolute", "relative"])
+def test_goal_head_learns_where_episodes_end(goal_target, vla_factory, batch_factory):
     """A different goal per sample: the head fits them from the samples' inputs (the loss falls
-    well below the goals' variance, where a head that ignored its input would stay)."""
-    model = vla_factory(goal_loss=1.0)
+    well below the goals' variance, where a head that ignored its input would stay); read out,
+    the prediction is in the state's units whatever the head's target."""
+    model = vla_factory(goal_loss=1.0, goal_target=goal_target)
     batch = batch_factory(model, b=8, seed=1)
     batch[keys.GOAL] = torch.linspace(0, 1, 8)[:, None].expand(-1, 3)  # (B, S)
     target = model.obs.normalize_state(batch[keys.GOAL])
+    if goal_target == "relative":
+        target = target - model.obs.normalize_state(batch[keys.STATE][:, -1])
     floor = ((target - target.mean(0)) ** 2).mean()
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     for _ in range(150):
@@ -75,7 +90,7 @@ def test_off_by_default_and_actions_unchanged_by_the_head(vla_factory, batch_fac
 
 
 def test_goal_head_survives_save_and_load(tmp_path, vla_factory, batch_factory):
-    model = vla_factory(goal_loss=0.3)
+    model = vla_factory(goal_loss=0.3, goal_target="relative")
     batch = batch_factory(model, b=3)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     for _ in range(2):
@@ -84,7 +99,7 @@ def test_goal_head_survives_save_and_load(tmp_path, vla_factory, batch_factory):
         opt.step()
     model.eval()
     loaded = load_checkpoint(save_checkpoint(model, tmp_path / "ckpt")).eval()
-    assert loaded.goal_weight == 0.3
+    assert (loaded.goal_weight, loaded.goal_target) == (0.3, "relative")
     with torch.no_grad():
         torch.testing.assert_close(loaded(batch)["goal_loss"], model(batch)["goal_loss"])
     assert torch.equal(predict(loaded, batch), predict(model, batch))
@@ -97,6 +112,7 @@ def test_goal_head_survives_save_and_load(tmp_path, vla_factory, batch_factory):
         ({"goal_loss": float("nan")}, "goal_loss=nan must be a finite weight"),
         ({"goal_loss": float("inf")}, "goal_loss=inf must be a finite weight"),
         ({"goal_loss": 1.0, "state": False}, "reads no state"),
+        ({"goal_loss": 1.0, "goal_target": "sideways"}, "goal_target='sideways' is not one of"),
     ],
 )
 def test_bad_goal_settings_are_clear_errors(kwargs, message, vla_factory):
