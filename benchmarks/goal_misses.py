@@ -85,9 +85,6 @@ def main() -> None:
             args.checkpoint, n_action_steps=args.n_action_steps, device="cpu"
         )
     aims = not args.expert and policy.model.goal_head is not None
-    if aims:  # where the hand's x, y, z sit among the dimensions the goal head predicts
-        dims = policy.model.obs.state_dims.tolist()
-        xyz = [dims.index(i) for i in range(3)]
     moved = HAND if args.task == "reach-v3" else PUCK
     # Meta-World's observation[4:7] is the task's object: the puck, or peg-insert-side's peg
     name = "hand" if moved == HAND else ("peg" if args.task.startswith("peg") else "puck")
@@ -95,8 +92,10 @@ def main() -> None:
     judged = "fingers" if moved == HAND else name
     columns = ("seed", "success", "goal (m)", f"goal - {name} at the end (cm)", "|offset| (cm)",
                f"{judged} to goal at the end (cm)")  # fmt: skip
-    if aims:
+    if aims:  # and where the hand's x, y, z sit among the dimensions the goal head predicts
         columns += ("goal - predicted end (cm)", "hand at the end - predicted end (cm)")
+        dims = policy.model.obs.state_dims.tolist()
+        xyz = [dims.index(i) for i in range(3)]
     for col in columns:
         table.add_column(col, justify="right")
     offsets: dict[bool, list[np.ndarray]] = {True: [], False: []}

@@ -23,6 +23,8 @@ from typing import Literal
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vla.observation_encoder import ObservationEncoder
+
 GoalTarget = Literal["absolute", "relative"]
 GOAL_TARGETS: tuple[str, ...] = ("absolute", "relative")
 
@@ -46,6 +48,27 @@ class GoalHead(nn.Module):
 
     def forward(self, slot_states: Tensor) -> Tensor:
         return self.net(slot_states.float().mean(dim=1))  # (B, S')
+
+
+def goal_target(obs: ObservationEncoder, goal: Tensor, state: Tensor, target: str) -> Tensor:
+    """The head's target ``(B, S')`` for final states ``goal`` ``(B, S)``: their normalized
+    ``state_dims``, less the latest of ``state`` ``(B, T, S)`` for a ``relative`` target."""
+    out = obs.normalize_state(goal)  # (B, S')
+    if target == "relative":  # what is still to go from the latest state
+        out = out - obs.normalize_state(state[:, -1].to(out.device))
+    return out
+
+
+def goal_in_state_units(
+    obs: ObservationEncoder, predicted: Tensor, state: Tensor, target: str
+) -> Tensor:
+    """The inverse of :func:`goal_target`: the head's output ``(B, S')`` as the final state's
+    ``state_dims`` in the state's own units, from the inputs' ``state`` ``(B, T, S)``."""
+    if target == "relative":
+        predicted = predicted + obs.normalize_state(state[:, -1].to(predicted.device))
+    dims = obs.state_dims
+    low, high = obs.state_low[dims], obs.state_high[dims]  # (S',)
+    return (predicted + 1) / 2 * (high - low) + low  # (B, S')
 
 
 def goal_loss(predicted: Tensor, goal: Tensor) -> Tensor:

@@ -32,7 +32,7 @@ from vla.bin_loss import bin_cross_entropy
 from vla.causal_lm import CausalLM
 from vla.decoding import ActionSlots, Decoding, check_decoding, positions
 from vla.freezing import freeze_parts, parameter_groups
-from vla.goal_head import GoalHead, GoalTarget, check_goal_weight, goal_loss
+from vla.goal_head import GoalHead, GoalTarget, check_goal_weight, goal_loss, goal_target
 from vla.history import History, check_history
 from vla.hydra_config import target_config, to_plain
 from vla.model_inference import VLAInference
@@ -433,7 +433,6 @@ class VLA(VLAInference, nn.Module):
                 f"goal_loss={self.goal_weight} needs the batch's {keys.GOAL!r} (the state at each "
                 "sample's episode end; vla.data.WindowDataset adds it when it reads a state)"
             )
-        target = self.obs.normalize_state(batch[keys.GOAL].to(slot_states.device))  # (B, S')
-        if self.goal_target == "relative":  # what is still to go from the latest state
-            target = target - self.obs.normalize_state(batch[keys.STATE][:, -1].to(target.device))
+        goal = batch[keys.GOAL].to(slot_states.device)  # (B, S)
+        target = goal_target(self.obs, goal, batch[keys.STATE], self.goal_target)  # (B, S')
         return goal_loss(self.goal_head(slot_states), target)  # ()

@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from vla.decoding import check_temperature, greedy_decode, pick
+from vla.goal_head import goal_in_state_units
 from vla.prompt import PromptInputs
 from vla.text_answers import generate_text
 
@@ -27,8 +28,7 @@ class VLAInference:
         ``generator``); ``use_cache``: the KV cache of autoregressive decoding."""
         check_temperature(temperature)
         n = self.num_action_tokens
-        read = self.prompt.instruction_inputs(inputs.to(self.device))
-        prefix, mask = self.prompt(read, self.num_slots)  # (B, L, D), (B, L)
+        prefix, mask = self._prefix(inputs)  # (B, L, D), (B, L)
         if self.decoding == "parallel":
             return pick(self.action_logits(prefix, mask, None), temperature, generator)  # (B, n)
         token_ids = self.action_tokenizer.token_ids  # (K,)
@@ -65,14 +65,14 @@ class VLAInference:
         ``goal_loss`` > 0; e.g. which object a touch policy is heading for)."""
         if self.goal_head is None:
             raise ValueError("this model has no goal head: it was trained with goal_loss=0")
-        read = self.prompt.instruction_inputs(inputs.to(self.device))
-        prefix, mask = self.prompt(read, self.num_slots)  # (B, L, D), (B, L)
+        prefix, mask = self._prefix(inputs)  # (B, L, D), (B, L)
         goal = self.goal_head(self.slot_states(prefix, mask, None))  # (B, S') normalized
-        if self.goal_target == "relative":  # the displacement to go, from the latest state
-            goal = goal + self.obs.normalize_state(inputs.state[:, -1].to(goal.device))
-        dims = self.obs.state_dims
-        low, high = self.obs.state_low[dims], self.obs.state_high[dims]  # (S',)
-        return (goal + 1) / 2 * (high - low) + low  # (B, S')
+        return goal_in_state_units(self.obs, goal, inputs.state, self.goal_target)  # (B, S')
+
+    def _prefix(self, inputs: PromptInputs) -> tuple[Tensor, Tensor]:
+        """The prompt's embeddings ``(B, L, D)`` and mask ``(B, L)``, room left for the slots."""
+        read = self.prompt.instruction_inputs(inputs.to(self.device))
+        return self.prompt(read, self.num_slots)
 
     def generate_text(self, inputs: PromptInputs, max_new_tokens: int = 32) -> list[str]:
         """Greedy answers to the questions in ``inputs.texts`` (co-training path); action tokens
