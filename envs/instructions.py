@@ -97,6 +97,11 @@ RELATIONS: dict[str, tuple[str, ...]] = {
     "behind": ("behind",),
 }
 PLACE_NOUNS = {"pad": ("pad", "mat"), "bowl": ("bowl",)}
+# how an instruction names its target object: by colour and shape ("the red cube"), or, where the
+# scene makes one attribute enough, by it alone ("the red one", "the cube"); see
+# ``Task.single_attribute``
+NAMINGS: tuple[str, ...] = ("both", "colour", "shape")
+GENERIC_NOUNS = ("object", "one")  # stands in for the shape when only the colour is named
 PREPOSITIONS = {"pad": ("on", "onto"), "bowl": ("in", "into")}
 
 
@@ -116,11 +121,19 @@ class InstructionGenerator:
         place: tuple[str, str | None] | None = None,
         relation: str | None = None,
         anchor: tuple[str, str] | None = None,
+        naming: str = "both",
     ) -> str:
-        """``place`` is (kind, colour or None); ``anchor`` is (colour, shape) for relations."""
+        """``place`` is (kind, colour or None); ``anchor`` is (colour, shape) for relations;
+        ``naming`` (one of :data:`NAMINGS`) which of the target's attributes ``{obj}`` says."""
+        check_choice("naming", naming, NAMINGS)
         template = self.templates[rng.integers(len(self.templates))]
         noun = _pick(rng, NOUNS[shape])
-        slots = {"obj": f"{colour} {noun}", "noun": noun}
+        obj = f"{colour} {noun}"
+        if naming == "colour":  # drawn only then: "both" episodes keep their random stream
+            obj = f"{colour} {_pick(rng, GENERIC_NOUNS)}"
+        elif naming == "shape":
+            obj = noun
+        slots = {"obj": obj, "noun": noun}
         if "{place}" in template:
             if place is None:
                 raise ValueError(f"task {self.task!r} needs place=(kind, colour)")

@@ -78,6 +78,13 @@ class TabletopEnv(MujocoEnv):
             so far was collected). False keeps them out of train-split scenes altogether, so
             that training never shows a held-out combo as "not the one": the usual protocol of
             a compositional split. The test split is unchanged either way.
+        single_attribute: share (0-1) of train-split episodes whose instruction names the target
+            by its colour alone ("touch the red one") or its shape alone ("tap the cube"), half
+            each, in a scene where no other object has that colour (shape) and one has the
+            other attribute; the rest name both, as every test-split episode does. Training on
+            them asks each word to find its objects on its own, whatever the other attribute;
+            0 (the default) draws the scenes every store so far was collected with. Not for
+            tasks that name their referent otherwise (relation, recall).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
@@ -94,13 +101,22 @@ class TabletopEnv(MujocoEnv):
         render_size: int = 256,
         render_camera: str = "front",
         held_out_distractors: bool = True,
+        single_attribute: float = 0.0,
     ):
         names = (tasks,) if isinstance(tasks, str) else tuple(tasks)
         if not names:
             raise ValueError(f"tasks=() is empty; choose from {list(TASKS)}")
         self.tasks: tuple[Task, ...] = tuple(TASKS[check_choice("task", t, TASKS)]() for t in names)
+        if not 0.0 <= single_attribute <= 1.0:
+            raise ValueError(f"single_attribute={single_attribute!r} must be a share in [0, 1]")
         for task in self.tasks:
             task.held_out_distractors = bool(held_out_distractors)
+            if single_attribute > 0 and not task.names_target:
+                raise ValueError(
+                    f"single_attribute={single_attribute} but task {task.name!r} does not name its "
+                    "target by colour and shape; use it with touch, lift, push or pick_place"
+                )
+            task.single_attribute = float(single_attribute)
         self.split = check_choice("split", split, SPLITS)
         self.cameras = check_views(cameras, CAMERAS, image_size, render_size)
         if render_mode not in (None, *self.metadata["render_modes"]):

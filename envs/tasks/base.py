@@ -12,8 +12,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from envs.instructions import InstructionGenerator
-from envs.palette import COLOURS, HALF_SIZE, SHAPES, combos
+from envs.instructions import NAMINGS, InstructionGenerator
+from envs.palette import COLOURS, HALF_SIZE, SHAPES, check_choice, combos
 
 # where object centres may be drawn (m, table frame); the gripper reaches all of it
 REGION_X = (-0.2, 0.2)
@@ -87,6 +87,13 @@ class Task:
     # (never as the target); False keeps them out of train-split scenes altogether (the env's
     # ``held_out_distractors`` option)
     held_out_distractors: bool = True
+    # share of train-split episodes whose instruction names the target by its colour alone or
+    # its shape alone (half each), in a scene where no other object has that attribute (the env's
+    # ``single_attribute`` option); the rest, and every test-split episode, name both
+    single_attribute: float = 0.0
+    # whether the instruction names the target by colour and shape through ``scatter`` and the
+    # ``{obj}`` slot, so that ``single_attribute`` applies (not relation, not recall)
+    names_target: ClassVar[bool] = True
 
     def instructions(self, split: str) -> InstructionGenerator:
         return InstructionGenerator(self.name, split)
@@ -98,9 +105,20 @@ class Task:
 
         The default scatters the target and its distractors; tasks with places override it.
         """
-        objects = self.scatter(rng, split, target, taken=[])
-        text = self.instructions(split)(rng, objects[0].colour, objects[0].shape)
+        naming = self.draw_naming(rng, split)
+        objects = self.scatter(rng, split, target, taken=[], naming=naming)
+        text = self.instructions(split)(rng, objects[0].colour, objects[0].shape, naming=naming)
         return EpisodeSpec(objects=objects, instruction=text, target=0)
+
+    def draw_naming(self, rng: np.random.Generator, split: str) -> str:
+        """How this episode's instruction names its target (one of ``NAMINGS``): ``both`` unless
+        a share ``single_attribute`` of train-split episodes names one attribute. Draws nothing
+        when ``single_attribute`` is 0, so the default's scenes stay what they were."""
+        if self.single_attribute <= 0 or split != "train":
+            return "both"
+        if rng.random() >= self.single_attribute:
+            return "both"
+        return NAMINGS[1 + int(rng.integers(2))]
 
     def scatter(
         self,
@@ -110,16 +128,18 @@ class Task:
         taken: list[np.ndarray],
         target_ok=None,
         distractor_ok=None,
+        naming: str = "both",
     ) -> list[ObjectSpec]:
         """The target (first) and 2-5 distractors at free spots; appends their xy to ``taken``.
 
-        ``target_ok`` / ``distractor_ok`` are extra placement constraints (see :func:`draw_xy`).
+        ``target_ok`` / ``distractor_ok`` are extra placement constraints (see :func:`draw_xy`);
+        ``naming`` is how the instruction will name the target (see :func:`draw_distractors`).
         """
         colour, shape = draw_target(rng, split, target)
         n = int(rng.integers(self.n_distractors[0], self.n_distractors[1] + 1))
         pool = None if self.held_out_distractors or split != "train" else combos("train")
         objects = []
-        drawn = draw_distractors(rng, (colour, shape), n, pool)
+        drawn = draw_distractors(rng, (colour, shape), n, pool, naming)
         for k, (c, s) in enumerate([(colour, shape), *drawn]):
             taken.append(draw_xy(rng, taken, ok=target_ok if k == 0 else distractor_ok))
             objects.append(ObjectSpec(c, s, taken[-1], random_yaw(rng)))
@@ -171,23 +191,34 @@ def draw_distractors(
     target: tuple[str, str],
     n: int,
     pool: list[tuple[str, str]] | None = None,
+    naming: str = "both",
 ) -> list[tuple[str, str]]:
     """``n`` distractor (colour, shape) pairs, never equal to the target, from ``pool`` (default:
     every combination).
 
-    The first shares the target's colour and the second its shape, so neither word alone
-    names the target: the policy has to read both.
+    ``naming="both"``: the first shares the target's colour and the second its shape, so neither
+    word alone names the target: the policy has to read both. ``naming="colour"``: no distractor
+    has the target's colour, so the colour alone names it, and the first has its shape, so the
+    shape alone does not (``"shape"`` the other way round).
     """
+    check_choice("naming", naming, NAMINGS)
     colour, shape = target
     allowed = set(pool) if pool is not None else {(c, s) for c in COLOURS for s in SHAPES}
     others_c = [c for c in COLOURS if c != colour and (c, shape) in allowed]
     others_s = [s for s in SHAPES if s != shape and (colour, s) in allowed]
-    out = [
-        (colour, others_s[rng.integers(len(others_s))]),
-        (others_c[rng.integers(len(others_c))], shape),
+    same_colour = (colour, others_s[rng.integers(len(others_s))])
+    same_shape = (others_c[rng.integers(len(others_c))], shape)
+    out = {"both": [same_colour, same_shape], "colour": [same_shape], "shape": [same_colour]}[
+        naming
     ]
     everything = [
-        (c, s) for c in COLOURS for s in SHAPES if (c, s) != (colour, shape) and (c, s) in allowed
+        (c, s)
+        for c in COLOURS
+        for s in SHAPES
+        if (c, s) != (colour, shape)
+        and (c, s) in allowed
+        and not (naming == "colour" and c == colour)
+        and not (naming == "shape" and s == shape)
     ]
     while len(out) < n:
         out.append(everything[rng.integers(len(everything))])

@@ -24,6 +24,7 @@ class PickPlaceTask(Task):
     bowl_probability = 0.5
 
     def sample(self, rng, split, target=None) -> EpisodeSpec:
+        naming = self.draw_naming(rng, split)  # nothing drawn by default: scenes as before
         taken: list[np.ndarray] = []
         places = self.draw_pads(rng, 2, taken)
         taken.append(draw_xy(rng, taken, gap=PLACE_GAP))
@@ -33,10 +34,12 @@ class PickPlaceTask(Task):
         def clear_of_bowl(xy: np.ndarray) -> bool:  # objects must not start in the bowl's rim
             return np.linalg.norm(xy - places[2].xy) >= PLACE_GAP - 0.01
 
-        objects = self.scatter(rng, split, target, taken, clear_of_bowl, clear_of_bowl)
+        objects = self.scatter(rng, split, target, taken, clear_of_bowl, clear_of_bowl, naming)
         t = objects[0]
         place = places[dest]
-        text = self.instructions(split)(rng, t.colour, t.shape, place=(place.kind, place.colour))
+        text = self.instructions(split)(
+            rng, t.colour, t.shape, place=(place.kind, place.colour), naming=naming
+        )
         return EpisodeSpec(objects=objects, instruction=text, target=0, places=places, place=dest)
 
     def evaluate(self, spec: EpisodeSpec, view: SceneView, memory: dict):

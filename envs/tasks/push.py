@@ -25,6 +25,7 @@ class PushTask(Task):
     push_distance = (0.1, 0.2)
 
     def sample(self, rng, split, target=None) -> EpisodeSpec:
+        naming = self.draw_naming(rng, split)  # nothing drawn by default: scenes as before
         taken: list[np.ndarray] = []
         pads = self.draw_pads(rng, 2, taken)
         dest = int(rng.integers(2))
@@ -44,9 +45,11 @@ class PushTask(Task):
             start = behind(taken[len(pads)])  # the target is drawn first, right after the pads
             return segment_distance(xy, start, goal) >= PATH_CLEARANCE
 
-        objects = self.scatter(rng, split, target, taken, target_ok, distractor_ok)
+        objects = self.scatter(rng, split, target, taken, target_ok, distractor_ok, naming)
         t = objects[0]
-        text = self.instructions(split)(rng, t.colour, t.shape, place=("pad", pads[dest].colour))
+        text = self.instructions(split)(
+            rng, t.colour, t.shape, place=("pad", pads[dest].colour), naming=naming
+        )
         return EpisodeSpec(objects=objects, instruction=text, target=0, places=pads, place=dest)
 
     def evaluate(self, spec: EpisodeSpec, view: SceneView, memory: dict):

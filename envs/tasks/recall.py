@@ -32,6 +32,7 @@ QUESTIONS = {
 
 class RecallTask(Task):
     name = "recall"
+    names_target = False  # the referent is never named
     max_episode_steps = 50
     n_distractors = (2, 3)  # 3-4 objects: chance is 1/3 .. 1/4
     cue_steps = 2  # frames 0 and 1 show the light under the target

@@ -27,6 +27,7 @@ OFFSETS = {"left": (0, -1.0), "right": (0, 1.0), "front": (1, -1.0), "behind": (
 class RelationTask(TouchTask):
     name = "relation"
     max_episode_steps = 50
+    names_target = False  # the referent is named by its shape and an anchor, never as {obj}
     n_extra = (0, 2)  # distractors besides the two candidates, of other shapes
 
     def sample(self, rng, split, target=None) -> EpisodeSpec:

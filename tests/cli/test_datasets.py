@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CONFIGS, DATASETS = ROOT / "configs", ROOT / "datasets"
 NAMES = sorted(p.name for p in DATASETS.iterdir() if p.is_dir())
 # env settings a recipe may add for collection only (evaluation runs the env without them)
-COLLECTION_ONLY = {"steps_after_success"}
+COLLECTION_ONLY = {"steps_after_success", "single_attribute"}
 
 
 def recipe(name: str):

@@ -123,6 +123,61 @@ def test_held_out_distractors_false_keeps_test_combos_out_of_train_scenes(task_i
         test.close()
 
 
+@pytest.mark.parametrize(
+    "task_id", ["vla/Touch-v0", "vla/Lift-v0", "vla/Push-v0", "vla/PickPlace-v0"]
+)
+def test_single_attribute_names_a_unique_attribute_alone(task_id):
+    """single_attribute=1: every train-split instruction names the target by one attribute, which
+    no other object shares, while another object shares the attribute it leaves out; the test
+    split still names both, and 0 (the default) draws the scenes it always drew."""
+    from envs.palette import NOUNS
+
+    def episodes(**kw):
+        env = make(task_id, **kw)
+        try:
+            out = []
+            for seed in range(30):
+                _, info = env.reset(seed=seed)
+                text, spec = info["instruction"], env.spec_
+                if spec.place is not None and spec.places[spec.place].colour:  # "the red pad"
+                    colour = spec.places[spec.place].colour
+                    text = text.replace(f"{colour} pad", "pad").replace(f"{colour} mat", "mat")
+                out.append((text, spec))
+            return out
+        finally:
+            env.close()
+
+    namings = set()
+    for text, spec in episodes(single_attribute=1.0):
+        target = spec.objects[spec.target]
+        others = [o for i, o in enumerate(spec.objects) if i != spec.target]
+        nouns = NOUNS[target.shape]
+        if f" {target.colour} " in f" {text} ":  # named by colour: no noun of its shape
+            namings.add("colour")
+            assert not any(f" {n}" in text for n in nouns), text
+            assert not any(o.colour == target.colour for o in others)
+            assert any(o.shape == target.shape for o in others)
+        else:
+            namings.add("shape")
+            assert any(f" {n}" in text for n in nouns), text
+            assert not any(o.shape == target.shape for o in others)
+            assert any(o.colour == target.colour for o in others)
+    assert namings == {"colour", "shape"}
+    for text, spec in episodes(split="test", single_attribute=1.0):
+        target = spec.objects[spec.target]
+        assert target.colour in text
+    default = [(t, [(o.colour, o.shape, *o.xy) for o in s.objects]) for t, s in episodes()]
+    unset = episodes(single_attribute=0.0)
+    assert default == [(t, [(o.colour, o.shape, *o.xy) for o in s.objects]) for t, s in unset]
+
+
+def test_single_attribute_rejects_bad_shares_and_tasks():
+    with pytest.raises(ValueError, match="single_attribute=1.5 must be a share"):
+        make(single_attribute=1.5)
+    with pytest.raises(ValueError, match="task 'relation' does not name its target"):
+        make("vla/Relation-v0", single_attribute=0.5)
+
+
 def test_relation_referent_is_on_the_named_side():
     env = make("vla/Relation-v0")
     try:

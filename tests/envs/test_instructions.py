@@ -47,6 +47,21 @@ def test_generator_fills_every_slot():
     assert "red" in text and ("cube" in text or "block" in text) and "bowl" in text
 
 
+def test_generator_names_one_attribute_when_asked():
+    gen = InstructionGenerator("touch", "train")
+    by_colour = gen(np.random.default_rng(3), "red", "cube", naming="colour")
+    assert "red" in by_colour and "cube" not in by_colour and "block" not in by_colour
+    assert "red object" in by_colour or "red one" in by_colour
+    by_shape = gen(np.random.default_rng(3), "red", "cube", naming="shape")
+    assert "red" not in by_shape and ("cube" in by_shape or "block" in by_shape)
+    # the default is unchanged by the option: the same draws, the same sentence
+    assert gen(np.random.default_rng(3), "red", "cube") == gen(
+        np.random.default_rng(3), "red", "cube", naming="both"
+    )
+    with pytest.raises(ValueError, match="naming='size' is not valid"):
+        gen(np.random.default_rng(3), "red", "cube", naming="size")
+
+
 def test_generator_rejects_unknown_task_and_split():
     with pytest.raises(ValueError, match="task='dance' is not valid"):
         InstructionGenerator("dance")
