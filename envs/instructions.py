@@ -97,12 +97,12 @@ RELATIONS: dict[str, tuple[str, ...]] = {
     "behind": ("behind",),
 }
 PLACE_NOUNS = {"pad": ("pad", "mat"), "bowl": ("bowl",)}
+PREPOSITIONS = {"pad": ("on", "onto"), "bowl": ("in", "into")}
 # how an instruction names its target object: by colour and shape ("the red cube"), or, where the
 # scene makes one attribute enough, by it alone ("the red one", "the cube"); see
 # ``Task.single_attribute``
 NAMINGS: tuple[str, ...] = ("both", "colour", "shape")
 GENERIC_NOUNS = ("object", "one")  # stands in for the shape when only the colour is named
-PREPOSITIONS = {"pad": ("on", "onto"), "bowl": ("in", "into")}
 
 
 class InstructionGenerator:
