@@ -107,16 +107,8 @@ class TabletopEnv(MujocoEnv):
         if not names:
             raise ValueError(f"tasks=() is empty; choose from {list(TASKS)}")
         self.tasks: tuple[Task, ...] = tuple(TASKS[check_choice("task", t, TASKS)]() for t in names)
-        if not 0.0 <= single_attribute <= 1.0:
-            raise ValueError(f"single_attribute={single_attribute!r} must be a share in [0, 1]")
         for task in self.tasks:
-            task.held_out_distractors = bool(held_out_distractors)
-            if single_attribute > 0 and not task.names_target:
-                raise ValueError(
-                    f"single_attribute={single_attribute} but task {task.name!r} does not name its "
-                    "target by colour and shape; use it with touch, lift, push or pick_place"
-                )
-            task.single_attribute = float(single_attribute)
+            task.set_scene_options(held_out_distractors, single_attribute)
         self.split = check_choice("split", split, SPLITS)
         self.cameras = check_views(cameras, CAMERAS, image_size, render_size)
         if render_mode not in (None, *self.metadata["render_modes"]):

@@ -95,6 +95,18 @@ class Task:
     # ``{obj}`` slot, so that ``single_attribute`` applies (not relation, not recall)
     names_target: ClassVar[bool] = True
 
+    def set_scene_options(self, held_out_distractors: bool, single_attribute: float) -> None:
+        """The env's scene options (``TabletopEnv``'s arguments of the same names), checked."""
+        if not 0.0 <= single_attribute <= 1.0:
+            raise ValueError(f"single_attribute={single_attribute!r} must be a share in [0, 1]")
+        if single_attribute > 0 and not self.names_target:
+            raise ValueError(
+                f"single_attribute={single_attribute} but task {self.name!r} does not name its "
+                "target by colour and shape; use it with touch, lift, push or pick_place"
+            )
+        self.held_out_distractors = bool(held_out_distractors)
+        self.single_attribute = float(single_attribute)
+
     def instructions(self, split: str) -> InstructionGenerator:
         return InstructionGenerator(self.name, split)
 
