@@ -13,20 +13,29 @@ The head reads the mean of the LM's action-slot states (the representation the a
 from) and regresses the final state's ``state_dims`` in the model's normalized units (q01..q99
 -> [-1, 1]): where the episode ends (``absolute``), or how far that is from the sample's latest
 state (``relative``: final minus current, the displacement still to go, which says both where
-the goal is and when the hand is there). It is training-only: decoding never reads it, so a policy acts exactly as it would
+the goal is and when the hand is there), or both at once (``both``: two outputs per dimension).
+By default it is training-only: decoding never reads it, so a policy acts exactly as it would
 without it; :meth:`GoalHead.forward` can still be called on slot states to ask where a policy
-thinks it is going.
+thinks it is going. With ``act_on_goal`` (:class:`GoalConditioning`) the actions also read the
+displacement to the goal: the demonstration's in training, the head's prediction when acting.
 """
 
 from typing import Literal
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vla.observation_encoder import ObservationEncoder
 
-GoalTarget = Literal["absolute", "relative"]
-GOAL_TARGETS: tuple[str, ...] = ("absolute", "relative")
+GoalTarget = Literal["absolute", "relative", "both"]
+GOAL_TARGETS: tuple[str, ...] = ("absolute", "relative", "both")
+
+
+def goal_outputs(goal_dim: int, target: str) -> int:
+    """How many numbers the head predicts for ``goal_dim`` state dimensions: ``both`` targets
+    give the absolute and the relative one side by side."""
+    return 2 * goal_dim if target == "both" else goal_dim
 
 
 class GoalHead(nn.Module):
@@ -34,7 +43,8 @@ class GoalHead(nn.Module):
 
     Args:
         hidden_size: D, the LM's width.
-        goal_dim: S', the number of state dimensions the model reads (``state_dims``).
+        goal_dim: its outputs: S', the number of state dimensions the model reads
+            (``state_dims``), or 2 S' for the ``both`` target (:func:`goal_outputs`).
     """
 
     def __init__(self, hidden_size: int, goal_dim: int) -> None:
@@ -52,23 +62,68 @@ class GoalHead(nn.Module):
 
 def goal_target(obs: ObservationEncoder, goal: Tensor, state: Tensor, target: str) -> Tensor:
     """The head's target ``(B, S')`` for final states ``goal`` ``(B, S)``: their normalized
-    ``state_dims``, less the latest of ``state`` ``(B, T, S)`` for a ``relative`` target."""
+    ``state_dims``, less the latest of ``state`` ``(B, T, S)`` for a ``relative`` target; for
+    ``both``, the two side by side ``(B, 2 S')``."""
     out = obs.normalize_state(goal)  # (B, S')
-    if target == "relative":  # what is still to go from the latest state
-        out = out - obs.normalize_state(state[:, -1].to(out.device))
-    return out
+    if target == "absolute":
+        return out
+    to_go = out - obs.normalize_state(state[:, -1].to(out.device))  # what is still to go
+    return to_go if target == "relative" else torch.cat([out, to_go], dim=-1)
+
+
+def goal_to_go(obs: ObservationEncoder, predicted: Tensor, state: Tensor, target: str) -> Tensor:
+    """The head's output ``(B, S')`` (or ``(B, 2 S')`` for ``both``) as the normalized
+    displacement still to go ``(B, S')`` from the latest of ``state`` ``(B, T, S)``: the head's
+    two estimates averaged for ``both``."""
+    if target == "relative":
+        return predicted
+    latest = obs.normalize_state(state[:, -1].to(predicted.device))  # (B, S')
+    if target == "absolute":
+        return predicted - latest
+    absolute, to_go = predicted.chunk(2, dim=-1)
+    return (absolute - latest + to_go) / 2
 
 
 def goal_in_state_units(
     obs: ObservationEncoder, predicted: Tensor, state: Tensor, target: str
 ) -> Tensor:
     """The inverse of :func:`goal_target`: the head's output ``(B, S')`` as the final state's
-    ``state_dims`` in the state's own units, from the inputs' ``state`` ``(B, T, S)``."""
-    if target == "relative":
-        predicted = predicted + obs.normalize_state(state[:, -1].to(predicted.device))
+    ``state_dims`` in the state's own units, from the inputs' ``state`` ``(B, T, S)``; for
+    ``both``, the mean of the head's two estimates of it."""
+    latest = obs.normalize_state(state[:, -1].to(predicted.device))  # (B, S')
+    final = latest + goal_to_go(obs, predicted, state, target)  # (B, S') normalized
     dims = obs.state_dims
     low, high = obs.state_low[dims], obs.state_high[dims]  # (S',)
-    return (predicted + 1) / 2 * (high - low) + low  # (B, S')
+    return (final + 1) / 2 * (high - low) + low  # (B, S')
+
+
+class GoalConditioning(nn.Module):
+    """Acting on the goal (``act_on_goal``): the displacement still to go ``(B, S')`` -> a vector
+    ``(B, 1, D)`` added to every action slot's state before the action head reads it.
+
+    In training the displacement is the demonstration's own (final minus latest state, plus
+    Gaussian noise of std ``noise`` in normalized units, so the actions do not trust it to the
+    millimetre), at inference the goal head's prediction: the policy first says where its episode
+    ends, then moves there, the actions consistent with the aim by construction (foresight, then
+    an inverse model: Seer, Tian et al. 2024; hindsight goals as inputs: Ghosh et al. 2019). The
+    last layer starts at zero: a fresh model acts as it would without it.
+    """
+
+    def __init__(self, goal_dim: int, hidden_size: int, noise: float = 0.1) -> None:
+        super().__init__()
+        if not noise >= 0 or noise == float("inf"):
+            raise ValueError(f"goal_input_noise={noise} must be a finite std >= 0 (0 = none)")
+        self.noise = noise
+        self.net = nn.Sequential(
+            nn.Linear(goal_dim, hidden_size), nn.GELU(), nn.Linear(hidden_size, hidden_size)
+        )
+        nn.init.zeros_(self.net[-1].weight)
+        nn.init.zeros_(self.net[-1].bias)
+
+    def forward(self, to_go: Tensor) -> Tensor:
+        if self.training and self.noise:
+            to_go = to_go + self.noise * torch.randn_like(to_go)
+        return self.net(to_go.float())[:, None]  # (B, 1, D)
 
 
 def goal_loss(predicted: Tensor, goal: Tensor) -> Tensor:
@@ -76,9 +131,16 @@ def goal_loss(predicted: Tensor, goal: Tensor) -> Tensor:
     return F.mse_loss(predicted.float(), goal.float())
 
 
-def check_goal_weight(weight: float, has_state: bool, target: str = "absolute") -> None:
+def check_goal_weight(
+    weight: float, has_state: bool, target: str = "absolute", act_on_goal: bool = False
+) -> None:
     """``goal_loss`` must be a finite weight >= 0, and > 0 only for a model that reads a state;
-    ``target`` one of ``GOAL_TARGETS``."""
+    ``target`` one of ``GOAL_TARGETS``; ``act_on_goal`` needs the head (``goal_loss`` > 0)."""
+    if act_on_goal and not weight > 0:
+        raise ValueError(
+            f"act_on_goal=true acts on the goal head's prediction, but goal_loss={weight} builds "
+            "no head: set goal_loss > 0 (e.g. 1.0) or act_on_goal=false"
+        )
     if target not in GOAL_TARGETS:
         raise ValueError(f"goal_target={target!r} is not one of {list(GOAL_TARGETS)}")
     if not weight >= 0 or weight == float("inf"):

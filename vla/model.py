@@ -5,8 +5,8 @@ tokenized, and the LM emits discretized action tokens; the loss covers only the 
 (RT-2 / OpenVLA label masking), plus text answers where a batch carries them (co-training).
 
 The prompt (instruction, observation, speech, order, padding) is ``vla.prompt``'s
-:class:`~vla.prompt.PromptEncoder`; this module adds the action slots and the losses,
-``vla.model_inference`` the decoding.
+:class:`~vla.prompt.PromptEncoder`; this module builds the parts and the action slots,
+``vla.model_inference`` the decoding, ``vla.model_training`` the training losses.
 
 Two decoding modes, chosen by config and trained the way they decode:
 
@@ -24,23 +24,28 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from vla import keys
 from vla.action_tokenizer import ActionTokenizer, action_token_names
 from vla.adapters.adapter import Adapter
 from vla.audio.audio_encoder import AudioEncoder
-from vla.bin_loss import bin_cross_entropy
 from vla.causal_lm import CausalLM
 from vla.decoding import ActionSlots, Decoding, check_decoding, positions
 from vla.freezing import freeze_parts, parameter_groups
-from vla.goal_head import GoalHead, GoalTarget, check_goal_weight, goal_loss, goal_target
+from vla.goal_head import (
+    GoalConditioning,
+    GoalHead,
+    GoalTarget,
+    check_goal_weight,
+    goal_outputs,
+    goal_to_go,
+)
 from vla.history import History, check_history
 from vla.hydra_config import target_config, to_plain
 from vla.model_inference import VLAInference
+from vla.model_training import VLATraining
 from vla.observation_encoder import ObservationEncoder
 from vla.prompt import (
     Instruction,
     PromptEncoder,
-    PromptInputs,
     PromptOrder,
     build_text_adapter,
     check_instruction_parts,
@@ -49,11 +54,10 @@ from vla.spoken_instruction import SpokenInstructionEncoder
 from vla.step_slots import StepSlotSplit
 from vla.text.text_encoder import TextEncoder
 from vla.text.text_tokenizer import TextTokenizer
-from vla.text_answers import text_loss
 from vla.vision.timm_encoder import TimmEncoder
 
 
-class VLA(VLAInference, nn.Module):
+class VLA(VLAInference, VLATraining, nn.Module):
     """Vision-language-action model (its inference methods: ``vla.model_inference``).
 
     Args:
@@ -93,8 +97,13 @@ class VLA(VLAInference, nn.Module):
             states also predict the state at the end of the sample's episode (the batch's
             ``GOAL``), so the grounding learns where the instruction points; training only,
             needs a state input (0 = off, no head built).
-        goal_target: what the goal head predicts: ``absolute`` (the final state) or ``relative``
-            (the final state minus the sample's latest one: the displacement still to go).
+        goal_target: what the goal head predicts: ``absolute`` (the final state), ``relative``
+            (the final state minus the sample's latest one: the displacement still to go) or
+            ``both`` (the two side by side).
+        act_on_goal: the actions also read the displacement still to go to the episode's end
+            (``vla.goal_head.GoalConditioning``): the demonstration's in training (with Gaussian
+            noise of std ``goal_input_noise``, normalized units), the goal head's prediction
+            when acting. Needs ``goal_loss`` > 0 and parallel decoding.
         freeze: parts whose weights stay fixed, from ``FREEZABLE``.
         audio_encoder: built audio encoder for spoken instructions (``vla.audio``), or None.
         audio_adapter: partial adapter turning its tokens into LM tokens (any ``vla.adapters``).
@@ -144,6 +153,8 @@ class VLA(VLAInference, nn.Module):
         bin_smoothing: float = 0.0,
         goal_loss: float = 0.0,
         goal_target: GoalTarget = "absolute",
+        act_on_goal: bool = False,
+        goal_input_noise: float = 0.1,
         freeze: Sequence[str] = (),
         audio_encoder: AudioEncoder | None = None,
         audio_adapter: Callable[..., Adapter] | None = None,
@@ -192,6 +203,8 @@ class VLA(VLAInference, nn.Module):
             bin_smoothing=bin_smoothing,
             goal_loss=goal_loss,
             goal_target=goal_target,
+            act_on_goal=act_on_goal,
+            goal_input_noise=goal_input_noise,
             instruction=instruction,
             speech_alignment=speech_alignment,
             text_dropout=text_dropout,
@@ -248,11 +261,19 @@ class VLA(VLAInference, nn.Module):
             learned_words,
         )
         # built last: a seed's random init of every other part is what it is without the head
-        check_goal_weight(goal_loss, obs.state_dim > 0, goal_target)
+        check_goal_weight(goal_loss, obs.state_dim > 0, goal_target, act_on_goal)
+        if act_on_goal and decoding != "parallel":
+            raise ValueError("act_on_goal=true needs decoding='parallel' (one forward per chunk)")
         self.goal_weight, self.goal_target = goal_loss, goal_target
         self.goal_head: GoalHead | None = None
+        self.goal_conditioning: GoalConditioning | None = None
         if goal_loss > 0:
-            self.goal_head = GoalHead(llm.hidden_size, int(obs.state_dims.numel()))
+            goal_dim = int(obs.state_dims.numel())
+            self.goal_head = GoalHead(llm.hidden_size, goal_outputs(goal_dim, goal_target))
+            if act_on_goal:
+                self.goal_conditioning = GoalConditioning(
+                    goal_dim, llm.hidden_size, goal_input_noise
+                )
         text_ids = torch.arange(llm.vocab_size) < text_tokenizer.vocab_size  # (V,) no spare rows
         text_ids[action_tokenizer.token_ids] = False
         self.register_buffer("text_token_mask", text_ids, persistent=False)
@@ -354,9 +375,18 @@ class VLA(VLAInference, nn.Module):
 
         return head
 
-    def action_logits(self, prefix: Tensor, mask: Tensor, bins: Tensor | None) -> Tensor:
-        """Bin logits of every action slot ``(B, H*D, n_bins)``; ``bins`` for teacher forcing."""
-        return self.slot_logits(self.slot_states(prefix, mask, bins))  # (B, H*D, K)
+    def action_logits(
+        self, prefix: Tensor, mask: Tensor, bins: Tensor | None, state: Tensor | None = None
+    ) -> Tensor:
+        """Bin logits of every action slot ``(B, H*D, n_bins)``; ``bins`` for teacher forcing;
+        ``state`` ``(B, T, S)`` for a model that acts on its predicted goal (``act_on_goal``)."""
+        hidden = self.slot_states(prefix, mask, bins)  # (B, slots, D)
+        if self.goal_conditioning is not None:
+            if state is None:
+                raise ValueError("act_on_goal: action_logits needs the observation's state")
+            to_go = goal_to_go(self.obs, self.goal_head(hidden), state, self.goal_target)
+            hidden = hidden + self.goal_conditioning(to_go)  # (B, slots, D)
+        return self.slot_logits(hidden)  # (B, H*D, K)
 
     def slot_states(self, prefix: Tensor, mask: Tensor, bins: Tensor | None) -> Tensor:
         """The LM's output states at the action slots ``(B, slots, D)`` (``num_slots``)."""
@@ -378,61 +408,3 @@ class VLA(VLAInference, nn.Module):
         if self.slot_split is not None:
             hidden = self.slot_split(hidden)  # (B, H * D, D_lm)
         return self._bin_head()(hidden)  # (B, H*D, K)
-
-    # ------------------------------------------------------------------ training
-    def forward(self, batch: dict[str, Any]) -> dict[str, Tensor]:
-        """Losses of a batch (``vla.keys``): ``loss``, ``action_loss``, ``action_accuracy``,
-        and ``text_loss`` when the batch carries ``QUESTION`` / ``ANSWER`` pairs."""
-        inputs = PromptInputs.from_batch(batch)
-        out: dict[str, Tensor] = {}
-        if keys.ACTION in batch:
-            actions = batch[keys.ACTION]
-            h, d = self.action_horizon, self.action_tokenizer.action_dim
-            if actions.ndim != 3 or tuple(actions.shape[1:]) != (h, d):
-                raise ValueError(
-                    f"actions have shape {tuple(actions.shape)}; expected (B, H={h}, D={d}): "
-                    "D comes from the action tokenizer's bounds, H from action_horizon"
-                )
-            action_mask = batch.get(keys.ACTION_MASK)
-            if action_mask is None:
-                action_mask = torch.ones(actions.shape[:2], dtype=torch.bool, device=actions.device)
-            bins = self.action_tokenizer.encode(actions).flatten(1)  # (B, H*D)
-            read = self.prompt.instruction_inputs(inputs)
-            speech = None
-            if read.audio is not None and self.speech_alignment:  # speech tokens once, two losses
-                speech, out["alignment_loss"] = self.prompt.aligned_speech(
-                    read.audio, read.audio_length, batch[keys.INSTRUCTION]
-                )  # (B, Q, D), ()
-            prefix, mask = self.prompt(read, self.num_slots, speech)
-            hidden = self.slot_states(prefix, mask, bins)  # (B, slots, D)
-            logits = self.slot_logits(hidden)  # (B, H*D, K)
-            if self.goal_head is not None:
-                out["goal_loss"] = self.goal_loss(hidden, batch)
-            weight = action_mask.bool().repeat_interleave(d, dim=1).float()  # (B, H*D)
-            out["action_loss"] = bin_cross_entropy(logits, bins, weight, self.bin_smoothing)
-            hits = (logits.argmax(-1) == bins).float()  # (B, H*D)
-            out["action_accuracy"] = (hits * weight).sum() / weight.sum().clamp_min(1)
-        if keys.ANSWER in batch:
-            if keys.QUESTION not in batch:
-                raise ValueError(f"batch has {keys.ANSWER!r} but no {keys.QUESTION!r} prompts")
-            asked = self.prompt.question_inputs(inputs, batch[keys.QUESTION])
-            out["text_loss"] = text_loss(self.prompt, self.llm, asked, batch[keys.ANSWER])
-        if not out:
-            raise ValueError(f"batch has neither {keys.ACTION!r} nor {keys.ANSWER!r}: no loss")
-        out["loss"] = out.get("action_loss", 0) + out.get("text_loss", 0)
-        if "alignment_loss" in out:
-            out["loss"] = out["loss"] + self.speech_alignment * out["alignment_loss"]
-        if "goal_loss" in out:
-            out["loss"] = out["loss"] + self.goal_weight * out["goal_loss"]
-        return out
-
-    def goal_loss(self, slot_states: Tensor, batch: dict[str, Any]) -> Tensor:
-        """The hindsight goal loss (``vla.goal_head``) of a batch's slot states."""
-        if keys.GOAL not in batch:
-            raise ValueError(
-                f"goal_loss={self.goal_weight} needs the batch's {keys.GOAL!r} (the state at each "
-                "sample's episode end; vla.data.WindowDataset adds it when it reads a state)"
-            )
-        goal = batch[keys.GOAL].to(slot_states.device)  # (B, S)
-        target = goal_target(self.obs, goal, batch[keys.STATE], self.goal_target)  # (B, S')
-        return goal_loss(self.goal_head(slot_states), target)  # ()

@@ -30,7 +30,8 @@ class VLAInference:
         n = self.num_action_tokens
         prefix, mask = self._prefix(inputs)  # (B, L, D), (B, L)
         if self.decoding == "parallel":
-            return pick(self.action_logits(prefix, mask, None), temperature, generator)  # (B, n)
+            logits = self.action_logits(prefix, mask, None, inputs.state)  # (B, n, K)
+            return pick(logits, temperature, generator)  # (B, n)
         token_ids = self.action_tokenizer.token_ids  # (K,)
         return greedy_decode(
             self.llm,

@@ -50,7 +50,19 @@ def test_a_relative_goal_target_is_what_is_still_to_go(vla_factory, batch_factor
     torch.testing.assert_close(model.goal_loss(hidden, {**batch, keys.GOAL: goal}), expected)
 
 
-@pytest.mark.parametrize("goal_target", ["absolute", "relative"])
+def test_both_targets_side_by_side(vla_factory, batch_factory):
+    model = vla_factory(goal_loss=1.0, goal_target="both", state_dims=[0, 2])
+    assert model.goal_head.net[-1].out_features == 4  # absolute and relative, 2 dims each
+    batch = batch_factory(model, b=2)
+    goal = torch.tensor([[0.0, 0.3, 1.0], [0.5, 0.9, 0.25]])
+    batch[keys.STATE] = torch.tensor([[[0.5, 0.0, 0.5]], [[0.5, 0.2, 1.0]]])  # (B, T=1, S)
+    target = torch.tensor([[-1.0, 1.0, -1.0, 1.0], [0.0, -0.5, 0.0, -1.5]])
+    hidden = torch.randn(2, model.num_slots, model.llm.hidden_size)
+    expected = ((model.goal_head(hidden) - target) ** 2).mean()
+    torch.testing.assert_close(model.goal_loss(hidden, {**batch, keys.GOAL: goal}), expected)
+
+
+@pytest.mark.parametrize("goal_target", ["absolute", "relative", "both"])
 def test_goal_head_learns_where_episodes_end(goal_target, vla_factory, batch_factory):
     """A different goal per sample: the head fits them from the samples' inputs (the loss falls
     well below the goals' variance, where a head that ignored its input would stay); read out,
@@ -59,8 +71,10 @@ def test_goal_head_learns_where_episodes_end(goal_target, vla_factory, batch_fac
     batch = batch_factory(model, b=8, seed=1)
     batch[keys.GOAL] = torch.linspace(0, 1, 8)[:, None].expand(-1, 3)  # (B, S)
     target = model.obs.normalize_state(batch[keys.GOAL])
-    if goal_target == "relative":
-        target = target - model.obs.normalize_state(batch[keys.STATE][:, -1])
+    to_go = target - model.obs.normalize_state(batch[keys.STATE][:, -1])
+    target = {"absolute": target, "relative": to_go, "both": torch.cat([target, to_go], -1)}[
+        goal_target
+    ]
     floor = ((target - target.mean(0)) ** 2).mean()
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     for _ in range(150):
@@ -126,3 +140,50 @@ def test_a_batch_without_goals_is_a_clear_error(vla_factory, batch_factory):
     del batch[keys.GOAL]
     with pytest.raises(ValueError, match="needs the batch's 'goal'"):
         model(batch)
+
+
+def test_act_on_goal_starts_as_the_plain_policy_and_reads_the_goal(vla_factory, batch_factory):
+    """A fresh model acting on its goal acts as one that does not (the conditioning starts at
+    zero); in training its actions read the demonstration's displacement to the end, so two
+    batches that differ only in their goals get different action losses once it has learned."""
+    plain = vla_factory(goal_loss=1.0, goal_target="relative").eval()
+    acting = vla_factory(goal_loss=1.0, goal_target="relative", act_on_goal=True).eval()
+    batch = batch_factory(plain, b=3)
+    assert torch.equal(predict(plain, batch), predict(acting, batch))
+    acting.train()
+    acting.goal_conditioning.noise = 0.0
+    torch.nn.init.normal_(acting.goal_conditioning.net[-1].weight)
+    far = {**batch, keys.GOAL: batch[keys.GOAL] + 0.5}
+    assert not torch.allclose(acting(batch)["action_loss"], acting(far)["action_loss"])
+    acting.eval()  # acting: the head's prediction, not the batch's goal, moves the actions
+    before = predict(acting, batch)
+    assert torch.equal(before, predict(acting, far))
+    with torch.no_grad():  # another predicted goal, other actions
+        acting.goal_head.net[-1].bias.add_(3.0)
+    assert not torch.equal(before, predict(acting, batch))
+
+
+def test_act_on_goal_survives_save_and_load(tmp_path, vla_factory, batch_factory):
+    model = vla_factory(goal_loss=1.0, goal_target="both", act_on_goal=True, goal_input_noise=0.2)
+    torch.nn.init.normal_(model.goal_conditioning.net[-1].weight)
+    batch = batch_factory(model, b=3)
+    model.eval()
+    loaded = load_checkpoint(save_checkpoint(model, tmp_path / "ckpt")).eval()
+    assert loaded.goal_conditioning.noise == 0.2
+    assert torch.equal(predict(loaded, batch), predict(model, batch))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"act_on_goal": True}, "goal_loss=0.0 builds no head"),
+        ({"goal_loss": 1.0, "act_on_goal": True, "goal_input_noise": -1.0}, "finite std >= 0"),
+        (
+            {"goal_loss": 1.0, "act_on_goal": True, "decoding": "autoregressive"},
+            "needs decoding='parallel'",
+        ),
+    ],
+)
+def test_bad_act_on_goal_settings_are_clear_errors(kwargs, message, vla_factory):
+    with pytest.raises(ValueError, match=message):
+        vla_factory(**kwargs)
