@@ -3,6 +3,7 @@
     python benchmarks/goal_misses.py CHECKPOINT [--task reach-v3] [--episodes 20]
         [--seed 1000000] [--n-action-steps 2]
     python benchmarks/goal_misses.py --expert [--steps-after-success 60] ...
+    python benchmarks/goal_misses.py CHECKPOINT --trace 10 --episodes 5
 
 Runs the policy on ``--episodes`` held-out layouts of one goal task (seeds ``seed + k``, as
 ``vla-eval`` numbers them when the task runs alone) with Meta-World's own observation beside it
@@ -19,6 +20,12 @@ A checkpoint trained with the hindsight goal loss (``model.goal_loss`` > 0) also
 first step, where it expects the hand to end (``VLAPolicy.predict_goal``): the table then adds
 ``goal - predicted end`` and ``hand at the end - predicted end``, in cm. A miss whose prediction
 was right (successes' offset) but whose hand went elsewhere is control, not seeing the goal.
+
+``--trace K`` also prints each episode's course every K steps: the hand, the task's object (not
+for reach), the goal head's predicted end at that step (a checkpoint trained with the goal loss)
+and the action, so a miss shows *when* it goes wrong: reach's failures of session 32's
+checkpoints aim at the marker's height at the first step, then the hand rises and the predicted
+end with it; peg-insert-side's carry the peg at another y than the hole's.
 
 ``--expert`` runs Meta-World's scripted policy (no noise) instead of a checkpoint, and
 ``--steps-after-success N`` lets an episode go on N steps after its first success: where the
@@ -67,6 +74,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1_000_000)
     parser.add_argument("--n-action-steps", type=int, default=2)
     parser.add_argument("--steps-after-success", type=int, default=0)
+    parser.add_argument("--trace", type=int, default=0, help="print every K steps (0 = off)")
     args = parser.parse_args()
     if args.expert == (args.checkpoint is not None):
         parser.error("give a CHECKPOINT or --expert (one of them)")
@@ -106,11 +114,18 @@ def main() -> None:
             policy.reset()
             done = ok = False
             aim = None
+            course: list[str] = []
+            t = 0
             while not done:
                 action = policy.act(obs)
-                if aims and aim is None:  # the first step's prediction of the end, (3,) m
-                    aim = policy.predict_goal()[0, xyz]
+                reads = aims and (aim is None or (args.trace and t % args.trace == 0))
+                now = policy.predict_goal()[0, xyz] if reads else None  # (3,) m
+                if aims and aim is None:  # the first step's prediction of the end
+                    aim = now
+                if args.trace and t % args.trace == 0:
+                    course.append(step_line(t, obs, now, action, moved != HAND))
                 obs, _, terminated, truncated, info = env.step(action)
+                t += 1
                 done, ok = terminated or truncated, ok or bool(info[keys.SUCCESS])
             sim = obs[keys.PRIVILEGED][keys.SIM_OBS]
             offset = (sim[GOAL] - sim[moved]) * 100  # (3,) cm
@@ -123,6 +138,11 @@ def main() -> None:
                 errors[ok].append(aimed)
                 row += [str(np.round(a, 1)) for a in aimed]
             table.add_row(*row)
+            if course:
+                print(
+                    f"seed {seed} ({'success' if ok else 'failure'}), goal {np.round(sim[GOAL], 3)}:"
+                )
+                print("\n".join(course))
     finally:
         env.close()
     for ok in (True, False):
@@ -134,6 +154,20 @@ def main() -> None:
                 row += [str(np.round(a, 1)) for a in np.mean(errors[ok], axis=0)]
             table.add_row(*row)
     Console(width=170 if aims else 120).print(table)
+
+
+def step_line(t: int, obs: dict, aim: np.ndarray | None, action: np.ndarray, obj: bool) -> str:
+    """One traced step: hand, object, predicted end (m), their offsets to the goal (cm), action."""
+    sim = obs[keys.PRIVILEGED][keys.SIM_OBS]
+    goal = sim[GOAL]
+    line = f"  t={t:3d} hand {np.round(sim[HAND], 3)} (goal - hand {np.round((goal - sim[HAND]) * 100, 1)} cm)"
+    if obj:
+        line += f" object {np.round(sim[PUCK], 3)}"
+    if aim is not None:
+        line += (
+            f" predicted end {np.round(aim, 3)} (goal - it {np.round((goal - aim) * 100, 1)} cm)"
+        )
+    return line + f" action {np.round(action, 2)}"
 
 
 if __name__ == "__main__":
