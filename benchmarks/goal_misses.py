@@ -23,7 +23,7 @@ was right (successes' offset) but whose hand went elsewhere is control, not seei
 
 ``--trace K`` also prints each episode's course every K steps: the hand, the task's object (not
 for reach), the goal head's predicted end at that step (a checkpoint trained with the goal loss)
-and the action, so a miss shows *when* it goes wrong: reach's failures of session 32's
+and the action, so a miss shows *when* it goes wrong: reach's failures of the MT10 recipe's
 checkpoints aim at the marker's height at the first step, then the hand rises and the predicted
 end with it; peg-insert-side's carry the peg at another y than the hole's.
 

@@ -90,8 +90,10 @@ def goal_in_state_units(
     """The inverse of :func:`goal_target`: the head's output ``(B, S')`` as the final state's
     ``state_dims`` in the state's own units, from the inputs' ``state`` ``(B, T, S)``; for
     ``both``, the mean of the head's two estimates of it."""
-    latest = obs.normalize_state(state[:, -1].to(predicted.device))  # (B, S')
-    final = latest + goal_to_go(obs, predicted, state, target)  # (B, S') normalized
+    final = predicted  # (B, S') normalized: the absolute target as it is
+    if target != "absolute":
+        latest = obs.normalize_state(state[:, -1].to(predicted.device))  # (B, S')
+        final = latest + goal_to_go(obs, predicted, state, target)
     dims = obs.state_dims
     low, high = obs.state_low[dims], obs.state_high[dims]  # (S',)
     return (final + 1) / 2 * (high - low) + low  # (B, S')
