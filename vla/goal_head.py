@@ -10,8 +10,9 @@ object in the scene the words name (auxiliary tasks in visuomotor learning: Levi
 feature points, Jaderberg et al. 2017's UNREAL).
 
 The head reads the mean of the LM's action-slot states (the representation the actions come
-from) and regresses the final state's ``state_dims`` in the model's normalized units (q01..q99
--> [-1, 1]): where the episode ends (``absolute``), or how far that is from the sample's latest
+from), or with ``goal_query`` a query slot of its own placed before them (``VLA.split_slots``),
+and regresses the final state's ``state_dims`` in the model's normalized units (q01..q99 ->
+[-1, 1]): where the episode ends (``absolute``), or how far that is from the sample's latest
 state (``relative``: final minus current, the displacement still to go, which says both where
 the goal is and when the hand is there), or both at once (``both``: two outputs per dimension).
 By default it is training-only: decoding never reads it, so a policy acts exactly as it would

@@ -104,6 +104,10 @@ class VLA(VLAInference, VLATraining, nn.Module):
             (``vla.goal_head.GoalConditioning``): the demonstration's in training (with Gaussian
             noise of std ``goal_input_noise``, normalized units), the goal head's prediction
             when acting. Needs ``goal_loss`` > 0 and parallel decoding.
+        goal_query: the goal head reads a query slot of its own, placed before the action
+            slots (they attend to it), instead of the mean of the action slots' states: the
+            goal regression shapes one LM position, not the states the actions are read from.
+            Needs ``goal_loss`` > 0 and parallel decoding.
         freeze: parts whose weights stay fixed, from ``FREEZABLE``.
         audio_encoder: built audio encoder for spoken instructions (``vla.audio``), or None.
         audio_adapter: partial adapter turning its tokens into LM tokens (any ``vla.adapters``).
@@ -155,6 +159,7 @@ class VLA(VLAInference, VLATraining, nn.Module):
         goal_target: GoalTarget = "absolute",
         act_on_goal: bool = False,
         goal_input_noise: float = 0.1,
+        goal_query: bool = False,
         freeze: Sequence[str] = (),
         audio_encoder: AudioEncoder | None = None,
         audio_adapter: Callable[..., Adapter] | None = None,
@@ -205,6 +210,7 @@ class VLA(VLAInference, VLATraining, nn.Module):
             goal_target=goal_target,
             act_on_goal=act_on_goal,
             goal_input_noise=goal_input_noise,
+            goal_query=goal_query,
             instruction=instruction,
             speech_alignment=speech_alignment,
             text_dropout=text_dropout,
@@ -262,8 +268,14 @@ class VLA(VLAInference, VLATraining, nn.Module):
         )
         # built last: a seed's random init of every other part is what it is without the head
         check_goal_weight(goal_loss, obs.state_dim > 0, goal_target, act_on_goal)
-        if act_on_goal and decoding != "parallel":
-            raise ValueError("act_on_goal=true needs decoding='parallel' (one forward per chunk)")
+        for name, on in (("act_on_goal", act_on_goal), ("goal_query", goal_query)):
+            if on and decoding != "parallel":
+                raise ValueError(f"{name}=true needs decoding='parallel' (one forward per chunk)")
+        if goal_query and not goal_loss > 0:
+            raise ValueError(
+                f"goal_query=true gives the goal head a slot, but goal_loss={goal_loss} builds "
+                "no head: set goal_loss > 0 (e.g. 1.0) or goal_query=false"
+            )
         self.goal_weight, self.goal_target = goal_loss, goal_target
         self.goal_head: GoalHead | None = None
         self.goal_conditioning: GoalConditioning | None = None
@@ -274,6 +286,9 @@ class VLA(VLAInference, VLATraining, nn.Module):
                 self.goal_conditioning = GoalConditioning(
                     goal_dim, llm.hidden_size, goal_input_noise
                 )
+        self.goal_query: nn.Parameter | None = None  # (1, D_lm): before the action slots
+        if goal_query:
+            self.goal_query = nn.Parameter(torch.randn(1, llm.hidden_size) * 0.02)
         text_ids = torch.arange(llm.vocab_size) < text_tokenizer.vocab_size  # (V,) no spare rows
         text_ids[action_tokenizer.token_ids] = False
         self.register_buffer("text_token_mask", text_ids, persistent=False)
@@ -289,10 +304,11 @@ class VLA(VLAInference, VLATraining, nn.Module):
 
     @property
     def num_slots(self) -> int:
-        """LM positions after the prompt: parallel query slots, or the decoded action tokens."""
+        """LM positions after the prompt: parallel query slots (the goal query's included), or
+        the decoded action tokens."""
         if self.action_queries is None:
             return self.num_action_tokens
-        return int(self.action_queries.shape[0])
+        return int(self.action_queries.shape[0]) + (self.goal_query is not None)
 
     @property
     def obs(self) -> ObservationEncoder:
@@ -380,19 +396,22 @@ class VLA(VLAInference, VLATraining, nn.Module):
     ) -> Tensor:
         """Bin logits of every action slot ``(B, H*D, n_bins)``; ``bins`` for teacher forcing;
         ``state`` ``(B, T, S)`` for a model that acts on its predicted goal (``act_on_goal``)."""
-        hidden = self.slot_states(prefix, mask, bins)  # (B, slots, D)
+        hidden, goal_states = self.split_slots(self.slot_states(prefix, mask, bins))
         if self.goal_conditioning is not None:
             if state is None:
                 raise ValueError("act_on_goal: action_logits needs the observation's state")
-            to_go = goal_to_go(self.obs, self.goal_head(hidden), state, self.goal_target)
+            to_go = goal_to_go(self.obs, self.goal_head(goal_states), state, self.goal_target)
             hidden = hidden + self.goal_conditioning(to_go)  # (B, slots, D)
         return self.slot_logits(hidden)  # (B, H*D, K)
 
     def slot_states(self, prefix: Tensor, mask: Tensor, bins: Tensor | None) -> Tensor:
-        """The LM's output states at the action slots ``(B, slots, D)`` (``num_slots``)."""
+        """The LM's output states at the slots ``(B, slots, D)`` (``num_slots``; the goal query
+        first when there is one: :meth:`split_slots`)."""
         b = prefix.shape[0]
         if self.action_queries is not None:
             slots = self.action_queries.expand(b, -1, -1)  # (B, n, D)
+            if self.goal_query is not None:
+                slots = torch.cat([self.goal_query.expand(b, -1, -1), slots], dim=1)
         else:  # slot k is fed action token k-1; the prompt end predicts token 0
             slots = self.llm.embed(
                 self.action_tokenizer.bins_to_tokens(bins[:, :-1])
@@ -402,6 +421,13 @@ class VLA(VLAInference, VLATraining, nn.Module):
         full_mask = torch.cat([mask, ones], dim=1)  # (B, L + n [- 1])
         hidden, _ = self.llm(x, full_mask, positions(full_mask))  # (B, L + n [- 1], D)
         return hidden[:, -self.num_slots :]  # (B, slots, D): the prompt end predicts token 0
+
+    def split_slots(self, hidden: Tensor) -> tuple[Tensor, Tensor]:
+        """Slot states ``(B, slots, D)`` -> the action slots' ``(B, n, D)`` and the states the
+        goal head reads: the goal query's ``(B, 1, D)``, or without one the action slots'."""
+        if self.goal_query is None:
+            return hidden, hidden
+        return hidden[:, 1:], hidden[:, :1]
 
     def slot_logits(self, hidden: Tensor) -> Tensor:
         """Slot states ``(B, slots, D)`` -> bin logits of every action token ``(B, H*D, K)``."""

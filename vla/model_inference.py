@@ -67,7 +67,8 @@ class VLAInference:
         if self.goal_head is None:
             raise ValueError("this model has no goal head: it was trained with goal_loss=0")
         prefix, mask = self._prefix(inputs)  # (B, L, D), (B, L)
-        goal = self.goal_head(self.slot_states(prefix, mask, None))  # (B, S') normalized
+        _, goal_states = self.split_slots(self.slot_states(prefix, mask, None))
+        goal = self.goal_head(goal_states)  # (B, S') normalized
         return goal_in_state_units(self.obs, goal, inputs.state, self.goal_target)  # (B, S')
 
     def _prefix(self, inputs: PromptInputs) -> tuple[Tensor, Tensor]:

@@ -42,9 +42,9 @@ class VLATraining:
                     read.audio, read.audio_length, batch[keys.INSTRUCTION]
                 )  # (B, Q, D), ()
             prefix, mask = self.prompt(read, self.num_slots, speech)
-            hidden = self.slot_states(prefix, mask, bins)  # (B, slots, D)
+            hidden, goal_states = self.split_slots(self.slot_states(prefix, mask, bins))
             if self.goal_head is not None:
-                out["goal_loss"] = self.goal_loss(hidden, batch)
+                out["goal_loss"] = self.goal_loss(goal_states, batch)
             if self.goal_conditioning is not None:  # the demonstration's own way still to go
                 to_go = goal_target(self.obs, batch[keys.GOAL], batch[keys.STATE], "relative")
                 hidden = hidden + self.goal_conditioning(to_go.to(hidden.device))

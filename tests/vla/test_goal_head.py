@@ -62,12 +62,16 @@ def test_both_targets_side_by_side(vla_factory, batch_factory):
     torch.testing.assert_close(model.goal_loss(hidden, {**batch, keys.GOAL: goal}), expected)
 
 
-@pytest.mark.parametrize("goal_target", ["absolute", "relative", "both"])
-def test_goal_head_learns_where_episodes_end(goal_target, vla_factory, batch_factory):
+@pytest.mark.parametrize(
+    ("goal_target", "goal_query"),
+    [("absolute", False), ("relative", False), ("both", False), ("relative", True)],
+)
+def test_goal_head_learns_where_episodes_end(goal_target, goal_query, vla_factory, batch_factory):
     """A different goal per sample: the head fits them from the samples' inputs (the loss falls
     well below the goals' variance, where a head that ignored its input would stay); read out,
-    the prediction is in the state's units whatever the head's target."""
-    model = vla_factory(goal_loss=1.0, goal_target=goal_target)
+    the prediction is in the state's units whatever the head's target, and whichever slot the
+    head reads."""
+    model = vla_factory(goal_loss=1.0, goal_target=goal_target, goal_query=goal_query)
     batch = batch_factory(model, b=8, seed=1)
     batch[keys.GOAL] = torch.linspace(0, 1, 8)[:, None].expand(-1, 3)  # (B, S)
     target = model.obs.normalize_state(batch[keys.GOAL])
@@ -103,8 +107,9 @@ def test_off_by_default_and_actions_unchanged_by_the_head(vla_factory, batch_fac
     assert torch.equal(predict(plain, batch), predict(with_head, batch))
 
 
-def test_goal_head_survives_save_and_load(tmp_path, vla_factory, batch_factory):
-    model = vla_factory(goal_loss=0.3, goal_target="relative")
+@pytest.mark.parametrize("goal_query", [False, True])
+def test_goal_head_survives_save_and_load(goal_query, tmp_path, vla_factory, batch_factory):
+    model = vla_factory(goal_loss=0.3, goal_target="relative", goal_query=goal_query)
     batch = batch_factory(model, b=3)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     for _ in range(2):
@@ -114,6 +119,7 @@ def test_goal_head_survives_save_and_load(tmp_path, vla_factory, batch_factory):
     model.eval()
     loaded = load_checkpoint(save_checkpoint(model, tmp_path / "ckpt")).eval()
     assert (loaded.goal_weight, loaded.goal_target) == (0.3, "relative")
+    assert (loaded.goal_query is not None) == goal_query
     with torch.no_grad():
         torch.testing.assert_close(loaded(batch)["goal_loss"], model(batch)["goal_loss"])
     assert torch.equal(predict(loaded, batch), predict(model, batch))
@@ -182,8 +188,37 @@ def test_act_on_goal_survives_save_and_load(tmp_path, vla_factory, batch_factory
             {"goal_loss": 1.0, "act_on_goal": True, "decoding": "autoregressive"},
             "needs decoding='parallel'",
         ),
+        ({"goal_query": True}, "goal_loss=0.0 builds no head"),
+        (
+            {"goal_loss": 1.0, "goal_query": True, "decoding": "autoregressive"},
+            "goal_query=true needs decoding='parallel'",
+        ),
     ],
 )
 def test_bad_act_on_goal_settings_are_clear_errors(kwargs, message, vla_factory):
     with pytest.raises(ValueError, match=message):
         vla_factory(**kwargs)
+
+
+@pytest.mark.parametrize("slots", ["token", "step"])
+def test_goal_query_is_a_slot_of_its_own(slots, vla_factory, batch_factory):
+    """With ``goal_query`` the head reads one query slot before the action slots: the goal loss
+    depends on that slot's state alone, and the actions are still read from the others."""
+    plain = vla_factory(goal_loss=1.0, action_slots=slots)
+    model = vla_factory(goal_loss=1.0, action_slots=slots, goal_query=True)
+    assert model.num_slots == plain.num_slots + 1
+    batch = batch_factory(model, b=3)
+    hidden = torch.randn(3, model.num_slots, model.llm.hidden_size)
+    actions, goal_states = model.split_slots(hidden)
+    assert actions.shape[1] == plain.num_slots and goal_states.shape[1] == 1
+    moved = hidden.clone()
+    moved[:, 1:] += 1.0  # the action slots' states change, the goal query's does not
+    loss = model.goal_loss(model.split_slots(hidden)[1], batch)
+    assert torch.equal(loss, model.goal_loss(model.split_slots(moved)[1], batch))
+    out = model(batch)
+    out["goal_loss"].backward()
+    assert model.goal_query.grad is not None and model.goal_query.grad.abs().sum() > 0
+    grad = model.action_queries.grad  # causal: no action slot comes before the goal query
+    assert grad is None or not grad.any()
+    d = model.action_tokenizer.action_dim
+    assert predict(model.eval(), batch).shape == (3, model.action_horizon * d)
