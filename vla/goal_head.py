@@ -134,22 +134,44 @@ def goal_loss(predicted: Tensor, goal: Tensor) -> Tensor:
     return F.mse_loss(predicted.float(), goal.float())
 
 
-def check_goal_weight(
-    weight: float, has_state: bool, target: str = "absolute", act_on_goal: bool = False
-) -> None:
-    """``goal_loss`` must be a finite weight >= 0, and > 0 only for a model that reads a state;
-    ``target`` one of ``GOAL_TARGETS``; ``act_on_goal`` needs the head (``goal_loss`` > 0)."""
-    if act_on_goal and not weight > 0:
-        raise ValueError(
-            f"act_on_goal=true acts on the goal head's prediction, but goal_loss={weight} builds "
-            "no head: set goal_loss > 0 (e.g. 1.0) or act_on_goal=false"
-        )
+def build_goal_parts(
+    weight: float,
+    goal_dim: int,
+    hidden_size: int,
+    target: str = "absolute",
+    act_on_goal: bool = False,
+    input_noise: float = 0.1,
+    goal_query: bool = False,
+    decoding: str = "parallel",
+) -> tuple[GoalHead | None, GoalConditioning | None, nn.Parameter | None]:
+    """The goal parts of a VLA whose LM is ``hidden_size`` wide and reads ``goal_dim`` state
+    dimensions (0: no state): the head (``weight`` > 0), the conditioning of ``act_on_goal`` and
+    the ``goal_query`` slot ``(1, D)``, each None when off; bad settings are clear errors:
+    ``weight`` a finite weight >= 0, > 0 only with a state and for either option; ``target``
+    one of ``GOAL_TARGETS``; either option with ``decoding='parallel'`` only."""
     if target not in GOAL_TARGETS:
         raise ValueError(f"goal_target={target!r} is not one of {list(GOAL_TARGETS)}")
     if not weight >= 0 or weight == float("inf"):
         raise ValueError(f"goal_loss={weight} must be a finite weight >= 0 (0 = off)")
-    if weight > 0 and not has_state:
+    if weight > 0 and not goal_dim:
         raise ValueError(
             f"goal_loss={weight} predicts the episode's final state, but this model reads no "
             "state (state_low / state_high are null): set goal_loss=0 or give it the state"
         )
+    for name, on, what in (
+        ("act_on_goal", act_on_goal, "acts on the goal head's prediction"),
+        ("goal_query", goal_query, "gives the goal head a slot"),
+    ):
+        if on and not weight > 0:
+            raise ValueError(
+                f"{name}=true {what}, but goal_loss={weight} builds no head: set goal_loss > 0 "
+                f"(e.g. 1.0) or {name}=false"
+            )
+        if on and decoding != "parallel":
+            raise ValueError(f"{name}=true needs decoding='parallel' (one forward per chunk)")
+    if not weight > 0:
+        return None, None, None
+    head = GoalHead(hidden_size, goal_outputs(goal_dim, target))
+    conditioning = GoalConditioning(goal_dim, hidden_size, input_noise) if act_on_goal else None
+    query = nn.Parameter(torch.randn(1, hidden_size) * 0.02) if goal_query else None
+    return head, conditioning, query

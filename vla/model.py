@@ -31,11 +31,8 @@ from vla.causal_lm import CausalLM
 from vla.decoding import ActionSlots, Decoding, check_decoding, positions
 from vla.freezing import freeze_parts, parameter_groups
 from vla.goal_head import (
-    GoalConditioning,
-    GoalHead,
     GoalTarget,
-    check_goal_weight,
-    goal_outputs,
+    build_goal_parts,
     goal_to_go,
 )
 from vla.history import History, check_history
@@ -267,28 +264,17 @@ class VLA(VLAInference, VLATraining, nn.Module):
             learned_words,
         )
         # built last: a seed's random init of every other part is what it is without the head
-        check_goal_weight(goal_loss, obs.state_dim > 0, goal_target, act_on_goal)
-        for name, on in (("act_on_goal", act_on_goal), ("goal_query", goal_query)):
-            if on and decoding != "parallel":
-                raise ValueError(f"{name}=true needs decoding='parallel' (one forward per chunk)")
-        if goal_query and not goal_loss > 0:
-            raise ValueError(
-                f"goal_query=true gives the goal head a slot, but goal_loss={goal_loss} builds "
-                "no head: set goal_loss > 0 (e.g. 1.0) or goal_query=false"
-            )
         self.goal_weight, self.goal_target = goal_loss, goal_target
-        self.goal_head: GoalHead | None = None
-        self.goal_conditioning: GoalConditioning | None = None
-        if goal_loss > 0:
-            goal_dim = int(obs.state_dims.numel())
-            self.goal_head = GoalHead(llm.hidden_size, goal_outputs(goal_dim, goal_target))
-            if act_on_goal:
-                self.goal_conditioning = GoalConditioning(
-                    goal_dim, llm.hidden_size, goal_input_noise
-                )
-        self.goal_query: nn.Parameter | None = None  # (1, D_lm): before the action slots
-        if goal_query:
-            self.goal_query = nn.Parameter(torch.randn(1, llm.hidden_size) * 0.02)
+        self.goal_head, self.goal_conditioning, self.goal_query = build_goal_parts(
+            goal_loss,
+            int(obs.state_dims.numel()) if obs.state_dim else 0,
+            llm.hidden_size,
+            goal_target,
+            act_on_goal,
+            goal_input_noise,
+            goal_query,
+            decoding,
+        )  # the head (D_lm -> S'), act_on_goal's conditioning, the goal query (1, D_lm)
         text_ids = torch.arange(llm.vocab_size) < text_tokenizer.vocab_size  # (V,) no spare rows
         text_ids[action_tokenizer.token_ids] = False
         self.register_buffer("text_token_mask", text_ids, persistent=False)
