@@ -397,7 +397,7 @@ class VLA(VLAInference, VLATraining, nn.Module):
         if self.action_queries is not None:
             slots = self.action_queries.expand(b, -1, -1)  # (B, n, D)
             if self.goal_query is not None:
-                slots = torch.cat([self.goal_query.expand(b, -1, -1), slots], dim=1)
+                slots = torch.cat([self.goal_query.expand(b, -1, -1), slots], dim=1)  # (B, 1+n, D)
         else:  # slot k is fed action token k-1; the prompt end predicts token 0
             slots = self.llm.embed(
                 self.action_tokenizer.bins_to_tokens(bins[:, :-1])
