@@ -6,7 +6,8 @@ tokenized, and the LM emits discretized action tokens; the loss covers only the 
 
 The prompt (instruction, observation, speech, order, padding) is ``vla.prompt``'s
 :class:`~vla.prompt.PromptEncoder`; this module builds the parts and the action slots,
-``vla.model_inference`` the decoding, ``vla.model_training`` the training losses.
+``vla.model_slots`` reads the slots' states and bin logits, ``vla.model_inference`` the decoding,
+``vla.model_training`` the training losses.
 
 Two decoding modes, chosen by config and trained the way they decode:
 
@@ -22,22 +23,22 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from vla.action_tokenizer import ActionTokenizer, action_token_names
 from vla.adapters.adapter import Adapter
 from vla.audio.audio_encoder import AudioEncoder
 from vla.causal_lm import CausalLM
-from vla.decoding import ActionSlots, Decoding, check_decoding, positions
+from vla.decoding import ActionSlots, Decoding, check_decoding
 from vla.freezing import freeze_parts, parameter_groups
 from vla.goal_head import (
     GoalTarget,
     build_goal_parts,
-    goal_to_go,
 )
 from vla.history import History, check_history
 from vla.hydra_config import target_config, to_plain
 from vla.model_inference import VLAInference
+from vla.model_slots import VLASlots
 from vla.model_training import VLATraining
 from vla.observation_encoder import ObservationEncoder
 from vla.prompt import (
@@ -54,7 +55,7 @@ from vla.text.text_tokenizer import TextTokenizer
 from vla.vision.timm_encoder import TimmEncoder
 
 
-class VLA(VLAInference, VLATraining, nn.Module):
+class VLA(VLASlots, VLAInference, VLATraining, nn.Module):
     """Vision-language-action model (its inference methods: ``vla.model_inference``).
 
     Args:
@@ -361,62 +362,3 @@ class VLA(VLAInference, VLATraining, nn.Module):
         if "vision" in self.frozen:  # frozen BatchNorm statistics must not drift either
             self.obs.vision.eval()
         return self
-
-    # ------------------------------------------------------------------ sequences
-    def _bin_head(self) -> Callable[[Tensor], Tensor]:
-        """Hidden states ``(..., D)`` -> logits over the action bins only ``(..., n_bins)``.
-
-        Only the action tokens' output rows are read, so the scores (and any argmax over them)
-        can never name another token: constrained decoding by construction.
-        """
-        weight, bias = self.llm.output_rows(self.action_tokenizer.token_ids)  # (K, D), (K,)
-
-        def head(hidden: Tensor) -> Tensor:
-            scores = hidden @ weight.T  # (..., K)
-            return scores + bias if bias is not None else scores  # (..., K)
-
-        return head
-
-    def action_logits(
-        self, prefix: Tensor, mask: Tensor, bins: Tensor | None, state: Tensor | None = None
-    ) -> Tensor:
-        """Bin logits of every action slot ``(B, H*D, n_bins)``; ``bins`` for teacher forcing;
-        ``state`` ``(B, T, S)`` for a model that acts on its predicted goal (``act_on_goal``)."""
-        hidden, goal_states = self.split_slots(self.slot_states(prefix, mask, bins))
-        if self.goal_conditioning is not None:
-            if state is None:
-                raise ValueError("act_on_goal: action_logits needs the observation's state")
-            to_go = goal_to_go(self.obs, self.goal_head(goal_states), state, self.goal_target)
-            hidden = hidden + self.goal_conditioning(to_go)  # (B, slots, D)
-        return self.slot_logits(hidden)  # (B, H*D, K)
-
-    def slot_states(self, prefix: Tensor, mask: Tensor, bins: Tensor | None) -> Tensor:
-        """The LM's output states at the slots ``(B, slots, D)`` (``num_slots``; the goal query
-        first when there is one: :meth:`split_slots`)."""
-        b = prefix.shape[0]
-        if self.action_queries is not None:
-            slots = self.action_queries.expand(b, -1, -1)  # (B, n, D)
-            if self.goal_query is not None:
-                slots = torch.cat([self.goal_query.expand(b, -1, -1), slots], dim=1)  # (B, 1+n, D)
-        else:  # slot k is fed action token k-1; the prompt end predicts token 0
-            slots = self.llm.embed(
-                self.action_tokenizer.bins_to_tokens(bins[:, :-1])
-            )  # (B, n-1, D)
-        x = torch.cat([prefix, slots], dim=1)  # (B, L + n [- 1], D)
-        ones = torch.ones(b, slots.shape[1], dtype=mask.dtype, device=mask.device)  # (B, n [- 1])
-        full_mask = torch.cat([mask, ones], dim=1)  # (B, L + n [- 1])
-        hidden, _ = self.llm(x, full_mask, positions(full_mask))  # (B, L + n [- 1], D)
-        return hidden[:, -self.num_slots :]  # (B, slots, D): the prompt end predicts token 0
-
-    def split_slots(self, hidden: Tensor) -> tuple[Tensor, Tensor]:
-        """Slot states ``(B, slots, D)`` -> the action slots' ``(B, n, D)`` and the states the
-        goal head reads: the goal query's ``(B, 1, D)``, or without one the action slots'."""
-        if self.goal_query is None:
-            return hidden, hidden
-        return hidden[:, 1:], hidden[:, :1]
-
-    def slot_logits(self, hidden: Tensor) -> Tensor:
-        """Slot states ``(B, slots, D)`` -> bin logits of every action token ``(B, H*D, K)``."""
-        if self.slot_split is not None:
-            hidden = self.slot_split(hidden)  # (B, H * D, D_lm)
-        return self._bin_head()(hidden)  # (B, H*D, K)
