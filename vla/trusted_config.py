@@ -59,11 +59,13 @@ def part_bases() -> tuple[type, ...]:
     from vla.model import VLA
     from vla.text.text_encoder import TextEncoder
     from vla.text.text_tokenizer import TextTokenizer
+    from vla.vision.colour_shape import ColourShapeEncoder
     from vla.vision.timm_encoder import TimmEncoder
 
     return (
         VLA,
         TimmEncoder,
+        ColourShapeEncoder,
         Adapter,
         CausalLM,
         AudioEncoder,

@@ -69,11 +69,12 @@ def tiny_vla(
     text_tokenizer: Any = None,
     seed: int = 0,
     film: bool = False,
+    vision: Callable[[], Any] | None = None,
     **kwargs: Any,
 ) -> VLA:
     torch.manual_seed(seed)
     return VLA(
-        vision=tiny_vision(film),
+        vision=tiny_vision(film) if vision is None else vision(),
         adapter=adapter,
         llm=CausalLM(config=LLM_CONFIGS[llm]),
         text_tokenizer=text_tokenizer or ByteTokenizer(),

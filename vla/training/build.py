@@ -129,6 +129,17 @@ def check_speech(cfg: DictConfig, store: EpisodeStore) -> None:
         )
 
 
+def vision_image_size(vision: DictConfig, key: str = "model.vision") -> tuple[str, Any]:
+    """The image size an image encoder's config sets and its key: its own ``image_size``, or
+    that of the encoder it wraps (``model/vision=colour_shape``: ``model.vision.shape``)."""
+    if "image_size" in vision:
+        return f"{key}.image_size", vision.image_size
+    for name, node in vision.items():
+        if isinstance(node, DictConfig) and "_target_" in node:
+            return vision_image_size(node, f"{key}.{name}")
+    raise ValueError(f"{key} sets no image_size (nor does an encoder it wraps)")
+
+
 def check_specs(cfg: DictConfig, env_spec: EnvSpec) -> None:
     """Dataset, model and rollout env must agree on cameras and image size (fail before work)."""
     n_cams = len(cfg.dataset.image_keys)
@@ -138,10 +149,10 @@ def check_specs(cfg: DictConfig, env_spec: EnvSpec) -> None:
             f"{list(cfg.dataset.image_keys)} has {n_cams} cameras: make them agree"
         )
     size = env_spec.image_size[0] if env_spec.image_size else None
-    if size is not None and cfg.model.vision.image_size != size:
+    key, model_size = vision_image_size(cfg.model.vision)
+    if size is not None and model_size != size:
         raise ValueError(
-            f"the dataset's images are {size} px but model.vision.image_size="
-            f"{cfg.model.vision.image_size}: set model.vision.image_size={size}"
+            f"the dataset's images are {size} px but {key}={model_size}: set {key}={size}"
         )
     rollouts = (cfg.get("callbacks") or {}).get("rollout")
     env = (cfg.get("env") or {}) if rollouts else {}  # the env matters only to the rollouts
