@@ -10,10 +10,12 @@ the failures touch an object of the target's colour or of its shape).
 Here the image goes two ways, and the tokens are their features side by side, ``(N, P, C_shape +
 C_colour)``:
 
-- **shape**: any image encoder (a ``TimmEncoder``), fed in training a colour-jittered copy of
-  the image: every image's colours are rotated about the grey axis by a random angle (a hue
-  rotation: greys and white stay), desaturated and scaled in brightness by random factors, so its
-  features cannot tell which colour an object has, only its outline and shading;
+- **shape**: any image encoder (a ``TimmEncoder``, FiLM-conditioned or not), fed in training a
+  colour-jittered copy of the image: every image's colours are rotated about the grey axis by a
+  random angle (a hue rotation: greys and white stay, and so does each colour's saturation and
+  mean intensity), so its features cannot tell which hue an object has, only its outline and
+  shading; optional random desaturation and brightness scale hide more (measured: they cost
+  precision, README "Language");
 - **colour**: a per-pixel MLP (1x1 convolutions: a pixel's colour and nothing around it),
   average-pooled to the shape stream's patch grid: each patch says which colours it holds and how
   much of each, nothing of shape.
@@ -21,7 +23,8 @@ C_colour)``:
 Neither stream can hold a colour x shape pattern, so a reader that is linear in the features
 (the conditioned spatial softmax's keypoint queries, ``model.adapter.conditioned=true``) scores a
 patch as colour evidence plus shape evidence: "red" and "cube" add where both hold, whatever
-pairs were targets in training. At evaluation the shape stream sees the image as it is (the
+pairs were targets in training. A FiLM on the shape stream (the instruction scaling its
+channels) can pick out the named shape but still not the named hue, which it cannot see. At evaluation the shape stream sees the image as it is (the
 identity is one of the rotations it trained on).
 """
 
@@ -91,8 +94,8 @@ class ColourShapeEncoder(nn.Module):
         colour_channels: int = 32,
         colour_hidden: int = 32,
         jitter: bool = True,
-        saturation: tuple[float, float] = (0.3, 1.0),
-        brightness: tuple[float, float] = (0.7, 1.3),
+        saturation: tuple[float, float] = (1.0, 1.0),
+        brightness: tuple[float, float] = (1.0, 1.0),
     ) -> None:
         super().__init__()
         sat, bright = (float(v) for v in saturation), (float(v) for v in brightness)
