@@ -102,7 +102,8 @@ quickstart: setup
 	$(QS_EVAL) split=train instruction=shuffled out=$(QS)/eval_shuffled
 
 # Language that generalizes: the quickstart's data and budget, the instruction read by a frozen
-# pretrained sentence encoder (MiniLM). The store is the quickstart's (collected if missing; a
+# pretrained sentence encoder (MiniLM), colour and shape seen by separate image streams
+# (configs/experiment/language.yaml). The store is the quickstart's (collected if missing; a
 # complete one is left as it is); evaluated with the train split's wordings, the test split's
 # (held-out templates and colour x shape targets) and the two language controls.
 LG := runs/language
