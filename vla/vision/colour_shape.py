@@ -24,8 +24,9 @@ Neither stream can hold a colour x shape pattern, so a reader that is linear in 
 (the conditioned spatial softmax's keypoint queries, ``model.adapter.conditioned=true``) scores a
 patch as colour evidence plus shape evidence: "red" and "cube" add where both hold, whatever
 pairs were targets in training. A FiLM on the shape stream (the instruction scaling its
-channels) can pick out the named shape but still not the named hue, which it cannot see. At evaluation the shape stream sees the image as it is (the
-identity is one of the rotations it trained on).
+channels) can pick out the named shape but still not the named hue, which it cannot see. At
+evaluation the shape stream sees the image as it is (the identity is one of the rotations it
+trained on).
 """
 
 import math
@@ -98,8 +99,8 @@ class ColourShapeEncoder(nn.Module):
         brightness: tuple[float, float] = (1.0, 1.0),
     ) -> None:
         super().__init__()
-        sat, bright = (float(v) for v in saturation), (float(v) for v in brightness)
-        sat, bright = tuple(sat), tuple(bright)
+        sat = tuple(float(v) for v in saturation)
+        bright = tuple(float(v) for v in brightness)
         for name, (low, high), top in (("saturation", sat, 1.0), ("brightness", bright, 2.0)):
             if not 0.0 <= low <= high <= top:
                 raise ValueError(f"{name}={[low, high]} must be a range 0 <= low <= high <= {top}")
