@@ -125,6 +125,10 @@ class VLA(VLASlots, VLAInference, VLATraining, nn.Module):
         learned_words: with a word-context ``text_encoder``: each word of the training
             instructions also gets a learned embedding, hidden in training with this
             probability (``PromptEncoder.learned_word_embeddings``); None = off.
+        filler_words: with a ``text_encoder``: in training, insert this many random words on
+            average into each instruction, from the encoder's vocabulary minus the training
+            instructions' words (``vla.text.filler_words``), so an unseen word reads as noise.
+            0 = off.
 
     Weights a part builds frozen (a pretrained text encoder, the base of a LoRA-wrapped LM) stay
     frozen whatever ``freeze`` says: ``freeze`` only adds to them.
@@ -167,6 +171,7 @@ class VLA(VLASlots, VLAInference, VLATraining, nn.Module):
         text_adapter: Callable[..., Adapter] | None = None,
         text_dropout: float = 0.0,
         learned_words: float | None = None,
+        filler_words: float = 0.0,
     ) -> None:
         super().__init__()
         check_instruction_parts(
@@ -213,6 +218,7 @@ class VLA(VLASlots, VLAInference, VLATraining, nn.Module):
             speech_alignment=speech_alignment,
             text_dropout=text_dropout,
             learned_words=learned_words,
+            filler_words=filler_words,
         )
         self.llm = llm
         self.action_tokenizer = action_tokenizer
@@ -263,6 +269,7 @@ class VLA(VLASlots, VLAInference, VLATraining, nn.Module):
             built_text_adapter,
             speech,
             learned_words,
+            filler_words,
         )
         # built last: a seed's random init of every other part is what it is without the head
         self.goal_weight, self.goal_target = goal_loss, goal_target

@@ -45,6 +45,7 @@ from vla.adapters.adapter import Adapter
 from vla.audio.audio_encoder import AudioEncoder
 from vla.observation_encoder import ObservationEncoder
 from vla.spoken_instruction import SpokenInstructionEncoder, transcript_alignment_loss
+from vla.text.filler_words import FillerWords, vocabulary_words
 from vla.text.known_words import KnownWords
 from vla.text.normalize import normalize_instruction
 from vla.text.text_encoder import TextEncoder
@@ -54,6 +55,7 @@ PromptOrder = Literal["text_first", "vision_first"]
 PROMPT_ORDERS = ("text_first", "vision_first")
 Instruction = Literal["text", "audio", "both"]
 INSTRUCTIONS = ("text", "audio", "both")  # how the instruction reaches the model
+_FILLER_BATCH = 2048  # filler words encoded per text-encoder forward when the cache is warmed
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,9 @@ class PromptEncoder(nn.Module):
             the LM's own embedding of that word when the fitted text tokenizer holds it as one
             token (the words of the training instructions), hidden in training with this
             probability; None = off (``learned_word_embeddings``).
+        filler_words: in training, insert this many random words on average (Poisson) into each
+            instruction, drawn from the text encoder's vocabulary minus the training
+            instructions' words (``vla.text.filler_words``); needs ``text_encoder``. 0 = off.
     """
 
     def __init__(
@@ -155,6 +160,7 @@ class PromptEncoder(nn.Module):
         text_adapter: Adapter | None = None,
         speech: SpokenInstructionEncoder | None = None,
         learned_words: float | None = None,
+        filler_words: float = 0.0,
     ) -> None:
         super().__init__()
         if prompt_order not in PROMPT_ORDERS:
@@ -177,7 +183,16 @@ class PromptEncoder(nn.Module):
                     "encoder: set model/text_encoder=minilm model.text_encoder.context=word, or "
                     "learned_words=null"
                 )
+        if filler_words < 0:
+            raise ValueError(f"filler_words={filler_words} must be >= 0 (0 = off)")
+        if filler_words and text_encoder is None:
+            raise ValueError(
+                "filler_words draws its words from a pretrained text encoder's vocabulary: set "
+                "model/text_encoder=minilm, or filler_words=0"
+            )
         self.learned_words = learned_words
+        self.filler_words = filler_words
+        self._fillers: FillerWords | None = None  # built at the first training batch
         self.known_words = KnownWords(text_tokenizer)
         self.obs = obs
         self.text_tokenizer = text_tokenizer
@@ -275,7 +290,10 @@ class PromptEncoder(nn.Module):
     def embed_text(self, texts: Sequence[str]) -> tuple[Tensor, Tensor]:
         """Left-padded instruction tokens in LM space ``(B, L, D)`` and mask ``(B, L)``: through
         the pretrained text encoder and its adapter when there is one, else the LM's own token
-        embeddings of the text tokenizer's ids."""
+        embeddings of the text tokenizer's ids. In training, filler words are inserted first
+        (``filler_words``)."""
+        if self.training and self.filler_words:
+            texts = self.fillers(texts)
         if self.text_encoder is not None and self.text_adapter is not None:
             states, mask = self.text_encoder(texts)  # (B, L, C), (B, L)
             text = self.text_adapter(states)  # (B, L, D)
@@ -286,6 +304,23 @@ class PromptEncoder(nn.Module):
         if self.training and self.text_dropout:
             mask = drop_words(mask, self.text_dropout)  # (B, L)
         return text, mask  # (B, L, D), (B, L)
+
+    def fillers(self, texts: Sequence[str]) -> list[str]:
+        """``texts`` with ``filler_words`` random words inserted (``vla.text.filler_words``): the
+        text encoder's vocabulary, less every word the fitted text tokenizer holds as one token
+        (the training instructions' words)."""
+        if self._fillers is None:
+            assert self.text_encoder is not None  # checked in __init__
+            words = vocabulary_words(self.text_encoder.tokenizer.get_vocab())
+            known = self.known_words.id
+            self._fillers = FillerWords(words, self.filler_words, exclude=lambda w: known(w) >= 0)
+            encoder = self.text_encoder
+            if encoder.context == "word" and len(self._fillers) <= encoder.cache_size:
+                # each word's vector once, in large batches (MiniLM's 21k words: seconds), rather
+                # than a few new words in every training step
+                for i in range(0, len(self._fillers), _FILLER_BATCH):
+                    encoder.encode(self._fillers.words[i : i + _FILLER_BATCH])
+        return self._fillers(texts)
 
     def learned_word_embeddings(self, texts: Sequence[str], longest: int) -> Tensor:
         """``(B, L, D)``, left-padded like the word states: the LM's own embedding of each word
