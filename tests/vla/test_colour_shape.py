@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
+from torch.nn import functional as F
 
 from vla.adapters import SpatialSoftmax
 from vla.checkpoint import load_checkpoint, save_checkpoint
@@ -75,6 +76,16 @@ def test_tokens_are_shape_features_beside_a_shape_blind_colour_summary() -> None
         painted[:, :, 8:16, 0:8] = torch.tensor([0.0, 0.0, 1.0])[:, None, None]  # row 1, col 0
         changed = (enc(painted)[..., 16:] - tokens[..., 16:]).abs().sum((0, 2)) > 1e-6  # (16,)
         assert changed.nonzero().flatten().tolist() == [4]
+
+
+@pytest.mark.parametrize("size", [32, 34])  # whole 8 x 8 blocks, and a grid that does not divide
+def test_colour_tokens_are_the_per_pixel_mlp_averaged_over_each_patch(size) -> None:
+    torch.manual_seed(0)
+    enc = ColourShapeEncoder(shape_encoder(), colour_channels=5, colour_hidden=7)
+    images = torch.rand(2, 3, size, size)
+    per_pixel = enc.colour(2 * images - 1)  # (2, 5, H, W): the MLP on every pixel
+    want = F.adaptive_avg_pool2d(per_pixel, 4).flatten(2).transpose(1, 2)  # (2, 16, 5)
+    torch.testing.assert_close(enc.colour_tokens(images), want)
 
 
 def test_training_jitters_the_shape_stream_only() -> None:

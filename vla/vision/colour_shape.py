@@ -142,7 +142,27 @@ class ColourShapeEncoder(nn.Module):
         if self.training and self.jitter:
             seen = colour_jitter(images, self.saturation, self.brightness)  # (N, 3, H, W)
         shape = self.shape(seen, film)  # (N, P, C_shape)
-        colour = self.colour(2 * images - 1)  # (N, C_colour, H, W): a pixel's colour alone
-        colour = F.adaptive_avg_pool2d(colour, self.grid)  # (N, C_colour, g, g)
-        colour = colour.flatten(2).transpose(1, 2)  # (N, P, C_colour), row-major like the shape's
+        colour = self.colour_tokens(images)  # (N, P, C_colour)
         return torch.cat([shape, colour.to(shape.dtype)], dim=-1)  # (N, P, C)
+
+    def colour_tokens(self, images: Tensor) -> Tensor:
+        """``(N, 3, H, W)`` in [0, 1] -> ``(N, P, C_colour)``: the per-pixel MLP (``self.colour``)
+        averaged over each patch, row-major like the shape stream's patches.
+
+        The MLP's second layer is linear, so it commutes with the average: it is applied to the
+        g x g pooled hidden vectors instead of the H x W pixels (the same numbers up to rounding),
+        and the pixels go through the first layer as channels-last matmuls. On 128 images of 64 px
+        (bf16 autocast, fwd+bwd, 2 CPU cores) 160 -> 62 ms eager and 71 -> 29 ms compiled against
+        the 1x1 convolutions over every pixel followed by the pooling."""
+        first, act, second = self.colour
+        x = (2 * images - 1).permute(0, 2, 3, 1)  # (N, H, W, 3)
+        hidden = act(
+            F.linear(x, first.weight.flatten(1), first.bias)
+        )  # (N, H, W, h): a pixel alone
+        n, h, w, c = hidden.shape
+        g = self.grid
+        if h % g == 0 and w % g == 0:  # whole blocks: a reshape and a mean
+            pooled = hidden.view(n, g, h // g, g, w // g, c).mean((2, 4))  # (N, g, g, h)
+        else:
+            pooled = F.adaptive_avg_pool2d(hidden.permute(0, 3, 1, 2), g).permute(0, 2, 3, 1)
+        return F.linear(pooled.flatten(1, 2), second.weight.flatten(1), second.bias)  # (N, P, C)
