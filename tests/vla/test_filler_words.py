@@ -3,10 +3,8 @@
 import pytest
 import torch
 
-from tests.vla.test_text_encoder import save_tiny_bert
-from vla.adapters import MLP
+from tests.vla.test_text_encoder import save_tiny_bert, word_context_vla
 from vla.checkpoint import load_checkpoint, save_checkpoint
-from vla.text import BPETokenizer, TextEncoder
 from vla.text.filler_words import FillerWords, vocabulary_words
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -44,15 +42,7 @@ def test_fillers_bad_settings():
 
 
 def test_a_vla_inserts_fillers_in_training_only(tmp_path, vla_factory, batch_factory):
-    folder = save_tiny_bert(tmp_path / "bert")
-    tokenizer = BPETokenizer(vocab_size=300)
-    tokenizer.fit(["touch the red cube", "tap the blue ball"] * 20)  # the training words
-    model = vla_factory(
-        text_encoder=TextEncoder(path=str(folder), context="word"),
-        text_adapter=MLP,
-        text_tokenizer=tokenizer,
-        filler_words=2.0,
-    )
+    model = word_context_vla(vla_factory, save_tiny_bert(tmp_path / "bert"), filler_words=2.0)
     prompt = model.prompt
     # the tiny vocabulary's whole words less the training ones: what fillers are drawn from
     torch.manual_seed(0)

@@ -212,17 +212,24 @@ def test_without_special_tokens_only_the_words_reach_the_lm(bert_folder, vla_fac
     assert actions.shape == (2, model.action_horizon, 2)
 
 
+def word_context_vla(vla_factory, folder: Path, **kwargs):
+    """A tiny VLA reading words through the tiny BERT in ``folder``, its text tokenizer fitted on
+    two training instructions (their words are the "known" ones); ``kwargs`` go to the VLA."""
+    tokenizer = BPETokenizer(vocab_size=300)
+    tokenizer.fit(["touch the red cube", "tap the blue ball"] * 20)  # the training words
+    return vla_factory(
+        text_encoder=TextEncoder(path=str(folder), context="word"),
+        text_adapter=MLP,
+        text_tokenizer=tokenizer,
+        **kwargs,
+    )
+
+
 def test_learned_words_add_to_the_pretrained_vectors_of_known_words_only(
     bert_folder, vla_factory, batch_factory, tmp_path
 ):
-    tokenizer = BPETokenizer(vocab_size=300)
-    tokenizer.fit(["touch the red cube", "tap the blue ball"] * 20)  # the training words
-    model = vla_factory(
-        text_encoder=TextEncoder(path=str(bert_folder), context="word"),
-        text_adapter=MLP,
-        text_tokenizer=tokenizer,
-        learned_words=0.5,
-    ).eval()
+    model = word_context_vla(vla_factory, bert_folder, learned_words=0.5).eval()
+    tokenizer = model.prompt.text_tokenizer
     prompt = model.prompt
     learned = prompt.learned_word_embeddings(["poke the red cube", "tap it"], 4)  # (2, 4, D)
     ids = [tokenizer.encode(w) for w in ("the", "red", "cube", "tap")]
