@@ -156,13 +156,12 @@ class ColourShapeEncoder(nn.Module):
         the 1x1 convolutions over every pixel followed by the pooling."""
         first, act, second = self.colour
         x = (2 * images - 1).permute(0, 2, 3, 1)  # (N, H, W, 3)
-        hidden = act(
-            F.linear(x, first.weight.flatten(1), first.bias)
-        )  # (N, H, W, h): a pixel alone
-        n, h, w, c = hidden.shape
+        hidden = F.linear(x, first.weight.flatten(1), first.bias)  # (N, H, W, C_h)
+        hidden = act(hidden)  # a pixel's colour alone
+        n, height, width, c = hidden.shape
         g = self.grid
-        if h % g == 0 and w % g == 0:  # whole blocks: a reshape and a mean
-            pooled = hidden.view(n, g, h // g, g, w // g, c).mean((2, 4))  # (N, g, g, h)
+        if height % g == 0 and width % g == 0:  # whole blocks: a reshape and a mean
+            pooled = hidden.view(n, g, height // g, g, width // g, c).mean((2, 4))  # (N, g, g, C_h)
         else:
             pooled = F.adaptive_avg_pool2d(hidden.permute(0, 3, 1, 2), g).permute(0, 2, 3, 1)
         return F.linear(pooled.flatten(1, 2), second.weight.flatten(1), second.bias)  # (N, P, C)
