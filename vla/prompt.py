@@ -1,8 +1,8 @@
 """The prompt a VLA reads: ``[instruction][observation][prompt end]``, embedded and masked.
 
-:class:`PromptInputs` is what a batch shows the model (frames, the instruction or question text,
-state, spoken audio); :class:`PromptEncoder` owns everything that turns it into LM-space tokens:
-the observation encoder, the text tokenizer (or a frozen pretrained text encoder and its adapter),
+:class:`PromptInputs` (``vla.prompt_inputs``, re-exported here) is what a batch shows the model
+(frames, the instruction or question text, state, spoken audio); :class:`PromptEncoder` owns
+everything that turns it into LM-space tokens: the observation encoder, the text tokenizer (or a frozen pretrained text encoder and its adapter),
 the speech encoder, the prompt-end embedding and the order. The VLA (actions), text answers and
 the speech alignment all read prompts through it, and nothing here knows about actions.
 
@@ -33,19 +33,18 @@ never padding, even for an empty instruction.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from collections.abc import Callable, Sequence
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
-from vla import keys
 from vla.adapters.adapter import Adapter
 from vla.audio.audio_encoder import AudioEncoder
 from vla.observation_encoder import ObservationEncoder
+from vla.prompt_inputs import PromptInputs
 from vla.spoken_instruction import SpokenInstructionEncoder, transcript_alignment_loss
-from vla.text.filler_words import FillerWords, vocabulary_words
+from vla.text.filler_words import FillerWords
 from vla.text.known_words import KnownWords
 from vla.text.normalize import normalize_instruction
 from vla.text.text_encoder import TextEncoder
@@ -55,71 +54,6 @@ PromptOrder = Literal["text_first", "vision_first"]
 PROMPT_ORDERS = ("text_first", "vision_first")
 Instruction = Literal["text", "audio", "both"]
 INSTRUCTIONS = ("text", "audio", "both")  # how the instruction reaches the model
-_FILLER_BATCH = 2048  # filler words encoded per text-encoder forward when the cache is warmed
-
-
-@dataclass(frozen=True)
-class PromptInputs:
-    """One batch of what the model reads (``B`` rows).
-
-    Attributes:
-        images: ``(B, T, V, 3, H, W)`` uint8 frames (T = obs_horizon, V = cameras).
-        texts: one instruction (or, for text answers, question) per row.
-        state: ``(B, T, S)`` proprioception, or None for a model without state input.
-        audio: ``(B, N)`` spoken instructions at the audio encoder's rate (speech models).
-        audio_length: ``(B,)`` samples of each clip before its zero padding.
-    """
-
-    images: Tensor
-    texts: Sequence[str]
-    state: Tensor | None = None
-    audio: Tensor | None = None
-    audio_length: Tensor | None = None
-
-    @classmethod
-    def from_batch(
-        cls, batch: Mapping[str, Any], texts: Sequence[str] | None = None
-    ) -> PromptInputs:
-        """The prompt of a training batch (``vla.keys``); ``texts`` replaces its instructions."""
-        return cls(
-            images=batch[keys.IMAGE],
-            texts=batch[keys.INSTRUCTION] if texts is None else texts,
-            state=batch.get(keys.STATE),
-            audio=batch.get(keys.AUDIO),
-            audio_length=batch.get(keys.AUDIO_LENGTH),
-        )
-
-    def to(self, device: torch.device) -> PromptInputs:
-        """The same inputs as tensors on ``device`` (arrays become tensors)."""
-
-        def move(x: Any) -> Tensor | None:
-            return None if x is None else torch.as_tensor(x, device=device)
-
-        return dataclasses.replace(
-            self,
-            images=move(self.images),
-            state=move(self.state),
-            audio=move(self.audio),
-            audio_length=move(self.audio_length),
-        )
-
-    def rows(self, index: Sequence[int]) -> PromptInputs:
-        """The sub-batch of rows ``index``."""
-        idx = torch.as_tensor(list(index), dtype=torch.long, device=self.images.device)
-
-        def pick(x: Tensor | None) -> Tensor | None:
-            return None if x is None else x[idx.to(x.device)]
-
-        return PromptInputs(
-            images=self.images[idx],
-            texts=[self.texts[i] for i in index],
-            state=pick(self.state),
-            audio=pick(self.audio),
-            audio_length=pick(self.audio_length),
-        )
-
-    def with_texts(self, texts: Sequence[str]) -> PromptInputs:
-        return dataclasses.replace(self, texts=texts)
 
 
 class PromptEncoder(nn.Module):
@@ -311,15 +245,10 @@ class PromptEncoder(nn.Module):
         (the training instructions' words)."""
         if self._fillers is None:
             assert self.text_encoder is not None  # checked in __init__
-            words = vocabulary_words(self.text_encoder.tokenizer.get_vocab())
             known = self.known_words.id
-            self._fillers = FillerWords(words, self.filler_words, exclude=lambda w: known(w) >= 0)
-            encoder = self.text_encoder
-            if encoder.context == "word" and len(self._fillers) <= encoder.cache_size:
-                # each word's vector once, in large batches (MiniLM's 21k words: seconds), rather
-                # than a few new words in every training step
-                for i in range(0, len(self._fillers), _FILLER_BATCH):
-                    encoder.encode(self._fillers.words[i : i + _FILLER_BATCH])
+            self._fillers = FillerWords.for_text_encoder(
+                self.text_encoder, self.filler_words, exclude=lambda w: known(w) >= 0
+            )
         return self._fillers(texts)
 
     def learned_word_embeddings(self, texts: Sequence[str], longest: int) -> Tensor:
