@@ -1,3 +1,4 @@
+from copy import deepcopy
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,20 @@ def test_build_from_config_and_resize(arch: str, llm_configs: dict) -> None:
     assert weight.shape == (2, 32)
     rebuilt = instantiate(lm.export_config())
     assert type(rebuilt.model) is type(lm.model)
+
+
+def test_compiled_training_keeps_the_rotary_table_eager_in_copies_too(llm_configs: dict) -> None:
+    lm = CausalLM(config=llm_configs["llama"]).train()
+    ids, mask, pos = torch.tensor([[1, 2, 3]]), torch.ones(1, 3, dtype=torch.long), torch.arange(3)
+    eager, _ = lm(lm.embed(ids), mask, pos[None])
+    lm.compile_training(backend="eager")  # dynamo traces; the eager backend skips inductor's build
+    rotary = lm.body.rotary_emb
+    assert rotary.forward.__self__ is rotary  # the inlined sin / cos stay out of the graph
+    copy = deepcopy(lm)
+    assert copy.body.rotary_emb.forward.__self__ is copy.body.rotary_emb
+    compiled, _ = lm(lm.embed(ids), mask, pos[None])
+    assert torch.allclose(compiled, eager, atol=1e-6)
+    assert torch.allclose(copy(copy.embed(ids), mask, pos[None])[0], eager, atol=1e-6)
 
 
 def test_load_local_pretrained_folder(tmp_path: Path, llm_configs: dict) -> None:
