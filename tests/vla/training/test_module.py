@@ -1,3 +1,5 @@
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -103,11 +105,31 @@ def test_compile_mode_reaches_torch_compile_and_an_unknown_one_is_refused(vla_fa
         VLATrainingModule(vla_factory(), compile=True, compile_mode="fastest")
 
 
-def test_adamw_updates_all_parameters_with_multi_tensor_ops(vla_factory):
-    optimizer = VLATrainingModule(vla_factory()).configure_optimizers()["optimizer"]
-    assert optimizer.defaults["foreach"] is True
-    loop = VLATrainingModule(vla_factory(), foreach_optimizer=False).configure_optimizers()
+def test_adamw_is_fused_else_multi_tensor_or_a_loop(vla_factory):
+    assert VLATrainingModule(vla_factory()).configure_optimizers()["optimizer"].defaults["fused"]
+    kw = {"fused_optimizer": False}
+    optimizer = VLATrainingModule(vla_factory(), **kw).configure_optimizers()["optimizer"]
+    assert optimizer.defaults["foreach"] is True and not optimizer.defaults["fused"]
+    loop = VLATrainingModule(vla_factory(), foreach_optimizer=False, **kw).configure_optimizers()
     assert not loop["optimizer"].defaults["foreach"]
+    # under a gradient scaler (16-mixed) the unscaling has to come before clipping: not fused
+    scaled = VLATrainingModule(vla_factory())
+    scaled._trainer = SimpleNamespace(precision_plugin=SimpleNamespace(scaler=object()))
+    optimizer = scaled.configure_optimizers()["optimizer"]
+    assert optimizer.defaults["foreach"] is True and not optimizer.defaults["fused"]
+
+
+def test_a_fused_adamw_gets_its_gradients_clipped_by_norm_or_value(vla_factory, batch_factory):
+    module = VLATrainingModule(vla_factory())
+    optimizer = module.configure_optimizers()["optimizer"]
+    model = module.model.train()
+    model(batch_factory(model))["loss"].backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert float(torch.nn.utils.get_total_norm(grads)) > 1e-3
+    module.configure_gradient_clipping(optimizer, 1e-3, "norm")
+    assert float(torch.nn.utils.get_total_norm(grads)) == pytest.approx(1e-3, rel=1e-3)
+    module.configure_gradient_clipping(optimizer, 1e-5, "value")
+    assert max(float(g.abs().max()) for g in grads) <= 1e-5
 
 
 def test_a_run_saved_before_the_prompt_encoder_is_refused_on_resume(vla_factory):
@@ -117,3 +139,13 @@ def test_a_run_saved_before_the_prompt_encoder_is_refused_on_resume(vla_factory)
     legacy = {k.replace("model.prompt.obs.", "model.obs."): v for k, v in state.items()}
     with pytest.raises(ValueError, match="init_from=<out>/checkpoints/last"):
         module.on_load_checkpoint({"state_dict": legacy})
+
+
+def test_training_metrics_are_logged_on_the_steps_the_loggers_write(vla_factory):
+    module = VLATrainingModule(vla_factory())
+    assert module._logs_this_step()  # no trainer: every call logs
+    logged = []
+    for step in range(45):
+        module._trainer = SimpleNamespace(log_every_n_steps=20, global_step=step)
+        logged += [step] if module._logs_this_step() else []
+    assert logged == [0, 19, 39]  # Lightning writes at (step + 1) % 20 == 0
