@@ -2,6 +2,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
@@ -30,6 +31,13 @@ def test_config_composes_and_loads(store_factory):
     assert len(list(module.val_dataloader())) >= 1
     stats = module.normalization_stats
     assert stats[keys.ACTION].q01.shape == (4,) and stats[keys.STATE].q99.shape == (7,)
+    # a CPU batch is already where the CPU trainer wants it: handed over as it is
+    assert module.transfer_batch_to_device(batch, torch.device("cpu"), 0) is batch
+    meta = module.transfer_batch_to_device(batch, torch.device("meta"), 0)  # any other: moved
+    assert (
+        meta[keys.ACTION].device.type == "meta"
+        and meta[keys.INSTRUCTION] == batch[keys.INSTRUCTION]
+    )
 
 
 def test_horizons_follow_the_model_config(tmp_path):
