@@ -33,7 +33,7 @@ def test_cnn_encoder_stage_and_token_grid() -> None:
     assert pooled(torch.rand(2, 3, 64, 64)).shape == (2, 1, 16)
 
 
-@pytest.mark.parametrize("stem", ["strided", "patchify"])
+@pytest.mark.parametrize("stem", ["strided", "patchify", "deep_strided"])
 def test_cheaper_stems_keep_the_stages_and_film(stem: str) -> None:
     kwargs = {"channels": [8, 8, 16, 16], "stem_width": 8}
     own = TimmEncoder("resnet10t", 64, feature_stage=3, model_kwargs=kwargs, film=True)
@@ -46,6 +46,23 @@ def test_cheaper_stems_keep_the_stages_and_film(stem: str) -> None:
     out.sum().backward()
     assert out.shape == (2, 16, 16)
     assert all(p.grad is not None for p in cheap.model.conv1.parameters())
+
+
+def test_deep_strided_stem_keeps_the_deep_stems_weights_at_a_quarter_of_the_pixels() -> None:
+    kwargs = {"channels": [8, 8, 16, 16], "stem_width": 8}
+    own = TimmEncoder("resnet10t", 64, feature_stage=3, model_kwargs=kwargs)
+    cheap = TimmEncoder("resnet10t", 64, feature_stage=3, model_kwargs=kwargs, stem="deep_strided")
+    shapes = {k: tuple(v.shape) for k, v in own.state_dict().items()}
+    assert {k: tuple(v.shape) for k, v in cheap.state_dict().items()} == shapes
+    sizes = {}
+    for name, enc in (("own", own), ("cheap", cheap)):
+        enc.model.conv1[-1].register_forward_hook(
+            lambda m, i, o, n=name: sizes.update({n: o.shape})
+        )
+        enc(torch.rand(1, 3, 64, 64))
+    assert sizes["own"][-2:] == (32, 32) and sizes["cheap"][-2:] == (16, 16)  # no max-pool after
+    with pytest.raises(ValueError, match="deep_strided needs a deep stem"):
+        TimmEncoder("resnet18", 64, feature_stage=3, stem="deep_strided")
 
 
 def test_stem_needs_a_resnet_stem() -> None:

@@ -226,7 +226,7 @@ class TimmEncoder(nn.Module):
             self._film = None
 
 
-STEMS = ("strided", "patchify")
+STEMS = ("strided", "patchify", "deep_strided")
 
 
 def replace_stem(model: nn.Module, stem: str, model_name: str) -> None:
@@ -238,6 +238,9 @@ def replace_stem(model: nn.Module, stem: str, model_name: str) -> None:
       FiLM and max-pool there) are the memory-bound part of the encoder; here only the first,
       narrow convolution runs at 32 x 32.
     - ``patchify``: one 4 x 4 convolution at stride 4 (ViT / ConvNeXt); nothing runs at 32 x 32.
+    - ``deep_strided``: a deep stem's own convolutions (resnet10t: 3 -> 12 at stride 2, 12 -> 16,
+      16 -> 32) with the last one at stride 2 in place of the max-pool: the widest convolution,
+      its batch norm, FiLM and ReLU run at a quarter of the pixels, and the max-pool is gone.
     """
     if stem not in STEMS:
         raise ValueError(f"stem={stem!r}: pick one of {STEMS} (or null for the model's own)")
@@ -247,6 +250,15 @@ def replace_stem(model: nn.Module, stem: str, model_name: str) -> None:
             f"stem={stem!r} replaces a ResNet stem (conv1, bn1, maxpool); {model_name} has none"
         )
     width = parts[1].num_features  # the stem's output channels, what layer1 reads
+    if stem == "deep_strided":
+        if not isinstance(parts[0], nn.Sequential) or not isinstance(parts[0][-1], nn.Conv2d):
+            raise ValueError(
+                f"stem=deep_strided needs a deep stem (conv1 a Sequential ending in a Conv2d, as "
+                f"resnet10t / resnet*d); {model_name}'s conv1 is {type(parts[0]).__name__}"
+            )
+        parts[0][-1].stride = (2, 2)
+        model.maxpool = nn.Identity()
+        return
     if stem == "patchify":
         conv: nn.Module = nn.Conv2d(3, width, kernel_size=4, stride=4, bias=False)
     else:
