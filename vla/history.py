@@ -33,10 +33,14 @@ def check_history(history: str, obs_horizon: int) -> str:
     return history
 
 
-def observation_steps(t: int, start: int, obs_horizon: int, history: str) -> np.ndarray:
-    """Steps ``(T,)`` of the frames an observation at step ``t`` holds (episode from ``start``)."""
+def observation_steps(
+    t: int | np.ndarray, start: int | np.ndarray, obs_horizon: int, history: str
+) -> np.ndarray:
+    """Steps ``(T,)`` of the frames an observation at step ``t`` holds (episode from ``start``);
+    ``(B, T)`` for arrays ``t`` and ``start`` of shape ``(B,)`` (a batch of windows at once)."""
+    t, start = np.asarray(t)[..., None], np.asarray(start)[..., None]  # (..., 1)
     recent = obs_horizon if history == "recent" else obs_horizon - 1
-    steps = np.maximum(t - np.arange(recent - 1, -1, -1), start)  # (recent,) oldest first
+    steps = np.maximum(t - np.arange(recent - 1, -1, -1), start)  # (..., recent) oldest first
     if history == "start":
-        steps = np.concatenate([[start], steps])  # (T,) the episode's first frame leads
-    return steps.astype(np.int64)  # (T,)
+        steps = np.concatenate([start, steps], axis=-1)  # (..., T) the episode's first frame leads
+    return steps.astype(np.int64)  # (..., T)

@@ -279,6 +279,35 @@ class WindowDataset(Dataset):
             sample[keys.AUDIO] = torch.from_numpy(pcm_to_float(pcm))  # (S_e,)
         return sample
 
+    def __getitems__(self, indices: Sequence[int]) -> dict[str, Any]:
+        """A whole batch (``torch``'s DataLoader calls this when it exists): the same as
+        ``collate_windows([self[i] for i in indices])``, gathered with one fancy index per array
+        when every camera is cached and the samples carry no audio or questions (a quickstart
+        batch of 64 windows: ~2.4 -> 0.6 ms); otherwise sample by sample."""
+        per_sample = self.audio or self.qa_fraction > 0 or self.transcribe_fraction > 0
+        if per_sample or any(k not in self._frames for k in self.image_keys):
+            return collate_windows([self[i] for i in indices])
+        index = np.asarray(indices, np.int64)  # (B,)
+        t, episode = self._step[index], self._episode[index]  # (B,), (B,)
+        start, end = self._starts[episode], self._ends[episode]  # (B,), (B,)
+        obs = observation_steps(t, start, self.obs_horizon, self.history)  # (B, T) steps
+        act = t[:, None] + self._act_offsets  # (B, H)
+        mask = act < end[:, None]  # (B, H) False past the episode end
+        act = np.minimum(act, end[:, None] - 1)  # (B, H) last action repeated past the end
+        batch: dict[str, Any] = {}
+        if self.image_keys:
+            rows = obs + self._cache_offset[episode][:, None]  # (B, T) rows of the cache
+            frames = np.stack([self._frames[k][rows] for k in self.image_keys], axis=2)
+            batch[keys.IMAGE] = torch.from_numpy(frames).permute(0, 1, 2, 5, 3, 4).contiguous()
+        if self._state is not None:
+            batch[keys.STATE] = torch.from_numpy(self._state[obs])  # (B, T, S)
+            batch[keys.GOAL] = torch.from_numpy(self._state[end - 1])  # (B, S)
+        batch[keys.ACTION] = torch.from_numpy(self._action[act])  # (B, H, D)
+        batch[keys.ACTION_MASK] = torch.from_numpy(mask)  # (B, H)
+        batch[keys.INSTRUCTION] = [self._instructions[e] for e in episode]
+        batch[keys.TASK] = [self._tasks[e] for e in episode]
+        return batch
+
     def _read_audio(self, episode: int) -> np.ndarray:
         lo, hi = (int(b) for b in self._audio_bounds[episode])
         if self._audio_pcm is not None:
@@ -323,7 +352,7 @@ class WindowDataset(Dataset):
         )
 
 
-def collate_windows(samples: list[dict[str, Any]]) -> dict[str, Any]:
+def collate_windows(samples: list[dict[str, Any]] | dict[str, Any]) -> dict[str, Any]:
     """Stack tensors on a new batch axis and keep strings as lists (``INSTRUCTION``, ``TASK``).
 
     ``AUDIO`` clips differ in length: rows are zero-padded to the longest, and ``AUDIO_LENGTH``
@@ -331,6 +360,8 @@ def collate_windows(samples: list[dict[str, Any]]) -> dict[str, Any]:
     in a DataLoader worker stacks straight into shared memory, so a batch crosses to the main
     process without another copy.
     """
+    if isinstance(samples, dict):  # a batch already (WindowDataset.__getitems__)
+        return samples
     batch: dict[str, Any] = {}
     for key, value in samples[0].items():
         column = [sample[key] for sample in samples]

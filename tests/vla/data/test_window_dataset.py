@@ -83,6 +83,31 @@ def test_cache_and_store_reads_agree(store_factory):
         torch.testing.assert_close(cached[i][keys.IMAGE], lazy[i][keys.IMAGE])
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"obs_horizon": 1},
+        {"obs_horizon": 3, "image_keys": [keys.IMAGE, WRIST]},
+        {"obs_horizon": 3, "history": "start", "state_key": None},
+        {"obs_horizon": 2, "cache": False},  # frames read from the store: sample by sample
+    ],
+)
+def test_a_batch_at_once_equals_its_samples_collated(store_factory, options):
+    options = {"cache": True, "action_horizon": 4, **options}
+    ds = WindowDataset(store_factory(4, lengths=[2, 5, 3, 6]), split="all", **options)
+    indices = np.random.default_rng(0).integers(0, len(ds), 9).tolist()
+    one_by_one = collate_windows([ds[i] for i in indices])
+    loader = DataLoader(ds, batch_size=9, sampler=indices, collate_fn=collate_windows)
+    for batched in (ds.__getitems__(indices), next(iter(loader))):
+        assert batched.keys() == one_by_one.keys()
+        for key, value in one_by_one.items():
+            if isinstance(value, torch.Tensor):
+                assert batched[key].dtype == value.dtype and batched[key].is_contiguous()
+                torch.testing.assert_close(batched[key], value, rtol=0, atol=0)
+            else:
+                assert batched[key] == value
+
+
 def test_a_camera_read_twice_is_cached_once(store_factory):
     path = store_factory(2)
     twice = WindowDataset(path, image_keys=[keys.IMAGE, keys.IMAGE], split="all", cache=True)
