@@ -11,9 +11,11 @@ must exist: ``make quickstart`` collects the quickstart's), then measures, each 
 * peaks: fp32 / bf16 matmul (1024^3 on a CPU, 8192^3 on a GPU) and a 3x3 convolution (64
   channels, 32x32, batch 128, channels_last) in GFLOP/s — what the device can do at these shapes;
 * the parts of one step on a real batch, under the trainer's precision: image encoder forward +
-  backward, LM forward + backward (on the inputs they get in the real step, captured by forward
-  hooks), AdamW step; the whole step (forward, backward, clip, optimizer), and the rest (adapter,
-  embeddings, loss, autocast casts, Python) as the difference;
+  backward (alone, eager), observation encoder forward + backward (FiLM head, image encoder,
+  adapter: compiled as one graph under ``optim.compile_vision``), LM forward + backward (on the
+  inputs they get in the real step, captured by forward hooks), AdamW step; the whole step
+  (forward, backward, clip, optimizer), and the rest (prompt, embeddings, loss, autocast casts,
+  Python) as the difference from the last three;
 * FLOPs of each part (``torch.utils.flop_counter``) and the GFLOP/s each achieves;
 * data: a batch from the loader in the main process (``num_workers=0``) and with the configured
   workers, loader alone;
@@ -196,7 +198,7 @@ def main() -> None:
     loader = iter(data.train_dataloader())
     batch = move_data_to_device(next(loader), device)
     ctx = lambda: autocast(precision, device)  # noqa: E731
-    vision, llm = Capture(model.obs.vision), Capture(model.llm)
+    vision, obs, llm = Capture(model.obs.vision), Capture(model.obs), Capture(model.llm)
     with ctx():
         model(batch)["loss"].backward()  # one real step fills the captures
     optimizer = module.configure_optimizers()["optimizer"]
@@ -215,7 +217,11 @@ def main() -> None:
         loss.backward()
 
     parts = {
+        # the image encoder alone, eager (under optim.compile_vision it runs compiled inside the
+        # observation encoder's graph, the next part)
         "image encoder fwd+bwd": fwd_bwd(model.obs.vision, vision.args, ctx),
+        # what optim.compile_vision compiles: the FiLM head, the image encoder and the adapter
+        "observation encoder fwd+bwd": fwd_bwd(model.obs, obs.args, ctx),
         "LM fwd+bwd": fwd_bwd(model.llm, llm.args, ctx),
         "AdamW step": optimizer.step,
         "whole step": whole_step,
@@ -231,7 +237,7 @@ def main() -> None:
     _, wdata, _ = build(args.experiment, args.store, workers=workers, extra=extra)
     wloader = iter(wdata.train_dataloader())
     times[f"data ({workers} workers, alone)"] = median_s(lambda: next(wloader), args.repeats * 3)
-    rest = times["whole step"] - sum(times[k] for k in list(parts)[:3])
+    rest = times["whole step"] - sum(times[k] for k in list(parts)[1:4])  # obs, LM, AdamW
     peak = peaks(args.repeats, device)
     result = {
         "experiment": args.experiment,
@@ -241,7 +247,7 @@ def main() -> None:
         "sequence_length": int(llm.args[0].shape[1]),
         "images_per_step": int(vision.args[0].shape[0]),
         **{f"ms/{k}": v * 1e3 for k, v in times.items()},
-        "ms/rest (adapter, embeddings, loss, casts, Python)": rest * 1e3,
+        "ms/rest (prompt, embeddings, loss, casts, Python)": rest * 1e3,
         **{f"gflops/{k}": v / 1e9 for k, v in flops.items()},
         **{f"peak_gflops_per_s/{k}": v for k, v in peak.items()},
     }
@@ -271,8 +277,8 @@ def show(result: dict, times: dict, flops: dict, peak: dict) -> None:
     for col in ("part", "ms", "share of step", "GFLOP", "GFLOP/s"):
         table.add_column(col, justify="left" if col == "part" else "right")
     step = times["whole step"]
-    rows = [*times.items(), ("rest (adapter, embed, loss, casts, Python)", result[
-        "ms/rest (adapter, embeddings, loss, casts, Python)"] / 1e3)]  # fmt: skip
+    rows = [*times.items(), ("rest (prompt, embed, loss, casts, Python)", result[
+        "ms/rest (prompt, embeddings, loss, casts, Python)"] / 1e3)]  # fmt: skip
     for name, t in rows:
         g = flops.get(name)
         share = (

@@ -1,5 +1,6 @@
 """``torch.compile`` for training steps only, shared by the parts that offer it (the LM's decoder
-body: ``optim.compile``; the image encoder: ``optim.compile_vision``), and the check that
+body: ``optim.compile``; the observation encoder around the image encoder:
+``optim.compile_vision``), and the check that
 ``torch.compile`` can build kernels here at all (also used by ``VLAPolicy(compile=...)``).
 
 The compiled wrapper is kept in the owner's ``__dict__`` under ``key``, not as a submodule, so
@@ -9,6 +10,7 @@ shapes.
 """
 
 import shutil
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -43,12 +45,15 @@ def compile_available(option: str) -> bool:
     return False
 
 
-def compile_for_training(owner: nn.Module, key: str, module: nn.Module, **options: Any) -> None:
-    """Keep ``torch.compile(module, **options)`` on ``owner`` for its training forwards."""
+def compile_for_training(
+    owner: nn.Module, key: str, module: nn.Module | Callable[..., Any], **options: Any
+) -> None:
+    """Keep ``torch.compile(module, **options)`` (a module or one of ``owner``'s methods) on
+    ``owner`` for its training forwards."""
     owner.__dict__[key] = torch.compile(module, **options)
 
 
-def for_this_forward(owner: nn.Module, key: str, eager: nn.Module) -> Any:
+def for_this_forward(owner: nn.Module, key: str, eager: nn.Module | Callable[..., Any]) -> Any:
     """The compiled wrapper in a training forward with gradients, else ``eager``."""
     compiled = owner.__dict__.get(key)
     if compiled is not None and owner.training and torch.is_grad_enabled():

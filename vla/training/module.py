@@ -33,8 +33,9 @@ class VLATrainingModule(L.LightningModule):
         compile: run the LM's decoder through ``torch.compile`` in training steps
             (``CausalLM.compile_training``; validation and inference stay eager). Needs a C++
             compiler on CPUs (inductor); without one training runs eager, with a message.
-        compile_vision: the same for the image encoder (``ObservationEncoder.compile_training``):
-            on an AMX CPU its fwd+bwd was 1.8x faster compiled, on the AMD VM no faster (README).
+        compile_vision: the same for the observation encoder (``ObservationEncoder.
+            compile_training``: FiLM head, image encoder, adapter): on an AMX CPU the image
+            encoder's fwd+bwd was 1.8x faster compiled, on the AMD VM no faster (README).
         compile_mode: ``torch.compile``'s mode for both (``vla.train_compile.COMPILE_MODES``):
             "default", or "max-autotune-no-cudagraphs" (times candidate kernels while compiling:
             slower to compile, a faster step on some CPUs; README), "reduce-overhead" (CUDA

@@ -55,7 +55,7 @@ def test_ema_averages_batchnorm_statistics_too(vla_factory, batch_factory):
 
 @pytest.mark.parametrize(
     "part, key",
-    [("llm", "_train_body"), ("obs", "_train_vision")],  # optim.compile, optim.compile_vision
+    [("llm", "_train_body"), ("obs", "_train_encode")],  # optim.compile, optim.compile_vision
 )
 def test_compiled_training_part_matches_eager_and_leaves_eval_and_weights_alone(
     vla_factory, batch_factory, part, key
