@@ -26,7 +26,8 @@ from gymnasium import spaces
 from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
 
 from envs import keys
-from envs.palette import COLOURS, HALF_SIZE, SHAPES, SPLITS, check_choice, check_views
+from envs.palette import COLOURS, SHAPES, SPLITS, check_choice, check_views
+from envs.tabletop_scene import TabletopScene
 from envs.tasks import TASKS, EpisodeSpec, SceneView, Task
 from envs.tasks.base import PlacementError
 
@@ -42,7 +43,6 @@ LAYOUT_ATTEMPTS = 20  # draws of a scene before a crowded layout is an error
 ASSET = Path(__file__).parent / "assets" / "tabletop.xml"
 CAMERAS = ("front", "top", "wrist")
 TASK_NAMES = tuple(TASKS)  # privileged["task"] indexes this
-N_SLOTS = 6
 FRAME_SKIP = 50  # 50 x 2 ms = 10 Hz control
 # substeps between two reads of the gripper's contacts within a control step: a ball the fingers
 # hit mid-step can roll away before the step ends (it did, 12-50 cm, in touch rollouts), and a
@@ -55,7 +55,6 @@ TCP_LOW = np.array([-0.3, -0.24, 0.008])  # tcp workspace: fingertips stay above
 TCP_HIGH = np.array([0.3, 0.24, 0.3])
 LEASH = 0.05  # the mocap target never runs further than this ahead of the real hand
 INSTRUCTION_CHARSET = string.ascii_letters + string.digits + " ,.:;'-?!"
-GRIPPER_PARTS = ("palm", "wrist", "finger_left", "finger_right")
 VEL_LIMIT = 5.0  # m/s; reported tcp velocity is clipped to the observation space
 STATE_LIMIT = np.array([1, 1, 1, VEL_LIMIT, VEL_LIMIT, VEL_LIMIT, 0.2], np.float32)
 
@@ -156,26 +155,12 @@ class TabletopEnv(MujocoEnv):
 
     def _index_model(self) -> None:
         m = self.model
-        self._slot_body = [m.body(f"obj{i}").id for i in range(N_SLOTS)]
-        self._slot_geoms = [[m.geom(f"obj{i}_{s}").id for s in SHAPES] for i in range(N_SLOTS)]
-        self._slot_qpos = [m.jnt_qposadr[m.joint(f"obj{i}").id] for i in range(N_SLOTS)]
-        self._slot_qvel = [m.jnt_dofadr[m.joint(f"obj{i}").id] for i in range(N_SLOTS)]
+        self.scene = TabletopScene(m)  # the objects, places and cue
         self._park_qpos = self.init_qpos.copy()
-        self._geom_slot = np.full(m.ngeom, -1)
-        for i, geoms in enumerate(self._slot_geoms):
-            self._geom_slot[geoms] = i
-        self._geom_part = np.full(m.ngeom, -1)  # geom -> index into GRIPPER_PARTS, or -1
-        for k, part in enumerate(GRIPPER_PARTS):
-            self._geom_part[m.geom(part).id] = k
-        self._place_body = [m.body(n).id for n in ("pad0", "pad1", "bowl")]
-        self._place_park = m.body_pos[self._place_body].copy()
-        self._pad_geom = [m.geom("pad0").id, m.geom("pad1").id]
         self._hand_body = m.body("hand").id
         self._hand_qpos = m.jnt_qposadr[m.joint("hand").id]
         self._finger_qpos = [m.jnt_qposadr[m.joint(n).id] for n in ("finger_left", "finger_right")]
         self._tcp = m.site("tcp").id
-        self._cue_body, self._cue_geom = m.body("cue").id, m.geom("cue").id
-        self._cue_park = m.body_pos[self._cue_body].copy()
 
     # ---- gymnasium API -------------------------------------------------------------------
 
@@ -210,12 +195,7 @@ class TabletopEnv(MujocoEnv):
             self.task = self.tasks[int(rng.integers(len(self.tasks)))]
         self.spec_ = spec = self._sample_layout(rng)
         qpos = self._park_qpos.copy()
-        self._layout_objects(spec, qpos)
-        self._layout_places(spec)
-        m = self.model
-        m.body_pos[self._cue_body] = self._cue_park  # the cue: under the target, or parked
-        if self.task.cue_steps:
-            m.body_pos[self._cue_body] = [*spec.objects[spec.target].xy, 0.0]
+        self.scene.layout(self.model, spec, qpos, cue=bool(self.task.cue_steps))
         tcp = np.array([rng.uniform(-0.1, 0.1), rng.uniform(-0.16, -0.1), rng.uniform(0.14, 0.2)])
         qpos[self._hand_qpos : self._hand_qpos + 7] = [*(tcp - TCP_OFFSET), 1, 0, 0, 0]
         qpos[self._finger_qpos] = FINGER_OPEN
@@ -296,35 +276,6 @@ class TabletopEnv(MujocoEnv):
             raise ValueError(f"action {act.tolist()} contains NaN or inf; expected finite values")
         return np.clip(act, -1.0, 1.0)
 
-    def _layout_objects(self, spec: EpisodeSpec, qpos: np.ndarray) -> None:
-        m = self.model
-        if len(spec.objects) > N_SLOTS:
-            raise ValueError(
-                f"task drew {len(spec.objects)} objects; the scene has {N_SLOTS} slots"
-            )
-        for i in range(N_SLOTS):
-            obj = spec.objects[i] if i < len(spec.objects) else None
-            for k, g in enumerate(self._slot_geoms[i]):
-                active = obj is not None and SHAPES[k] == obj.shape
-                m.geom_contype[g] = m.geom_conaffinity[g] = int(active)
-                m.geom_rgba[g] = [*COLOURS[obj.colour], 1.0] if active else [0, 0, 0, 0]
-            # parked slots float with gravity compensated: no contacts, no drift
-            m.body_gravcomp[self._slot_body[i]] = 0.0 if obj is not None else 1.0
-            if obj is not None:
-                a = self._slot_qpos[i]
-                half = obj.yaw / 2
-                qpos[a : a + 7] = [*obj.xy, HALF_SIZE, np.cos(half), 0, 0, np.sin(half)]
-
-    def _layout_places(self, spec: EpisodeSpec) -> None:
-        m = self.model
-        m.body_pos[self._place_body] = self._place_park
-        pads = iter(range(2))
-        for place in spec.places:
-            slot = 2 if place.kind == "bowl" else next(pads)
-            m.body_pos[self._place_body[slot]] = [*place.xy, 0.0]
-            if place.kind == "pad":
-                m.geom_rgba[self._pad_geom[slot]] = [*COLOURS[place.colour], 1.0]
-
     def _simulate(self, finger: np.ndarray) -> tuple[list[set[str]], list[set[str]]]:
         """One control step (``frame_skip`` substeps, as ``do_simulation``), reading the gripper's
         contacts every ``CONTACT_SUBSTEPS``. Per object, the parts touching it at the step's end
@@ -334,22 +285,11 @@ class TabletopEnv(MujocoEnv):
         self.data.ctrl[:] = finger
         for _ in range(self.frame_skip // CONTACT_SUBSTEPS):
             mujoco.mj_step(self.model, self.data, nstep=CONTACT_SUBSTEPS)
-            touched = self._contacts(n)
+            touched = self.scene.contacts(self.data, n)
             for seen, now in zip(contacted, touched, strict=True):
                 seen |= now
         mujoco.mj_rnePostConstraint(self.model, self.data)  # as do_simulation: derived forces
         return touched, contacted
-
-    def _contacts(self, n_objects: int) -> list[set[str]]:
-        """Per object slot, the gripper parts in contact with it now."""
-        touched: list[set[str]] = [set() for _ in range(n_objects)]
-        pairs = self.data.contact.geom[: self.data.ncon]  # (ncon, 2) geom ids
-        slots, parts = self._geom_slot[pairs], self._geom_part[pairs]  # (ncon, 2) each, -1 = none
-        for a, b in ((0, 1), (1, 0)):  # a gripper part on one side, an object on the other
-            hit = (parts[:, a] >= 0) & (slots[:, b] >= 0) & (slots[:, b] < n_objects)  # (ncon,)
-            for slot, part in zip(slots[hit, b], parts[hit, a], strict=True):
-                touched[slot].add(GRIPPER_PARTS[part])
-        return touched
 
     def _scene_view(
         self, touched: list[set[str]] | None = None, contacted: list[set[str]] | None = None
@@ -357,11 +297,10 @@ class TabletopEnv(MujocoEnv):
         """The task's view of the simulator now; ``touched`` / ``contacted``: a control step's
         contacts at its end and at any moment (``_simulate``), else those of this moment."""
         n = len(self.spec_.objects)
-        pos = np.stack([self.data.qpos[a : a + 3] for a in self._slot_qpos[:n]])  # (n, 3)
-        vel = np.stack([self.data.qvel[a : a + 3] for a in self._slot_qvel[:n]])  # (n, 3)
+        pos, vel = self.scene.objects(self.data, n)  # (n, 3), (n, 3)
         place_xy = np.array([p.xy for p in self.spec_.places]).reshape(-1, 2)  # (n_places, 2)
         tcp = self.data.site_xpos[self._tcp].copy()
-        touched = self._contacts(n) if touched is None else touched
+        touched = self.scene.contacts(self.data, n) if touched is None else touched
         return SceneView(
             tcp, pos, vel, touched, place_xy, touched if contacted is None else contacted
         )
@@ -370,7 +309,7 @@ class TabletopEnv(MujocoEnv):
         if self._renderer is None:
             self._renderer = mujoco.Renderer(self.model, self.image_size, self.image_size)
         lit = self._steps < self.task.cue_steps  # the cue shows in frames 0 .. cue_steps - 1
-        self.model.geom_rgba[self._cue_geom, 3] = 1.0 if lit else 0.0  # render() shows it too
+        self.model.geom_rgba[self.scene.cue_geom, 3] = 1.0 if lit else 0.0  # render() shows it too
         obs = {}
         for cam in self.cameras:
             self._renderer.update_scene(self.data, camera=cam)
@@ -387,7 +326,7 @@ class TabletopEnv(MujocoEnv):
 
     def _privileged(self) -> dict:
         spec = self.spec_
-        a = self._slot_qpos[spec.target]
+        a = self.scene.slot_qpos[spec.target]
         place_pos = np.zeros(3, np.float32)
         kind = 0
         if spec.place is not None:

@@ -174,7 +174,7 @@ def test_recall_cue_shows_only_at_the_start_and_names_nothing_after(make):
                     changed = (np.abs(f[cam].astype(int) - after[0][cam]).sum(-1) > 60).sum()
                     assert changed >= 6, (cam, changed)
             for j in range(len(env.spec_.objects)):  # the cue's place leaves no trace later
-                env.model.body_pos[env._cue_body] = [*env.spec_.objects[j].xy, 0.0]
+                env.model.body_pos[env.scene.cue_body] = [*env.spec_.objects[j].xy, 0.0]
                 mujoco.mj_forward(env.model, env.data)
                 again = env._get_obs()
                 for cam in ("image", "image_top"):

@@ -111,7 +111,7 @@ def test_stepping_in_contact_reads_is_the_physics_of_one_control_step(make):
 
         def one_call(finger):  # gymnasium's 50 substeps in one call; contacts at the end only
             b.do_simulation(finger, b.frame_skip)
-            now = b._contacts(len(b.spec_.objects))
+            now = b.scene.contacts(b.data, len(b.spec_.objects))
             return now, now
 
         b._simulate = one_call
