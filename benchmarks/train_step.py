@@ -237,7 +237,8 @@ def main() -> None:
     _, wdata, _ = build(args.experiment, args.store, workers=workers, extra=extra)
     wloader = iter(wdata.train_dataloader())
     times[f"data ({workers} workers, alone)"] = median_s(lambda: next(wloader), args.repeats * 3)
-    rest = times["whole step"] - sum(times[k] for k in list(parts)[1:4])  # obs, LM, AdamW
+    step_parts = ("observation encoder fwd+bwd", "LM fwd+bwd", "AdamW step")  # disjoint parts
+    rest = times["whole step"] - sum(times[k] for k in step_parts)
     peak = peaks(args.repeats, device)
     result = {
         "experiment": args.experiment,

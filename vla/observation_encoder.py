@@ -283,14 +283,13 @@ class ObservationEncoder(nn.Module):
         """``(B, T, V, 3, H, W)`` uint8, ``(B, T, S)`` and, for a FiLM encoder, ``condition``
         ``(B, D)`` -> tokens ``(B, num_tokens, D)``."""
         self.check_images(images)
-        self.check_state(state, images.shape[0])
-        if self.conditioned and (
-            condition is None or tuple(condition.shape) != (images.shape[0], self.width)
-        ):
+        b = images.shape[0]
+        self.check_state(state, b)
+        if self.conditioned and (condition is None or tuple(condition.shape) != (b, self.width)):
             got = None if condition is None else tuple(condition.shape)
             raise ValueError(
                 "this encoder is instruction-conditioned (a film encoder or a conditioned "
-                f"adapter): pass condition (B={images.shape[0]}, D={self.width}), got {got}"
+                f"adapter): pass condition (B={b}, D={self.width}), got {got}"
             )
         return for_this_forward(self, "_train_encode", self._encode)(images, state, condition)
 

@@ -248,14 +248,22 @@ class WindowDataset(Dataset):
     def __len__(self) -> int:
         return len(self._step)
 
+    def _window(
+        self, index: int | np.ndarray
+    ) -> tuple[Any, Any, np.ndarray, np.ndarray, np.ndarray]:
+        """Where the window(s) ``index`` (an int, or ``(B,)``) read: episode and its end
+        (scalars or ``(B,)``), observation steps ``(..., T)``, action steps ``(..., H)`` (the last
+        action repeated past the episode end) and their mask ``(..., H)`` (False there)."""
+        t, episode = self._step[index], self._episode[index]
+        start, end = self._starts[episode], self._ends[episode]
+        obs = observation_steps(t, start, self.obs_horizon, self.history)  # (..., T) steps
+        act = np.asarray(t)[..., None] + self._act_offsets  # (..., H)
+        last = np.asarray(end)[..., None]  # (..., 1)
+        return episode, end, obs, np.minimum(act, last - 1), act < last
+
     def __getitem__(self, index: int) -> dict[str, Any]:
-        t = int(self._step[index])
-        episode = int(self._episode[index])
-        start, end = int(self._starts[episode]), int(self._ends[episode])
-        obs = observation_steps(t, start, self.obs_horizon, self.history)  # (T,) steps
-        act = t + self._act_offsets  # (H,)
-        mask = act < end  # (H,) False past the episode end
-        act = np.minimum(act, end - 1)  # (H,) last action repeated past the end
+        episode, end, obs, act, mask = self._window(index)  # (), (), (T,), (H,), (H,)
+        episode, end = int(episode), int(end)
         sample: dict[str, Any] = {}
         if self.image_keys:
             views = [self._read_frames(k, obs, episode) for k in self.image_keys]  # V (T, H, W, 3)
@@ -288,12 +296,7 @@ class WindowDataset(Dataset):
         if per_sample or any(k not in self._frames for k in self.image_keys):
             return collate_windows([self[i] for i in indices])
         index = np.asarray(indices, np.int64)  # (B,)
-        t, episode = self._step[index], self._episode[index]  # (B,), (B,)
-        start, end = self._starts[episode], self._ends[episode]  # (B,), (B,)
-        obs = observation_steps(t, start, self.obs_horizon, self.history)  # (B, T) steps
-        act = t[:, None] + self._act_offsets  # (B, H)
-        mask = act < end[:, None]  # (B, H) False past the episode end
-        act = np.minimum(act, end[:, None] - 1)  # (B, H) last action repeated past the end
+        episode, end, obs, act, mask = self._window(index)  # (B,), (B,), (B, T), (B, H), (B, H)
         batch: dict[str, Any] = {}
         if self.image_keys:
             rows = obs + self._cache_offset[episode][:, None]  # (B, T) rows of the cache
