@@ -29,6 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from vla.hydra_config import target_config, to_plain
+from vla.vision.max_pool import use_aten_max_pools
 
 
 class TimmEncoder(nn.Module):
@@ -101,6 +102,7 @@ class TimmEncoder(nn.Module):
         self.model = timm.create_model(model_name, pretrained=pretrained_path is not None, **kwargs)
         if stem is not None:
             replace_stem(self.model, stem, model_name)
+        use_aten_max_pools(self.model)  # same numbers; faster compiled on a CPU
         self.image_size = image_size
         self.features_only = feature_stage is not None
         self.num_prefix_tokens = int(getattr(self.model, "num_prefix_tokens", 0))
