@@ -13,8 +13,7 @@ import torch
 from torch import Tensor, nn
 
 
-@torch.library.custom_op("vla::max_pool2d", mutates_args=())
-def max_pool2d(
+def _pool(
     x: Tensor,
     kernel_size: list[int],
     stride: list[int],
@@ -28,15 +27,7 @@ def max_pool2d(
     )
 
 
-@max_pool2d.register_fake
-def _(x, kernel_size, stride, padding, dilation, ceil_mode):
-    return torch.ops.aten.max_pool2d_with_indices(
-        x, kernel_size, stride, padding, dilation, ceil_mode
-    )
-
-
-@torch.library.custom_op("vla::max_pool2d_backward", mutates_args=())
-def max_pool2d_backward(
+def _pool_backward(
     grad: Tensor,
     x: Tensor,
     indices: Tensor,
@@ -52,11 +43,13 @@ def max_pool2d_backward(
     )
 
 
-@max_pool2d_backward.register_fake
-def _(grad, x, indices, kernel_size, stride, padding, dilation, ceil_mode):
-    return torch.ops.aten.max_pool2d_with_indices_backward(
-        grad, x, kernel_size, stride, padding, dilation, ceil_mode, indices
-    )
+# opaque to the compiler; the same functions give the output shapes and strides on fake tensors
+max_pool2d = torch.library.custom_op("vla::max_pool2d", _pool, mutates_args=())
+max_pool2d.register_fake(_pool)
+max_pool2d_backward = torch.library.custom_op(
+    "vla::max_pool2d_backward", _pool_backward, mutates_args=()
+)
+max_pool2d_backward.register_fake(_pool_backward)
 
 
 def _setup_context(ctx, inputs, output) -> None:
