@@ -78,11 +78,10 @@ class MaxPool2d(nn.MaxPool2d):
     def forward(self, x: Tensor) -> Tensor:
         if not (torch.compiler.is_compiling() and x.device.type == "cpu") or self.return_indices:
             return super().forward(x)
-        stride = self.stride if self.stride is not None else self.kernel_size
-        out, _ = max_pool2d(
+        out, _ = max_pool2d(  # nn.MaxPool2d already set stride = kernel_size when it was None
             x,
             _pair(self.kernel_size),
-            _pair(stride),
+            _pair(self.stride),
             _pair(self.padding),
             _pair(self.dilation),
             bool(self.ceil_mode),
