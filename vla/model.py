@@ -76,6 +76,8 @@ class VLA(VLASlots, VLAInference, VLATraining, nn.Module):
             et al. 2019; Wen et al. 2020).
         state_noise: training only: std of Gaussian noise on the normalized state (q01..q99 ->
             [-1, 1]); against reading the demonstration off the exact hand position (0 = off).
+        state_dropout: training only: hide a sample's whole state with this probability (its
+            token keeps only the time embedding): the images have to say where to go (0 = off).
         film_pooling: how the instruction's tokens become the FiLM conditioning vector, one of
             ``vla.film_pooling.FILM_POOLINGS`` (``mean`` and learned poolings).
         film_head: ``mlp``, ``linear`` or ``product``: how the pooled instruction becomes the
@@ -151,6 +153,7 @@ class VLA(VLASlots, VLAInference, VLATraining, nn.Module):
         state_noise: float = 0.0,
         film_pooling: str = "mean",
         camera_dropout: float = 0.0,
+        state_dropout: float = 0.0,
         film_head: str = "mlp",
         film_cameras: Sequence[int] | None = None,
         decoding: Decoding = "parallel",
@@ -203,6 +206,7 @@ class VLA(VLASlots, VLAInference, VLATraining, nn.Module):
             state_noise=state_noise,
             film_pooling=film_pooling,
             camera_dropout=camera_dropout,
+            state_dropout=state_dropout,
             film_head=film_head,
             film_cameras=film_cameras,
             decoding=decoding,
@@ -242,6 +246,7 @@ class VLA(VLASlots, VLAInference, VLATraining, nn.Module):
             camera_dropout,
             film_head,
             film_cameras,
+            state_dropout,
         )
         built_text_adapter = build_text_adapter(text_encoder, text_adapter, llm.hidden_size)
         speech = None

@@ -12,6 +12,10 @@ adds Gaussian noise of that std to the normalized state: with few demonstrations
 exact hand position along a trajectory tells which demonstration it is, hence where it goes, and
 a policy can learn that instead of reading the goal from its images (causal confusion; Octo
 found proprioception hurt for this reason). Noise keeps the coarse position and hides the rest.
+``state_dropout`` instead hides a sample's whole state (its token keeps only the time embedding)
+with that probability: where every demonstration starts from one hand position (Meta-World), the
+hand's place along its straight way tells the way, and a policy that follows it never stops where
+its images say (README "Meta-World"); without the state half the time, the images have to say it.
 
 In training, ``camera_dropout`` hides each camera of a sample (all its frames) with that
 probability, at least one camera always kept: a hidden camera's image tokens are zeroed, so the LM
@@ -100,6 +104,7 @@ class ObservationEncoder(nn.Module):
         camera_dropout: float = 0.0,
         film_head: str = "mlp",
         film_cameras: Sequence[int] | None = None,
+        state_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         if film_pooling not in FILM_POOLINGS:
@@ -110,6 +115,11 @@ class ObservationEncoder(nn.Module):
             raise ValueError(
                 f"state_noise={state_noise} must be in [0, 1): the std of the noise on the "
                 "normalized state (its q01..q99 span is [-1, 1]); 0 = off"
+            )
+        if not 0 <= state_dropout < 1:
+            raise ValueError(
+                f"state_dropout={state_dropout} must be in [0, 1): the probability of hiding "
+                "the state of a training sample; 0 = off"
             )
         if not 0 <= camera_dropout < 1:
             raise ValueError(
@@ -122,6 +132,7 @@ class ObservationEncoder(nn.Module):
                 f"model has num_cameras={num_cameras}"
             )
         self.state_noise, self.camera_dropout = state_noise, camera_dropout
+        self.state_dropout = state_dropout
         self.vision = vision
         self.adapter = adapter(
             in_dim=vision.embed_dim, out_dim=out_dim, num_patches=vision.num_patches
@@ -324,6 +335,10 @@ class ObservationEncoder(nn.Module):
             x = self.normalize_state(state)  # (B, T, S')
             if self.training and self.state_noise:
                 x = x + self.state_noise * torch.randn_like(x)  # (B, T, S')
-            s = self.state_proj(x) + self.time_embed  # (B, T, D)
+            s = self.state_proj(x)  # (B, T, D)
+            if self.training and self.state_dropout:  # a hidden state's token: its time alone
+                keep = torch.rand(b, 1, 1, device=s.device) >= self.state_dropout  # (B, 1, 1)
+                s = s * keep.to(s.dtype)  # (B, T, D)
+            s = s + self.time_embed  # (B, T, D)
             tokens = torch.cat([tokens, s.unsqueeze(2)], dim=2)  # (B, T, V*Q + 1, D)
         return tokens.flatten(1, 2)  # (B, T * (V*Q [+1]), D)

@@ -274,6 +274,36 @@ def test_state_noise_acts_in_training_only_and_is_saved(vla_factory, batch_facto
             vla_factory(state_noise=bad)
 
 
+def test_state_dropout_hides_whole_states_in_training_only(vla_factory, batch_factory) -> None:
+    """A hidden state's token is the same whatever the state (its time embedding alone), the
+    image tokens are untouched, and evaluation always reads the state."""
+    model = vla_factory(state_dropout=0.5)
+    batch = batch_factory(model, b=64)
+    images, state = batch[keys.IMAGE], batch[keys.STATE]
+    other = state + 1.0  # another hand position for every sample
+    state_token = -1  # the state's token closes the frame's group
+    with torch.no_grad():
+        model.eval()
+        assert not torch.allclose(model.obs(images, state), model.obs(images, other))
+        model.train()  # batch-norm statistics of the batch: compare on / off in train mode
+        torch.manual_seed(0)
+        dropped = model.obs(images, state)  # (B, N, D)
+        torch.manual_seed(0)
+        dropped_other = model.obs(images, other)  # the same samples hidden
+        model.obs.state_dropout = 0.0
+        clean = model.obs(images, state)
+    torch.testing.assert_close(dropped[:, :state_token], clean[:, :state_token])
+    hidden = (dropped[:, state_token] - clean[:, state_token]).abs().amax(-1) > 0  # (B,)
+    assert 0 < hidden.sum() < len(hidden)  # some samples hidden, some not
+    # a hidden state says nothing: the token is the same for another state
+    torch.testing.assert_close(dropped[hidden, state_token], dropped_other[hidden, state_token])
+    assert not torch.allclose(dropped[~hidden, state_token], dropped_other[~hidden, state_token])
+    assert model.model_config()["state_dropout"] == 0.5
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError, match=f"state_dropout={bad} must be in"):
+            vla_factory(state_dropout=bad)
+
+
 def test_camera_dropout_hides_whole_cameras_in_training_only(vla_factory, batch_factory) -> None:
     """A hidden camera's tokens are only its embeddings, every sample keeps one camera, and
     evaluation sees every camera."""
