@@ -10,7 +10,8 @@ per camera, the mean absolute change of the chunk in units of the action range's
 (1.0 = from the middle of the range to its edge), beside the change when the whole observation
 comes from the next scene. A camera whose swap moves nothing is one the policy does not read,
 whatever it shows (README "Meta-World": the recipe's corner camera, 0.002-0.03 against 0.2-0.35
-for its wrist camera). ``--steps N`` first lets the policy act N steps in every scene and
+for its wrist camera); a row for the state swaps the proprioception alone the same way.
+``--steps N`` first lets the policy act N steps in every scene and
 measures there instead of at the start (a later phase: carrying a puck to its goal); a scene that
 ends before is measured where it ended.
 
@@ -35,6 +36,7 @@ from rich.table import Table  # noqa: E402
 
 import envs  # noqa: E402, F401  registers the ids
 from policies.collect import camera_kwargs  # noqa: E402
+from policies.rollout import observation_after  # noqa: E402
 from policies.vla_policy import VLAPolicy  # noqa: E402
 from vla.checkpoint import read_training_info  # noqa: E402
 
@@ -46,17 +48,6 @@ def first_chunks(policy: VLAPolicy, observations: list[dict]) -> np.ndarray:
         policy.reset()
         chunks.append(policy.act_chunk(obs))
     return np.stack(chunks)
-
-
-def advance(env: gym.Env, policy: VLAPolicy, seed: int, steps: int) -> dict:
-    """The observation of scene ``seed`` after the policy acted ``steps`` steps in it."""
-    obs, _ = env.reset(seed=seed)
-    policy.reset()
-    for _ in range(steps):
-        obs, _, terminated, truncated, _ = env.step(policy.act(obs))
-        if terminated or truncated:
-            break
-    return obs
 
 
 def main() -> None:
@@ -80,7 +71,9 @@ def main() -> None:
         kwargs["tasks"] = args.task
     env = gym.make(env_id, **kwargs)
     try:
-        scenes = [advance(env, policy, args.seed + k, args.steps) for k in range(args.episodes)]
+        scenes = [
+            observation_after(env, policy, args.seed + k, args.steps) for k in range(args.episodes)
+        ]
     finally:
         env.close()
     missing = [k for k in policy.image_keys if k not in scenes[0]]
@@ -103,6 +96,9 @@ def main() -> None:
         swapped = [{**o, key: n[key]} for o, n in zip(scenes, nxt, strict=True)]
         black = [{**o, key: np.zeros_like(o[key])} for o in scenes]
         table.add_row(key, f"{change(swapped):.3f}", f"{change(black):.3f}")
+    if "state" in scenes[0]:  # the hand's own reading: its place can say the way (README)
+        swapped = [{**o, "state": n["state"]} for o, n in zip(scenes, nxt, strict=True)]
+        table.add_row("the state", f"{change(swapped):.3f}", "")
     whole = [{**n, "instruction": o["instruction"]} for o, n in zip(scenes, nxt, strict=True)]
     table.add_row("all cameras and the state", f"{change(whole):.3f}", "")
     Console().print(table)

@@ -143,6 +143,18 @@ def run_episode(
     return result
 
 
+def observation_after(env: gym.Env, policy: Policy, seed: int | None, steps: int) -> dict:
+    """The observation of ``env`` reset with ``seed`` after ``policy`` acted ``steps`` steps in
+    it, or where the episode ended before (a later phase of an episode to probe a policy at)."""
+    obs, _ = env.reset(seed=seed)
+    policy.reset()
+    for _ in range(steps):
+        obs, _, terminated, truncated, _ = env.step(policy.act(obs))
+        if terminated or truncated:
+            break
+    return obs
+
+
 class Film(RolloutHook):
     """Keeps the frames of the episodes whose seed is in ``seeds``: one ``render`` call for all
     envs before every step and one after the last (``EpisodeResult.frames``: length + 1).

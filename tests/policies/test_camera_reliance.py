@@ -1,5 +1,5 @@
 """benchmarks/camera_reliance.py on a tiny two-camera touch checkpoint: it runs end to end and
-prints one row per camera plus the whole-observation row."""
+prints one row per camera, one for the state and the whole-observation row."""
 
 import subprocess
 import sys
@@ -19,7 +19,7 @@ def test_camera_reliance_prints_a_row_per_camera(tmp_path, tiny_vla) -> None:
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
-    for row in ("image ", "image_top", "all cameras and the state", "after 2 steps"):
+    for row in ("image ", "image_top", "the state ", "all cameras and the state", "after 2 steps"):
         assert row in done.stdout, done.stdout
     bad = subprocess.run(
         [sys.executable, str(SCRIPT), str(tmp_path / "ckpt"), "--episodes", "1"],

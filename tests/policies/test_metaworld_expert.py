@@ -1,6 +1,6 @@
 """Meta-World end to end: its scripted policies behind the Policy protocol, vla-collect with
 them, vla-train on the store with overrides only (4-d state, two named cameras), and vla-eval of
-the checkpoint with a fixed number of episodes per task.
+the checkpoint with a fixed number of episodes per task, and benchmarks/state_shortcut.py on it.
 
 Runs in the metaworld venv (``make metaworld-deps``; ``make test`` runs it there); in the core
 venv it is skipped, saying so.
@@ -9,6 +9,7 @@ venv it is skipped, saying so.
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -98,3 +99,14 @@ def test_collect_train_and_evaluate_per_task(tmp_path):
         "door-open-v3": 2,
     }
     assert report["episodes"] == 4 and (ev / "success_per_task.png").exists()
+
+    # benchmarks/state_shortcut.py on the same checkpoint: a row per axis and step
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "state_shortcut.py"
+    done = subprocess.run(
+        [sys.executable, str(script), str(out / "checkpoints" / "last"), "--episodes", "3",
+         "--steps", "0", "2"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [line for line in done.stdout.splitlines() if line.count("│") == 6]  # body rows
+    assert len(rows) == 2 * 3, done.stdout  # x, y, z after 0 and after 2 steps

@@ -8,7 +8,15 @@ import pytest
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 
 from policies.batch import PerEnvPolicies
-from policies.rollout import AskQuestion, Film, RolloutHook, info_at, rollout, run_episode
+from policies.rollout import (
+    AskQuestion,
+    Film,
+    RolloutHook,
+    info_at,
+    observation_after,
+    rollout,
+    run_episode,
+)
 from policies.scripted_expert import ScriptedExpert
 
 # picklable by reference, for env worker processes
@@ -118,3 +126,27 @@ def test_more_envs_than_seeds_is_refused():
             rollout(envs, PerEnvPolicies(ScriptedExpert, 2), [0])
     finally:
         envs.close()
+
+
+def test_observation_after_acts_the_steps_asked_and_stops_where_the_episode_ends():
+    env = make_multitask()
+    try:
+        start, _ = env.reset(seed=3)
+        assert np.array_equal(
+            observation_after(env, ScriptedExpert(), 3, 0)["image"], start["image"]
+        )
+        expert = ScriptedExpert()
+        obs, _ = env.reset(seed=3)
+        expert.reset()
+        for _ in range(4):
+            obs, *_ = env.step(expert.act(obs))
+        after = observation_after(env, ScriptedExpert(), 3, 4)
+        assert np.array_equal(after["state"], obs["state"])
+        assert not np.array_equal(after["state"], start["state"])
+        length = run_episode(env, ScriptedExpert(), seed=3).length
+        last = observation_after(env, ScriptedExpert(), 3, length + 50)  # ends before: its end
+        assert np.array_equal(
+            last["state"], observation_after(env, ScriptedExpert(), 3, length)["state"]
+        )
+    finally:
+        env.close()
