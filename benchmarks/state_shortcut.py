@@ -15,7 +15,8 @@ Per axis, the table gives the correlation over the layouts of that action with t
 image-led policy would go, ``goal(k) - hand(k + 1)`` (layout k's goal: Meta-World's own, which
 the policy never sees), and with the way the state's own layout goes, ``goal(k + 1) - hand(k +
 1)`` (what a policy following its hand's place would do). Where the second wins, the state, not
-the images, steers; the first row does the same with each layout's own state, as a reference.
+the images, steers; the first column gives the action's correlation with its own layout's
+way, each layout with its own state, as a reference.
 The env is the checkpoint's cameras and image size; needs the metaworld venv.
 """
 
