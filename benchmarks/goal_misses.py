@@ -51,13 +51,13 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from envs import keys  # noqa: E402
-from envs.metaworld_env import MetaWorldEnv  # noqa: E402
+from envs.metaworld_env import SIM_GOAL, SIM_HAND, MetaWorldEnv  # noqa: E402
 from policies.metaworld_expert import MetaWorldExpert  # noqa: E402
 from policies.vla_policy import VLAPolicy  # noqa: E402
 from vla.checkpoint import read_training_info  # noqa: E402
 
-GOAL = slice(36, 39)  # Meta-World's 39-d observation: the goal is its last 3 entries
-HAND, PUCK = slice(0, 3), slice(4, 7)
+GOAL, HAND = SIM_GOAL, SIM_HAND  # in Meta-World's 39-d observation
+PUCK = slice(4, 7)
 JUDGED = keys.REWARD_PREFIX + "obj_to_target"  # the distance Meta-World's success thresholds
 
 

@@ -35,13 +35,10 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from envs import keys  # noqa: E402
-from envs.metaworld_env import MetaWorldEnv  # noqa: E402
+from envs.metaworld_env import SIM_GOAL, SIM_HAND, MetaWorldEnv  # noqa: E402
 from policies.rollout import observation_after  # noqa: E402
 from policies.vla_policy import VLAPolicy  # noqa: E402
 from vla.checkpoint import read_training_info  # noqa: E402
-
-GOAL = slice(36, 39)  # Meta-World's 39-d observation: the goal is its last 3 entries
-HAND = slice(0, 3)  # the hand's x, y, z, the state's first three entries
 
 
 def correlation(a: np.ndarray, b: np.ndarray) -> float:
@@ -61,8 +58,8 @@ def shortcut_rows(policy: VLAPolicy, scenes: list[dict]) -> list[tuple[str, floa
     """Per axis: the action's correlation with its own layout's way, with the images' layout's
     way and with the state's layout's way, the state taken from the next layout."""
     sim = [s[keys.PRIVILEGED][keys.SIM_OBS] for s in scenes]
-    goal = np.stack([o[GOAL] for o in sim])  # (N, 3)
-    hand = np.stack([o[HAND] for o in sim])  # (N, 3)
+    goal = np.stack([o[SIM_GOAL] for o in sim])  # (N, 3)
+    hand = np.stack([o[SIM_HAND] for o in sim])  # (N, 3)
     nxt = np.roll(np.arange(len(scenes)), -1)  # layout k's state comes from k + 1
     own = np.stack([next_action(policy, s) for s in scenes])  # (N, 3)
     mixed = [{**s, keys.STATE: scenes[j][keys.STATE]} for s, j in zip(scenes, nxt, strict=True)]

@@ -104,6 +104,7 @@ VIEWPOINTS: dict[str, dict[str, Any]] = {
 VIEWPOINT_KEYS = ("lookat", "distance", "azimuth", "elevation")
 STATE_NAMES = ("hand_x", "hand_y", "hand_z", "gripper_distance")
 SIM_OBS_DIM = 39  # Meta-World's observation with the goal (the experts' input)
+SIM_HAND, SIM_GOAL = slice(0, 3), slice(36, 39)  # in it: the hand's x, y, z; the goal (last 3)
 CHARSET = string.ascii_letters + string.digits + " -"
 
 
